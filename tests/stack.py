@@ -1,0 +1,87 @@
+"""Where the running stack is, read from the same variables the README documents.
+
+Integration and browser tests reach every service on the host's published ports
+(127.0.0.1 by default). When a service does not answer, the test fails with a message
+saying how to start the stack; outside CI it is skipped instead, and says so. Under
+``CI=true`` nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+HOW_TO_START = "start the stack first: `make up` (or run `make test`, which brings it up)"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, "").strip() or default
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Host-side addresses of every service (README defaults)."""
+
+    bind: str = _env("POLYLOOP_BIND", "127.0.0.1")
+    web_port: int = int(_env("WEB_PORT", "8080"))
+    tcp_echo_port: int = int(_env("TCP_ECHO_PORT", "8000"))
+    udp_echo_port: int = int(_env("UDP_ECHO_PORT", "9999"))
+    resolver_port: int = int(_env("RESOLVER_PORT", "8053"))
+    dns_port: int = int(_env("DNS_PORT", "1053"))
+
+    @property
+    def host(self) -> str:
+        # a wildcard bind is reached on loopback; tests never target another address
+        return "127.0.0.1" if self.bind in {"0.0.0.0", "", "::"} else self.bind
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self.host}:{self.web_port}"
+
+    @property
+    def resolver_url(self) -> str:
+        return f"http://{self.host}:{self.resolver_port}"
+
+
+def unavailable(what: str) -> None:
+    """Fail (in CI) or skip (elsewhere, saying so) because `what` is not running."""
+    message = f"{what} is not answering; {HOW_TO_START}"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(f"{message} (skipped outside CI; CI=true fails instead)")
+
+
+def tcp_answers(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def stack_mode() -> str:
+    """'docker' when the stack runs in containers, 'local' for local processes, else ''."""
+    state = ROOT / ".run" / "mode"
+    return state.read_text().strip() if state.exists() else ""
+
+
+def compose(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+    """Run `docker compose ARGS` in the repo root (the project's compose.yaml)."""
+    if shutil.which("docker") is None:
+        unavailable("docker")
+    return subprocess.run(
+        ["docker", "compose", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+    )
