@@ -1,0 +1,72 @@
+"""Run the asyncio UDP echo: ``python -m services.udp_echo``.
+
+Listens on LISTEN_HOST:UDP_ECHO_PORT (127.0.0.1:9999 by default); try it with
+``nc -u 127.0.0.1 9999``. SIGTERM or SIGINT closes the socket and exits 0 at once:
+UDP has no connection to drain. A bad setting exits 2 with one JSON log line naming
+it; a port that cannot be bound exits 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from services.common.config import ConfigError
+from services.common.logging import setup_logging
+from services.udp_echo.config import UdpEchoConfig
+from services.udp_echo.protocol import ServerUdpEchoProtocol
+from services.udp_echo.ratelimit import SourceRateLimiter
+
+log = logging.getLogger("services.udp_echo")
+
+
+async def main(config: UdpEchoConfig) -> None:
+    loop = asyncio.get_running_loop()
+    on_lost: asyncio.Future[None] = loop.create_future()
+    limiter = (
+        SourceRateLimiter(config.rate_limit, max_sources=config.max_sources)
+        if config.rate_limit
+        else None
+    )
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: ServerUdpEchoProtocol(
+            max_datagram=config.max_datagram,
+            limiter=limiter,
+            stats_interval=config.stats_interval,
+            on_lost=on_lost,
+        ),
+        local_addr=(config.listen_host, config.port),
+    )
+
+    def stop(signame: str) -> None:
+        log.info("stopping", extra={"signal": signame})
+        transport.close()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop, sig.name)
+    await on_lost
+
+
+def run() -> int:
+    try:
+        config = UdpEchoConfig.from_env()
+    except ConfigError as exc:
+        setup_logging("udp-echo")
+        log.error("invalid configuration", extra={"error": str(exc)})
+        return 2
+    setup_logging("udp-echo", config.log_level)
+    try:
+        asyncio.run(main(config))
+    except OSError as exc:
+        log.error(
+            "cannot listen",
+            extra={"host": config.listen_host, "port": config.port, "error": str(exc)},
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

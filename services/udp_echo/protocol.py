@@ -1,0 +1,144 @@
+"""The book's Trollius UDP echo, as an asyncio ``DatagramProtocol``.
+
+Every datagram is sent back, unchanged, to the address it came from — except:
+
+- from a source port below 1024: never answered. A spoofed datagram "from" another
+  host's echo (7) or chargen (19) port would otherwise start an endless ping-pong
+  between the two services (CVE-1999-0103);
+- larger than ``max_datagram`` bytes: dropped;
+- over the source's rate (when a ``SourceRateLimiter`` is given): dropped;
+- while the socket's send buffer is full (``pause_writing``): dropped, so a flood
+  cannot grow the transport's buffer without bound.
+
+A reply is the request itself, so it is never larger (no amplification). Every drop is
+counted by reason on the protocol; one JSON log line every ``stats_interval`` seconds
+summarises the drops of that interval, never one line per datagram.
+
+Try it (with the service running): ``nc -u 127.0.0.1 9999``, then type a line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, cast
+
+from services.udp_echo.ratelimit import SourceRateLimiter
+
+log = logging.getLogger(__name__)
+
+# ports below this are system services (echo, chargen, daytime, dns...): never reply to them
+FIRST_UNPRIVILEGED_PORT = 1024
+DROP_REASONS = ("privileged_port", "oversize", "rate_limited", "backpressure")
+
+
+class ServerUdpEchoProtocol(asyncio.DatagramProtocol):
+    """Echo each datagram to its sender, within the guards above."""
+
+    def __init__(
+        self,
+        max_datagram: int = 4096,
+        limiter: SourceRateLimiter | None = None,
+        stats_interval: float = 0.0,
+        on_lost: asyncio.Future[None] | None = None,
+    ) -> None:
+        self.max_datagram = max_datagram
+        self.limiter = limiter
+        self.stats_interval = stats_interval
+        self.on_lost = on_lost
+        self.transport: asyncio.DatagramTransport | None = None
+        self.echoed = 0
+        self.dropped = dict.fromkeys(DROP_REASONS, 0)
+        self.errors = 0
+        self.last_error = ""
+        self._writing_paused = False
+        self._reported: dict[str, int] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def received(self) -> int:
+        # derived, so the hot path pays for one counter, not two
+        return self.echoed + sum(self.dropped.values())
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # the selector loop's datagram transport does not subclass DatagramTransport
+        self.transport = cast(asyncio.DatagramTransport, transport)
+        log.info(
+            "udp echo listening",
+            extra={
+                "sockname": transport.get_extra_info("sockname"),
+                "max_datagram": self.max_datagram,
+                "rate_limit": self.limiter.rate if self.limiter else 0,
+            },
+        )
+        if self.stats_interval > 0:
+            self._timer = asyncio.get_running_loop().call_later(self.stats_interval, self._tick)
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        # the common case runs four cheap compares and one sendto
+        if addr[1] < FIRST_UNPRIVILEGED_PORT:
+            self.dropped["privileged_port"] += 1
+        elif len(data) > self.max_datagram:
+            self.dropped["oversize"] += 1
+        elif self.limiter is not None and not self.limiter.allow(addr[0]):
+            self.dropped["rate_limited"] += 1
+        elif self._writing_paused:
+            self.dropped["backpressure"] += 1
+        else:
+            self.transport.sendto(data, addr)  # type: ignore[union-attr]
+            self.echoed += 1
+
+    def error_received(self, exc: Exception) -> None:
+        # e.g. ICMP port unreachable from a peer that left, or ENOBUFS: one peer's problem,
+        # never the server's; counted here and reported in the periodic summary
+        self.errors += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        log.debug("udp echo socket error", extra={"error": self.last_error})
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.log_drops()
+        log.info("udp echo closed", extra=self.stats())
+        if self.on_lost is not None and not self.on_lost.done():
+            self.on_lost.set_result(None)
+
+    def stats(self) -> dict[str, Any]:
+        """Totals since start: received, echoed, dropped by reason, socket errors."""
+        return {
+            "received": self.received,
+            "echoed": self.echoed,
+            "dropped": dict(self.dropped),
+            "errors": self.errors,
+            "sources": len(self.limiter) if self.limiter else 0,
+        }
+
+    def log_drops(self) -> bool:
+        """Log one summary line if anything was dropped (or failed) since the last one."""
+        current = {**self.dropped, "errors": self.errors}
+        delta = {key: value - self._reported.get(key, 0) for key, value in current.items()}
+        self._reported = current
+        if not any(delta.values()):
+            return False
+        errors = delta.pop("errors")
+        log.warning(
+            "udp echo dropped datagrams",
+            extra={
+                "dropped_since_last": delta,
+                "errors_since_last": errors,
+                "last_error": self.last_error or None,
+                **self.stats(),
+            },
+        )
+        return True
+
+    def _tick(self) -> None:
+        self.log_drops()
+        self._timer = asyncio.get_running_loop().call_later(self.stats_interval, self._tick)
