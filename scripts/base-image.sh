@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Make the base image every service image builds FROM, without a registry if need be.
+#   bash scripts/base-image.sh [TAG]        (default polyloop-base:3.11)
+# 1. If TAG exists already: nothing to do (a warm `make up` costs nothing here).
+# 2. Else try `docker pull python:3.11-slim-bookworm` and tag it.
+# 3. Else build a minimal Debian bookworm root file system with debootstrap (python3,
+#    python3-venv: Python 3.11, the same minor version as the slim image, so one
+#    wheelhouse serves both) and `docker import` it. The Debian mirror is read from
+#    this machine's own apt sources at run time; none is written in the repo.
+set -euo pipefail
+
+tag=${1:-polyloop-base:3.11}
+upstream=python:3.11-slim-bookworm
+log() { printf '[base-image] %s\n' "$*" >&2; }
+
+if docker image inspect "$tag" >/dev/null 2>&1; then
+    exit 0
+fi
+
+if docker pull -q "$upstream" >/dev/null 2>&1; then
+    docker tag "$upstream" "$tag"
+    log "$tag <- $upstream (pulled)"
+    exit 0
+fi
+log "cannot pull $upstream (no registry?): building $tag from Debian packages"
+
+mirror() {
+    # deb822 sources first ("URIs: ..."), then the one-line format ("deb URL bookworm main")
+    local uri
+    uri=$(grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null \
+        | awk '{print $2}' | grep -v -- '-security' | head -1 || true)
+    if [ -z "$uri" ]; then
+        uri=$(grep -h '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
+            | awk '{print $2}' | grep -v -- '-security' | head -1 || true)
+    fi
+    [ -n "$uri" ] || { log "no Debian mirror in this machine's apt sources"; exit 1; }
+    printf '%s' "$uri"
+}
+
+if ! command -v debootstrap >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+fi
+
+rootfs=$(mktemp -d /tmp/polyloop-rootfs.XXXXXX)
+trap 'rm -rf "$rootfs"' EXIT
+debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+    bookworm "$rootfs" "$(mirror)" >/tmp/polyloop-debootstrap.log 2>&1 \
+    || { log "debootstrap failed; see /tmp/polyloop-debootstrap.log"; exit 1; }
+# lean: apt's caches and the docs are not needed at run time (~265 MB -> ~170 MB)
+rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+    "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/locale/*
+tar -C "$rootfs" -c . | docker import \
+    --change 'ENV LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'CMD ["python3"]' - "$tag" >/dev/null
+log "$tag built from Debian bookworm ($(docker image inspect -f '{{.Size}}' "$tag" | numfmt --to=iec))"

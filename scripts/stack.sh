@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The stack's lifecycle behind `make up|down|ps|logs`.
+#   scripts/stack.sh up     containers when a Docker engine answers, else local processes
+#   scripts/stack.sh down   stops whichever mode is running
+#   scripts/stack.sh ps | logs
+# The mode in use is kept in .run/mode ("docker" or "local"); tests read it too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUN=.run
+PY=${PY:-.venv/bin/python}
+SERVICES=(dns tcp_echo udp_echo resolver web)   # start order: dependencies first
+export COMPOSE_BAKE=false
+log() { printf '[polyloop] %s\n' "$*" >&2; }
+
+engine_answers() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
+mode() { cat "$RUN/mode" 2>/dev/null || true; }
+host() { local b=${POLYLOOP_BIND:-127.0.0.1}; [ "$b" = 0.0.0.0 ] && b=127.0.0.1; echo "$b"; }
+
+urls() {
+    local h; h=$(host)
+    cat <<TXT
+
+  dashboard   http://$h:${WEB_PORT:-8080}/            (API: /api/openapi.json, /metrics, /readyz)
+  tcp-echo    nc $h ${TCP_ECHO_PORT:-8000}                         (Twisted)
+  udp-echo    nc -u $h ${UDP_ECHO_PORT:-9999}                      (asyncio)
+  resolver    curl -d '{"names":["www.polyloop.test"]}' http://$h:${RESOLVER_PORT:-8053}/resolve   (gevent)
+  dns         dig @$h -p ${DNS_PORT:-1053} www.polyloop.test   (Twisted Names)
+
+TXT
+}
+
+up_docker() {
+    docker compose version >/dev/null 2>&1 \
+        || { log "the Docker engine answers but 'docker compose' (v2) is missing: run 'make engine'"; exit 1; }
+    bash scripts/base-image.sh
+    bash scripts/wheelhouse.sh
+    log "building images"
+    docker compose build --quiet
+    log "starting containers and waiting until every service is healthy"
+    docker compose up -d --wait --wait-timeout 180 --remove-orphans
+    mkdir -p "$RUN" && echo docker >"$RUN/mode"
+    log "stack is up in containers"
+    urls
+}
+
+up_local() {
+    log "NO DOCKER ENGINE ANSWERS: running the five services as LOCAL PROCESSES on 127.0.0.1"
+    log "(same code, same config variables; 'make down' stops them; logs in $RUN/*.log)"
+    [ -x "$PY" ] || { log "no $PY: run 'make venv' first"; exit 1; }
+    mkdir -p "$RUN"
+    for svc in "${SERVICES[@]}"; do
+        local pidfile=$RUN/$svc.pid
+        if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+            continue
+        fi
+        LISTEN_HOST=127.0.0.1 nohup "$PY" -m "services.$svc" >"$RUN/$svc.log" 2>&1 &
+        echo $! >"$pidfile"
+        wait_healthy "$svc"
+    done
+    echo local >"$RUN/mode"
+    log "stack is up as local processes"
+    urls
+}
+
+wait_healthy() {
+    local svc=$1 deadline=$((SECONDS + 60))
+    until "$PY" -m "services.$svc.healthcheck" >/dev/null 2>&1; do
+        if ! kill -0 "$(cat "$RUN/$svc.pid")" 2>/dev/null; then
+            log "$svc exited; its log:"; tail -20 "$RUN/$svc.log" >&2; exit 1
+        fi
+        [ $SECONDS -lt $deadline ] || { log "$svc not healthy after 60 s; see $RUN/$svc.log"; exit 1; }
+        sleep 0.3
+    done
+    log "$svc healthy"
+}
+
+down_local() {
+    for svc in "${SERVICES[@]}"; do
+        local pidfile=$RUN/$svc.pid
+        [ -f "$pidfile" ] || continue
+        kill -TERM "$(cat "$pidfile")" 2>/dev/null || true
+        rm -f "$pidfile"
+    done
+    log "local processes stopped"
+}
+
+case "${1:-}" in
+up)
+    if engine_answers; then up_docker; else up_local; fi ;;
+down)
+    case "$(mode)" in
+    local) down_local ;;
+    *) if engine_answers; then docker compose --profile load down --remove-orphans; fi ;;
+    esac
+    rm -f "$RUN/mode" ;;
+ps)
+    if [ "$(mode)" = local ]; then
+        for svc in "${SERVICES[@]}"; do
+            pid=$(cat "$RUN/$svc.pid" 2>/dev/null || echo -)
+            if [ "$pid" != - ] && kill -0 "$pid" 2>/dev/null; then s=running; else s=stopped; fi
+            printf '%-10s pid %-8s %s\n' "$svc" "$pid" "$s"
+        done
+    else
+        docker compose --profile load ps
+    fi ;;
+logs)
+    if [ "$(mode)" = local ]; then tail -n 50 -f "$RUN"/*.log; else docker compose --profile load logs -f --tail 50; fi ;;
+*)
+    echo "usage: $0 up|down|ps|logs" >&2; exit 2 ;;
+esac
