@@ -1,0 +1,71 @@
+# polyloop — `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PYTEST  := $(PY) -m pytest
+# `make load` knobs (a bounded headless Locust run against the running stack)
+USERS    ?= 20
+RATE     ?= 10
+DURATION ?= 20s
+
+.PHONY: help venv engine up down ps logs test test-unit lint fmt load bench lock clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(PY): requirements/dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements/dev.txt
+	@touch $(PY)
+
+venv: $(PY) ## create .venv with the pinned test/load/lint dependencies
+
+engine: ## install + start a Docker engine and compose v2 (Debian, root, no init system)
+	bash scripts/install-docker.sh
+
+up: $(PY) ## build + start the stack (containers, or local processes without Docker), wait until healthy
+	@bash scripts/stack.sh up
+
+down: ## stop the stack
+	@bash scripts/stack.sh down
+
+ps: ## the stack's services and their state
+	@bash scripts/stack.sh ps
+
+logs: ## follow the services' logs
+	@bash scripts/stack.sh logs
+
+test: up ## the whole suite (unit, integration, browser) against the running stack it brings up
+	$(PYTEST) tests
+	$(PYTEST) -c tests/gevent/pytest.ini tests/gevent
+
+test-unit: $(PY) ## unit tests only (no stack needed)
+	$(PYTEST) tests/unit
+	$(PYTEST) -c tests/gevent/pytest.ini tests/gevent
+
+lint: $(PY) ## ruff lint + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: $(PY) ## ruff: fix what it can and format
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+load: $(PY) ## headless Locust run with gates; HTML + CSV under reports/load (USERS, RATE, DURATION)
+	@mkdir -p reports/load
+	$(VENV)/bin/locust -f loadtest --headless -u $(USERS) -r $(RATE) -t $(DURATION) \
+		--html reports/load/report.html --csv reports/load/load --only-summary
+
+bench: $(PY) ## side-by-side benchmarks; report under reports/bench/
+	$(PY) -m bench
+
+lock: ## recompile requirements/*.txt from requirements/*.in (needs pip-tools)
+	cd requirements && for f in runtime dev locust; do \
+		pip-compile -q --strip-extras --no-header --allow-unsafe --no-emit-index-url \
+			--no-emit-find-links -o $$f.txt $$f.in; done
+
+clean: down ## stop the stack, remove build outputs, reports and caches (keeps .venv)
+	rm -rf build reports .run .pytest_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
