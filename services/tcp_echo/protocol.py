@@ -1,0 +1,166 @@
+"""The book's ``Echo(Protocol)`` and the factory that serves it under limits.
+
+Every byte received is written back unchanged, in order: raw bytes, not lines.
+Build it in-process (a test does) or run it with ``python -m services.tcp_echo``;
+connect with: nc 127.0.0.1 8000
+
+- Back-pressure: each ``Echo`` is a streaming producer on its own transport. When the
+  transport's write buffer is full (the peer is not reading) the transport calls
+  ``pauseProducing`` and ``Echo`` stops reading from the peer; the kernel's flow control
+  then holds the sender, so server memory stays bounded. Reading resumes once it drains.
+- Max concurrent connections: ``LimitTotalConnectionsFactory``; beyond the limit a new
+  connection is closed at once, counted, and logged once per burst.
+- Idle timeout: ``TimeoutMixin``; a silent connection is closed, then aborted if its
+  peer will not take the last bytes within the drain grace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IAddress, IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import LimitTotalConnectionsFactory, TimeoutMixin
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+
+@implementer(IPushProducer)
+class Echo(Protocol, TimeoutMixin):
+    """Echo every byte back; pause reading while the peer does not read."""
+
+    factory: EchoFactory
+    _abort_call: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:
+        # an echo answers what it was just sent: never hold it back for Nagle
+        self.transport.setTcpNoDelay(True)
+        self.transport.registerProducer(self, True)
+        self.factory.protocols.add(self)
+        self.setTimeout(self.factory.idle_timeout or None)
+
+    def dataReceived(self, data: bytes) -> None:
+        "As soon as any data is received, echo it back."
+        self.transport.write(data)
+        self.factory.bytes_echoed += len(data)
+        self.resetTimeout()
+
+    # IPushProducer: the transport drives these from its write buffer's level.
+    def pauseProducing(self) -> None:
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        # the transport is going away; connectionLost follows and cleans up
+        pass
+
+    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
+        # TimeoutMixin asks the global reactor; the factory's clock lets tests use task.Clock
+        return self.factory.clock.callLater(period, func)
+
+    def timeoutConnection(self) -> None:
+        self.factory.idle_timeouts += 1
+        self.close(self.factory.drain_seconds)
+
+    def close(self, grace: float) -> None:
+        """Stop reading, flush what was already echoed, close; abort after `grace` seconds.
+
+        A registered producer keeps a transport open until it is unregistered, and a
+        peer that never reads would keep the flush waiting forever: hence both steps.
+        """
+        if self._abort_call is not None or self.transport.disconnecting:
+            return
+        self.setTimeout(None)
+        self.transport.unregisterProducer()
+        self.transport.loseConnection()
+        self._abort_call = self.factory.clock.callLater(grace, self._abort)
+
+    def _abort(self) -> None:
+        self._abort_call = None
+        self.factory.aborted += 1
+        self.transport.abortConnection()
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self.setTimeout(None)
+        if self._abort_call is not None:
+            self._abort_call.cancel()
+            self._abort_call = None
+        self.factory.connection_closed(self)
+
+
+class EchoFactory(LimitTotalConnectionsFactory):
+    """Builds ``Echo`` under a connection limit and keeps the service's counters.
+
+    Build it as the book's factory is built: ``EchoFactory.forProtocol(Echo, ...)``.
+    Counters: ``open_connections``, ``connections_total`` (accepted),
+    ``connections_refused``, ``bytes_echoed``, ``idle_timeouts``, ``aborted``.
+    """
+
+    log = Logger()
+    noisy = False  # the service logs its own start line, without an object repr
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        max_connections: int = 1024,
+        idle_timeout: float = 300.0,
+        drain_seconds: float = 2.0,
+    ) -> None:
+        self.clock = clock
+        self.connectionLimit = max_connections
+        self.idle_timeout = idle_timeout
+        self.drain_seconds = drain_seconds
+        self.protocols: set[Echo] = set()
+        self.connections_total = 0
+        self.connections_refused = 0
+        self.bytes_echoed = 0
+        self.idle_timeouts = 0
+        self.aborted = 0
+        self._refused_in_burst = 0
+        self._drained: list[Deferred[None]] = []
+
+    @property
+    def open_connections(self) -> int:
+        return self.connectionCount
+
+    def buildProtocol(self, addr: IAddress) -> Protocol | None:
+        wrapper = super().buildProtocol(addr)
+        if wrapper is None:
+            # the listening port closes the socket at once; count it, log the burst once
+            self.connections_refused += 1
+            self._refused_in_burst += 1
+            if self._refused_in_burst == 1:
+                self.log.warn(
+                    "connection limit reached: {limit} open, refusing new connections",
+                    limit=self.connectionLimit,
+                )
+            return None
+        if self._refused_in_burst:
+            self.log.info(
+                "accepting again after refusing {refused} connections at the limit",
+                refused=self._refused_in_burst,
+            )
+            self._refused_in_burst = 0
+        self.connections_total += 1
+        return wrapper
+
+    def connection_closed(self, protocol: Echo) -> None:
+        self.protocols.discard(protocol)
+        if not self.protocols:
+            waiting, self._drained = self._drained, []
+            for drained in waiting:
+                drained.callback(None)
+
+    def close_all(self, grace: float) -> Deferred[None]:
+        """Close every connection (flush, then abort after `grace`); fires when none is left."""
+        if not self.protocols:
+            return succeed(None)
+        drained: Deferred[None] = Deferred()
+        self._drained.append(drained)
+        for protocol in list(self.protocols):
+            protocol.close(grace)
+        return drained
