@@ -1,0 +1,82 @@
+"""The guard around every backend call: timeout, concurrency bound, stats, metrics, and
+the mapping of network failures to problems (refused → 503 at once, slow → 504)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import aiohttp
+
+from services.web.errors import BackendTimeout, BackendUnavailable, BadBackendReply, Problem
+from services.web.metrics import Metrics
+from services.web.stats import BackendStats
+
+T = TypeVar("T")
+
+
+class BackendCall:
+    """Runs calls to one named backend under its timeout and semaphore."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        timeout: float,
+        concurrency: int,
+        stats: BackendStats,
+        metrics: Metrics,
+    ) -> None:
+        self.name = name
+        self.timeout = timeout
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._stats = stats
+        self._metrics = metrics
+
+    async def run(self, call: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
+        """Await `call()` within `timeout` (queueing for the semaphore included)."""
+        seconds = self.timeout if timeout is None else timeout
+        in_flight = self._metrics.backend_in_flight.labels(self.name)
+        start = time.perf_counter()
+        kind = "cancelled"  # until the call ends one way or another
+        in_flight.inc()
+        try:
+            async with asyncio.timeout(seconds), self._semaphore:
+                result = await call()
+            kind = "ok"
+            return result
+        except TimeoutError:  # before OSError: TimeoutError is one
+            kind = "timeout"
+            raise BackendTimeout(self.name, seconds) from None
+        except BadBackendReply:
+            kind = "bad_reply"
+            raise
+        except Problem:
+            kind = "unavailable"
+            raise
+        except (OSError, EOFError, asyncio.IncompleteReadError, aiohttp.ClientError) as exc:
+            kind = "unavailable"
+            raise BackendUnavailable(self.name, describe(exc)) from exc
+        finally:
+            elapsed = time.perf_counter() - start
+            in_flight.dec()
+            self._stats.record(self.name, elapsed, kind == "ok")
+            self._metrics.backend_calls.labels(self.name, "ok" if kind == "ok" else "error").inc()
+            self._metrics.backend_seconds.labels(self.name).observe(elapsed)
+            if kind != "ok":
+                self._metrics.backend_errors.labels(self.name, kind).inc()
+
+
+def describe(exc: BaseException) -> str:
+    """A short, client-safe description of a network failure (no addresses of internals)."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, asyncio.IncompleteReadError | EOFError):
+        return "connection closed before the reply was complete"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return describe(exc.os_error)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return type(exc).__name__

@@ -1,0 +1,75 @@
+"""The web front's configuration, read once from the environment at start.
+
+Every backend is reached at ``<SERVICE>_HOST:<SERVICE>_PORT`` (README defaults: loopback
+and the stack's ports); the ``WEB_*`` limits bound what one request may ask of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.common.config import env_float, env_int, env_port, env_str, listen_host
+
+# udp-echo drops datagrams above this size (its own limit), so the front never sends more
+UDP_MAX_DATAGRAM = 4096
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    listen_host: str = "127.0.0.1"
+    port: int = 8080
+    tcp_echo_host: str = "127.0.0.1"
+    tcp_echo_port: int = 8000
+    udp_echo_host: str = "127.0.0.1"
+    udp_echo_port: int = 9999
+    resolver_host: str = "127.0.0.1"
+    resolver_port: int = 8053
+    dns_host: str = "127.0.0.1"
+    dns_port: int = 1053
+    backend_timeout: float = 5.0
+    backend_concurrency: int = 100
+    health_timeout: float = 1.0
+    max_body: int = 65536
+    max_message: int = 8192
+    tcp_pool_size: int = 32
+    udp_pool_size: int = 32
+    udp_retries: int = 2
+    udp_try_timeout: float = 1.0
+    shutdown_timeout: float = 3.0
+    log_level: str = "INFO"
+
+    @property
+    def udp_max_message(self) -> int:
+        return min(self.max_message, UDP_MAX_DATAGRAM)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WebConfig:
+        """Build the config from the environment; a bad value raises ``ConfigError``."""
+        return cls(
+            listen_host=listen_host(env),
+            port=env_port("WEB_PORT", 8080, env),
+            tcp_echo_host=env_str("TCP_ECHO_HOST", "127.0.0.1", env),
+            tcp_echo_port=env_port("TCP_ECHO_PORT", 8000, env),
+            udp_echo_host=env_str("UDP_ECHO_HOST", "127.0.0.1", env),
+            udp_echo_port=env_port("UDP_ECHO_PORT", 9999, env),
+            resolver_host=env_str("RESOLVER_HOST", "127.0.0.1", env),
+            resolver_port=env_port("RESOLVER_PORT", 8053, env),
+            dns_host=env_str("DNS_HOST", "127.0.0.1", env),
+            dns_port=env_port("DNS_PORT", 1053, env),
+            backend_timeout=env_float("WEB_BACKEND_TIMEOUT", 5.0, minimum=0.1, maximum=60, env=env),
+            backend_concurrency=env_int(
+                "WEB_BACKEND_CONCURRENCY", 100, minimum=1, maximum=10_000, env=env
+            ),
+            health_timeout=env_float("WEB_HEALTH_TIMEOUT", 1.0, minimum=0.1, maximum=30, env=env),
+            max_body=env_int("WEB_MAX_BODY", 65536, minimum=1024, maximum=16 * 2**20, env=env),
+            max_message=env_int("WEB_MAX_MESSAGE", 8192, minimum=1, maximum=2**20, env=env),
+            tcp_pool_size=env_int("WEB_TCP_POOL_SIZE", 32, minimum=1, maximum=1000, env=env),
+            udp_pool_size=env_int("WEB_UDP_POOL_SIZE", 32, minimum=1, maximum=1000, env=env),
+            udp_retries=env_int("WEB_UDP_RETRIES", 2, minimum=0, maximum=10, env=env),
+            udp_try_timeout=env_float(
+                "WEB_UDP_TRY_TIMEOUT", 1.0, minimum=0.05, maximum=30, env=env
+            ),
+            shutdown_timeout=env_float("WEB_SHUTDOWN_TIMEOUT", 3.0, minimum=0, maximum=60, env=env),
+            log_level=env_str("LOG_LEVEL", "INFO", env),
+        )

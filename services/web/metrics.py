@@ -1,0 +1,95 @@
+"""Prometheus metrics of the front, in a registry of its own (one per app, so tests
+building many apps never collide in the global registry).
+
+``GET /metrics`` serves them; names:
+``polyloop_web_requests_total{route,method,status}``, ``polyloop_web_request_seconds``,
+``polyloop_web_requests_in_flight``, ``polyloop_web_backend_calls_total{backend,outcome}``,
+``polyloop_web_backend_call_seconds{backend}``, ``polyloop_web_backend_errors_total{backend,kind}``,
+``polyloop_web_backend_in_flight{backend}``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "polyloop_web_requests",
+            "HTTP requests answered by the front",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "polyloop_web_request_seconds",
+            "Time to answer an HTTP request",
+            ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.requests_in_flight = Gauge(
+            "polyloop_web_requests_in_flight",
+            "HTTP requests being answered",
+            registry=self.registry,
+        )
+        self.backend_calls = Counter(
+            "polyloop_web_backend_calls",
+            "Calls from the front to a backend",
+            ["backend", "outcome"],
+            registry=self.registry,
+        )
+        self.backend_seconds = Histogram(
+            "polyloop_web_backend_call_seconds",
+            "Duration of one backend call, failures included",
+            ["backend"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.backend_errors = Counter(
+            "polyloop_web_backend_errors",
+            "Failed backend calls by kind (unavailable, timeout, bad_reply)",
+            ["backend", "kind"],
+            registry=self.registry,
+        )
+        self.backend_in_flight = Gauge(
+            "polyloop_web_backend_in_flight",
+            "Backend calls in progress",
+            ["backend"],
+            registry=self.registry,
+        )
+
+
+def route_label(request: web.Request) -> str:
+    """The route's template (``/api/echo/tcp``), never the raw path: bounded label values."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def metrics_middleware(metrics: Metrics) -> Middleware:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        start = time.perf_counter()
+        status = 500
+        metrics.requests_in_flight.inc()
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            metrics.requests_in_flight.dec()
+            labels = (route_label(request), request.method, str(status))
+            metrics.requests.labels(*labels).inc()
+            metrics.request_seconds.labels(*labels).observe(time.perf_counter() - start)
+
+    return middleware

@@ -1,0 +1,7 @@
+"""placeholder"""
+
+from services.web.config import WebConfig
+
+
+def openapi_document(config: WebConfig) -> dict:
+    return {}
