@@ -1,0 +1,55 @@
+"""The ``dns`` service's settings, read once from the environment at start.
+
+- LISTEN_HOST (127.0.0.1): interface bound; compose sets 0.0.0.0.
+- DNS_PORT (1053): the UDP and TCP port; 53 inside compose.
+- DNS_ZONE_FILE (services/dns/polyloop.test.zone): the BIND zone file served.
+- DNS_MAX_DELAY_MS (10000): largest N of ``X.delay-N`` honoured; above it, REFUSED.
+- DNS_MAX_PENDING_DELAYS (10000): delayed answers waiting at once; beyond it, REFUSED.
+- DNS_TCP_IDLE_TIMEOUT (30): seconds before a silent TCP client is disconnected.
+- LOG_LEVEL (INFO): DEBUG, INFO, WARNING, ERROR or CRITICAL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.common.config import ConfigError, env_float, env_int, env_port, env_str, listen_host
+from services.dns.zone import ZONE_FILE
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    host: str = "127.0.0.1"
+    port: int = 1053
+    zone_file: Path = ZONE_FILE
+    max_delay_ms: int = 10_000
+    max_pending_delays: int = 10_000
+    tcp_idle_timeout: float = 30.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> DnsConfig:
+        """Read and check every variable; a bad one raises ``ConfigError`` naming it."""
+        zone_file = Path(env_str("DNS_ZONE_FILE", str(ZONE_FILE), env))
+        if not zone_file.is_file():
+            raise ConfigError(f"DNS_ZONE_FILE={str(zone_file)!r}: no such file")
+        log_level = env_str("LOG_LEVEL", "INFO", env).upper()
+        if log_level not in LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL={log_level!r}: expected one of {', '.join(LOG_LEVELS)}")
+        return cls(
+            host=listen_host(env),
+            port=env_port("DNS_PORT", 1053, env),
+            zone_file=zone_file,
+            max_delay_ms=env_int("DNS_MAX_DELAY_MS", 10_000, minimum=0, maximum=600_000, env=env),
+            max_pending_delays=env_int(
+                "DNS_MAX_PENDING_DELAYS", 10_000, minimum=1, maximum=1_000_000, env=env
+            ),
+            tcp_idle_timeout=env_float(
+                "DNS_TCP_IDLE_TIMEOUT", 30.0, minimum=0.1, maximum=3600.0, env=env
+            ),
+            log_level=log_level,
+        )

@@ -1,0 +1,151 @@
+"""The DNS server of the stack: Twisted's ``DNSServerFactory`` with an authoritative policy.
+
+Wired as Twisted's ``override_server.py`` and ``names.tap.makeService`` do: one factory
+(the controller) built from ``authorities=[...]``, a ``DNSDatagramProtocol`` for UDP and
+the factory itself for TCP, both on the same port. No ``clients`` and no ``caches``: it
+never recurses (RA stays clear) and never answers from anything but its zone.
+
+What the subclass changes in the answers Twisted gives by default:
+
+- a name outside the zone is REFUSED (Twisted says NXDOMAIN), and so is any
+  ``DNSQueryRefusedError`` raised by an authority (a delay above the maximum, AXFR);
+- NXDOMAIN inside the zone is authoritative (AA set) and carries the SOA (RFC 2308);
+- every error goes out as a proper response (Twisted's ``allowQuery`` and ``handleOther``
+  paths echo the query with QR clear): another opcode than QUERY gets NOTIMP, no question
+  or several questions FORMERR, another class than IN REFUSED;
+- a message that is itself a response (QR set) is dropped, never answered: two servers
+  must not be able to ping-pong replies at each other;
+- RD is copied into the reply as RFC 1035 asks, and NODATA answers carry AA;
+- TCP connections that stay silent for ``tcp_idle_timeout`` seconds are closed.
+
+Malformed packets never reach this code: ``DNSMixin._handleResponse`` drops what
+``Message.fromStr`` cannot parse (logged), and the reactor logs anything else a bad
+datagram raises, so one bad packet never stalls the others (see the tests).
+
+Try it: dig @127.0.0.1 -p 1053 www.polyloop.test
+"""
+
+from __future__ import annotations
+
+import logging
+
+from twisted.internet import interfaces, reactor
+from twisted.names import dns, error, server
+from twisted.protocols.policies import TimeoutMixin
+
+from services.dns.config import DnsConfig
+from services.dns.delay import DelayingAuthority
+from services.dns.zone import ZoneAuthority
+
+log = logging.getLogger(__name__)
+
+
+class IdleTimeoutDNSProtocol(dns.DNSProtocol, TimeoutMixin):
+    """DNS over TCP (RFC 7766) that closes a connection silent for too long."""
+
+    def connectionMade(self) -> None:
+        self.callLater = self.controller.clock.callLater
+        super().connectionMade()
+        self.setTimeout(self.controller.tcp_idle_timeout)
+
+    def stringReceived(self, data: bytes) -> None:
+        self.resetTimeout()
+        super().stringReceived(data)
+
+    def writeMessage(self, message: dns.Message) -> None:
+        # a slow (delayed) answer counts as activity, so it is not cut by the timeout
+        self.resetTimeout()
+        super().writeMessage(message)
+
+    def connectionLost(self, reason) -> None:
+        self.setTimeout(None)
+        super().connectionLost(reason)
+
+
+class AuthoritativeServerFactory(server.DNSServerFactory):
+    """A ``DNSServerFactory`` that answers only for its zones and never recurses."""
+
+    protocol = IdleTimeoutDNSProtocol
+
+    def __init__(
+        self,
+        authorities: list[interfaces.IResolver],
+        *,
+        tcp_idle_timeout: float = 30.0,
+        clock: interfaces.IReactorTime | None = None,
+    ) -> None:
+        super().__init__(authorities=authorities)
+        self.tcp_idle_timeout = tcp_idle_timeout
+        self.clock = reactor if clock is None else clock
+
+    def messageReceived(self, message: dns.Message, proto, address=None) -> None:
+        if message.answer:
+            return
+        if message.opCode != dns.OP_QUERY:
+            self._reply(message, proto, address, dns.ENOTIMP)
+        elif len(message.queries) != 1:
+            self._reply(message, proto, address, dns.EFORMAT)
+        elif message.queries[0].cls != dns.IN:
+            self._reply(message, proto, address, dns.EREFUSED)
+        else:
+            super().messageReceived(message, proto, address)
+
+    def allowQuery(self, message: dns.Message, protocol, address) -> bool:
+        # messageReceived() already answered what Twisted's default would refuse
+        return True
+
+    def gotResolverError(self, failure, protocol, message, address) -> None:
+        if failure.check(error.AuthoritativeDomainError):
+            soa = self._soa_above(message.queries[0].name.name)
+            self._reply(message, protocol, address, dns.ENAME, auth=True, authority=soa)
+        elif failure.check(error.DNSQueryRefusedError) or failure.check(error.DomainError):
+            # DomainError out of the chain means no authority holds the name: not ours
+            self._reply(message, protocol, address, dns.EREFUSED)
+        else:
+            log.error(
+                "lookup failed, answering SERVFAIL",
+                exc_info=(failure.type, failure.value, failure.getTracebackObject()),
+                extra={"query": str(message.queries[0])},
+            )
+            self._reply(message, protocol, address, dns.ESERVER)
+
+    def _responseFromMessage(self, message, rCode=dns.OK, **sections) -> dns.Message:
+        response = super()._responseFromMessage(message, rCode=rCode, **sections)
+        response.recDes = message.recDes
+        # NODATA (no answer, the zone's SOA in authority) is an authoritative answer too
+        response.auth = response.auth or any(r.isAuthoritative() for r in response.authority)
+        response.opCode = message.opCode
+        return response
+
+    def _reply(self, message, proto, address, rCode, *, auth=False, authority=None) -> None:
+        response = self._responseFromMessage(message, rCode=rCode, authority=authority)
+        response.auth = auth
+        self.sendReply(proto, response, address)
+
+    def _soa_above(self, name: bytes) -> list[dns.RRHeader]:
+        """The SOA of the authority holding ``name``, for a negative answer (RFC 2308)."""
+        for resolver in self.resolver.resolvers:
+            apex, soa = getattr(resolver, "soa", None) or (None, None)
+            if apex is not None and _is_within(name, apex):
+                ttl = min(soa.minimum, soa.ttl if soa.ttl is not None else soa.minimum)
+                return [dns.RRHeader(apex, dns.SOA, dns.IN, ttl, soa, auth=True)]
+        return []
+
+
+def _is_within(name: bytes, apex: bytes) -> bool:
+    name, apex = name.lower().rstrip(b"."), apex.lower().rstrip(b".")
+    return name == apex or name.endswith(b"." + apex)
+
+
+def build_factory(config: DnsConfig, clock: interfaces.IReactorTime) -> AuthoritativeServerFactory:
+    """The whole server but its ports: the zone, the delaying authority, the factory."""
+    zone = ZoneAuthority(config.zone_file)
+    delaying = DelayingAuthority(
+        zone,
+        clock,
+        max_delay_ms=config.max_delay_ms,
+        max_pending=config.max_pending_delays,
+    )
+    return AuthoritativeServerFactory(
+        authorities=[delaying], tcp_idle_timeout=config.tcp_idle_timeout, clock=clock
+    )
