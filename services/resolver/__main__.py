@@ -1,0 +1,88 @@
+"""Run the resolver: ``python -m services.resolver`` (RESOLVER_PORT, default 8053).
+
+Try it: curl -s localhost:8053/resolve -d '{"names": ["www.polyloop.test"]}'
+"""
+
+import os
+
+# gevent reads GEVENT_RESOLVER when the hub is created: choose before anything else
+# (see resolve.py for why dnspython rather than gevent's default thread pool)
+os.environ.setdefault("GEVENT_RESOLVER", "dnspython")
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import logging  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+
+import gevent  # noqa: E402
+from gevent.pool import Pool  # noqa: E402
+from gevent.pywsgi import WSGIServer  # noqa: E402
+
+from services.common.config import ConfigError  # noqa: E402
+from services.common.logging import setup_logging  # noqa: E402
+from services.resolver.api import ResolverApp  # noqa: E402
+from services.resolver.config import ResolverConfig  # noqa: E402
+from services.resolver.request import Limits  # noqa: E402
+from services.resolver.resolve import Resolver, server_address  # noqa: E402
+
+log = logging.getLogger("services.resolver")
+
+
+def main() -> int:
+    setup_logging("resolver", os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO")
+    try:
+        config = ResolverConfig.from_env()
+    except ConfigError as exc:
+        log.error("bad configuration: %s", exc)
+        return 2
+    logging.getLogger().setLevel(config.log_level)
+    try:
+        dns_ip = server_address(config.dns_host, config.dns_port)
+    except OSError as exc:
+        log.error("cannot resolve DNS_HOST=%s: %s", config.dns_host, exc)
+        return 1
+    resolver = Resolver(dns_ip, config.dns_port, backend=config.backend, pool_size=config.pool_size)
+    app = ResolverApp(
+        resolver,
+        Limits(config.max_names, config.max_timeout, config.default_timeout),
+        max_body=config.max_body,
+    )
+    server = WSGIServer(
+        (config.listen_host, config.port),
+        app,
+        spawn=Pool(config.max_connections),  # at most this many connections served at once
+        log=None,  # the app logs each resolve once, as JSON
+        error_log=logging.getLogger("services.resolver.pywsgi"),
+    )
+    try:
+        server.start()
+    except OSError as exc:
+        log.error("cannot listen on %s:%s: %s", config.listen_host, config.port, exc)
+        return 1
+
+    def stop(signum: int) -> None:
+        log.info("stopping", extra={"signal": signum, "drain_seconds": config.drain_seconds})
+        server.stop(timeout=config.drain_seconds)
+
+    gevent.signal_handler(signal.SIGTERM, stop, signal.SIGTERM)
+    gevent.signal_handler(signal.SIGINT, stop, signal.SIGINT)
+    log.info(
+        "listening",
+        extra={
+            "address": f"{config.listen_host}:{config.port}",
+            "dns": f"{dns_ip}:{config.dns_port}",
+            "backend": config.backend,
+            "gevent_resolver": os.environ["GEVENT_RESOLVER"],
+            "pool_size": config.pool_size,
+        },
+    )
+    server.serve_forever(stop_timeout=config.drain_seconds)
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

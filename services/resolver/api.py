@@ -1,0 +1,141 @@
+"""The resolver's HTTP/JSON API: a plain WSGI app served by ``gevent.pywsgi``.
+
+* ``POST /resolve`` ``{"names": [...], "timeout": 5.0, "mode": "concurrent"}`` →
+  ``{"results": [...], "elapsed_ms", "mode"}`` (see ``resolve.py`` for a result).
+* ``GET /healthz`` → ``{"status": "ok"}``; ``GET /metrics`` → Prometheus text.
+
+Errors are ``application/problem+json`` (RFC 9457) ``{"type", "title", "status",
+"detail"}``: 400 malformed JSON, 413 body over ``RESOLVER_MAX_BODY``, 422 wrong shape,
+404 unknown path, 405 wrong method; never a traceback.
+
+Try it::
+
+    curl -s localhost:8053/resolve -d '{"names": ["www.polyloop.test", "host-7.polyloop.test"]}'
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.resolver.metrics import Metrics
+from services.resolver.request import Limits, Problem, parse_request
+from services.resolver.resolve import Resolver
+
+log = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+Response = tuple[int, str, bytes, list[tuple[str, str]]]
+
+ROUTES = {"/resolve": ("POST",), "/healthz": ("GET", "HEAD"), "/metrics": ("GET", "HEAD")}
+
+
+class ResolverApp:
+    """The WSGI application; build it in a test and call it, or serve it with WSGIServer."""
+
+    def __init__(self, resolver: Resolver, limits: Limits, *, max_body: int = 64 * 1024) -> None:
+        self.resolver = resolver
+        self.limits = limits
+        self.max_body = max_body
+        self.metrics = Metrics()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        path = environ.get("PATH_INFO", "") or "/"
+        try:
+            status, content_type, body, headers = self.route(method, path, environ)
+        except Problem as problem:
+            status, content_type, body, headers = _problem(problem)
+        except Exception:  # the last guard: logged with its traceback, answered 500 without
+            log.exception("request failed", extra={"method": method, "path": path})
+            status, content_type, body, headers = _problem(Problem(500, "internal error"))
+        self.metrics.requests.labels(method, path if path in ROUTES else "other", str(status)).inc()
+        phrase = HTTPStatus(status).phrase
+        start_response(
+            f"{status} {phrase}",
+            [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers],
+        )
+        return [b"" if method == "HEAD" else body]
+
+    def route(self, method: str, path: str, environ: dict[str, Any]) -> Response:
+        allowed = ROUTES.get(path)
+        if allowed is None:
+            raise Problem(404, f"no resource at {path}; try POST /resolve")
+        if method not in allowed:
+            # the Allow header travels with the problem
+            raise _MethodNotAllowed(method, path, allowed)
+        if path == "/healthz":
+            return _json(200, {"status": "ok"})
+        if path == "/metrics":
+            return 200, CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry), []
+        return self.resolve(environ)
+
+    def resolve(self, environ: dict[str, Any]) -> Response:
+        request = parse_request(self._body(environ), self.limits)
+        started = time.monotonic()
+        with self.metrics.in_flight.track_inprogress():
+            results = self.resolver.resolve_many(request.names, request.timeout, request.mode)
+        elapsed = time.monotonic() - started
+        self.metrics.latency.labels(request.mode).observe(elapsed)
+        outcomes = Counter(result["error"] or "ok" for result in results)
+        for outcome, count in outcomes.items():
+            self.metrics.names.labels(outcome).inc(count)
+        log.info(
+            "resolved",
+            extra={
+                "names": len(results),
+                "mode": request.mode,
+                "timeout": request.timeout,
+                "elapsed_ms": round(elapsed * 1000, 1),
+                "outcomes": dict(outcomes),
+            },
+        )
+        return _json(
+            200,
+            {"results": results, "elapsed_ms": round(elapsed * 1000, 1), "mode": request.mode},
+        )
+
+    def _body(self, environ: dict[str, Any]) -> bytes:
+        raw_length = environ.get("CONTENT_LENGTH") or ""
+        if raw_length:
+            try:
+                length = int(raw_length)
+            except ValueError:
+                raise Problem(400, f"bad Content-Length {raw_length[:40]!r}") from None
+            if length > self.max_body:
+                raise Problem(413, f"the body is {length} bytes; at most {self.max_body}")
+        # chunked bodies have no length: read one byte past the limit to notice
+        body = environ["wsgi.input"].read(self.max_body + 1)
+        if len(body) > self.max_body:
+            raise Problem(413, f"the body is over {self.max_body} bytes")
+        return body
+
+
+class _MethodNotAllowed(Problem):
+    def __init__(self, method: str, path: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(405, f"{method} is not allowed on {path}; use {', '.join(allowed)}")
+        self.allowed = allowed
+
+
+def _json(status: int, document: dict[str, Any]) -> Response:
+    return status, "application/json", json.dumps(document).encode(), []
+
+
+def _problem(problem: Problem) -> Response:
+    document = {
+        "type": "about:blank",
+        "title": HTTPStatus(problem.status).phrase,
+        "status": problem.status,
+        "detail": problem.detail,
+    }
+    headers = []
+    if isinstance(problem, _MethodNotAllowed):
+        headers.append(("Allow", ", ".join(problem.allowed)))
+    return problem.status, "application/problem+json", json.dumps(document).encode(), headers
