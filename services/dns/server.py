@@ -28,6 +28,7 @@ Try it: dig @127.0.0.1 -p 1053 www.polyloop.test
 from __future__ import annotations
 
 import logging
+import time
 
 from twisted.internet import interfaces, reactor
 from twisted.names import dns, error, server
@@ -81,6 +82,8 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
     def messageReceived(self, message: dns.Message, proto, address=None) -> None:
         if message.answer:
             return
+        # Twisted's sendReply() computes the processing time from this, verbose or not
+        message.timeReceived = time.time()
         if message.opCode != dns.OP_QUERY:
             self._reply(message, proto, address, dns.ENOTIMP)
         elif len(message.queries) != 1:
