@@ -1,0 +1,237 @@
+"""The front's routes, in-process, against real loopback stand-ins for its backends
+(see test_web_fakes): every route, the errors each can answer, security headers, metrics."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from aiohttp import web
+
+from services.web.app import SECURITY_HEADERS, create_app
+from services.web.keys import STATS
+from tests.unit import test_web_fakes as fakes
+from tests.unit.test_web_fakes import Backends, MakeClient, closed_port
+
+# the shared fixtures (see test_web_fakes), made visible to pytest in this module
+backends, front = fakes.backends, fakes.front
+
+PROBLEM = "application/problem+json"
+
+
+async def _problem(response, status: int) -> dict:
+    assert response.status == status, await response.text()
+    assert response.content_type == PROBLEM
+    body = await response.json(content_type=None)
+    assert body["status"] == status
+    assert {"type", "title", "detail", "instance"} <= body.keys()
+    assert "Traceback" not in body["detail"]
+    return body
+
+
+async def test_healthz(front: MakeClient) -> None:
+    client = await front()
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok"}
+
+
+async def test_security_headers_on_every_kind_of_response(front: MakeClient) -> None:
+    client = await front()
+    for method, path in [("GET", "/healthz"), ("GET", "/nowhere"), ("GET", "/"), ("PUT", "/")]:
+        response = await client.request(method, path)
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers.get(name) == value, (method, path, name)
+    assert "'unsafe-inline'" not in SECURITY_HEADERS["Content-Security-Policy"]
+
+
+async def test_readyz_names_all_four_backends_up(front: MakeClient) -> None:
+    client = await front()
+    response = await client.get("/readyz")
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert body["status"] == "ready"
+    assert set(body["backends"]) == {"tcp-echo", "udp-echo", "resolver", "dns"}
+    for check in body["backends"].values():
+        assert check["state"] == "up"
+        assert check["latency_ms"] >= 0
+        assert check["error"] is None
+
+
+async def test_readyz_503_names_the_backend_that_is_down(front: MakeClient) -> None:
+    client = await front(tcp_echo_port=closed_port())
+    response = await client.get("/readyz")
+    assert response.status == 503
+    checks = (await response.json())["backends"]
+    assert checks["tcp-echo"]["state"] == "down"
+    assert "refused" in checks["tcp-echo"]["error"]
+    assert checks["tcp-echo"]["latency_ms"] is None
+    assert checks["udp-echo"]["state"] == "up"
+
+
+async def test_echo_tcp(front: MakeClient) -> None:
+    client = await front()
+    response = await client.post("/api/echo/tcp", json={"message": "héllo"})
+    assert response.status == 200
+    body = await response.json()
+    assert body["echo"] == "héllo"
+    assert body["bytes"] == len("héllo".encode())
+    assert body["latency_ms"] >= 0
+
+
+async def test_echo_udp(front: MakeClient, backends: Backends) -> None:
+    client = await front()
+    response = await client.post("/api/echo/udp", json={"message": "ping over udp"})
+    assert response.status == 200
+    assert (await response.json())["echo"] == "ping over udp"
+    assert backends.udp.received == 1
+
+
+async def test_resolve_passes_the_request_and_the_answer_through(
+    front: MakeClient, backends: Backends
+) -> None:
+    client = await front()
+    names = ["www.polyloop.test", "host-1.polyloop.test"]
+    response = await client.post("/api/resolve", json={"names": names, "mode": "sequential"})
+    assert response.status == 200
+    body = await response.json()
+    assert [r["name"] for r in body["results"]] == names
+    assert body["mode"] == "sequential"
+    assert backends.resolve_requests == [{"names": names, "timeout": 5.0, "mode": "sequential"}]
+
+
+async def test_fanout_all_three_parts(front: MakeClient) -> None:
+    client = await front()
+    response = await client.post(
+        "/api/fanout", json={"message": "fan", "names": ["www.polyloop.test"]}
+    )
+    assert response.status == 200
+    body = await response.json()
+    assert body["failed"] == []
+    assert body["tcp"]["echo"] == body["udp"]["echo"] == "fan"
+    assert body["resolve"]["results"][0]["addresses"] == ["192.0.2.1"]
+
+
+async def test_fanout_reports_a_down_part_in_its_own_slot(front: MakeClient) -> None:
+    client = await front(udp_echo_port=closed_port(socket.SOCK_DGRAM))
+    response = await client.post(
+        "/api/fanout", json={"message": "fan", "names": ["www.polyloop.test"]}
+    )
+    assert response.status == 200
+    body = await response.json()
+    assert body["failed"] == ["udp"]
+    assert body["udp"]["status"] == 503
+    assert body["udp"]["instance"] == "/api/fanout#udp"
+    assert body["tcp"]["echo"] == "fan"
+    assert body["resolve"]["results"][0]["name"] == "www.polyloop.test"
+
+
+async def test_malformed_json_is_400(front: MakeClient) -> None:
+    client = await front()
+    for raw in [b"{", b"\xff\xfe", b""]:
+        response = await client.post("/api/echo/tcp", data=raw)
+        await _problem(response, 400)
+
+
+async def test_wrong_shape_is_422_naming_the_field(front: MakeClient) -> None:
+    client = await front(max_message=16)
+    cases = [
+        ("/api/echo/tcp", [1, 2], "body"),
+        ("/api/echo/tcp", {}, "message"),
+        ("/api/echo/tcp", {"message": 42}, "message"),
+        ("/api/echo/tcp", {"message": ""}, "message"),
+        ("/api/echo/tcp", {"message": "x" * 17}, "message"),
+        ("/api/resolve", {"names": "www.polyloop.test"}, "names"),
+        ("/api/resolve", {"names": ["ok.polyloop.test", "bad..name"]}, "names[1]"),
+        ("/api/resolve", {"names": ["-x.polyloop.test"]}, "names[0]"),
+        ("/api/resolve", {"names": ["a" * 64 + ".test"]}, "names[0]"),
+        ("/api/resolve", {"names": [f"h{i}.polyloop.test" for i in range(257)]}, "names"),
+        ("/api/resolve", {"names": ["www.polyloop.test"], "timeout": 31}, "timeout"),
+        ("/api/resolve", {"names": ["www.polyloop.test"], "timeout": True}, "timeout"),
+        ("/api/resolve", {"names": ["www.polyloop.test"], "mode": "parallel"}, "mode"),
+        ("/api/fanout", {"message": "x"}, "names"),
+    ]
+    for path, payload, field in cases:
+        body = await _problem(await client.post(path, json=payload), 422)
+        assert body["field"] == field, (payload, body)
+
+
+async def test_udp_message_limit_is_one_datagram(front: MakeClient) -> None:
+    client = await front()
+    body = await _problem(await client.post("/api/echo/udp", json={"message": "u" * 4097}), 422)
+    assert "4096" in body["detail"]
+    response = await client.post("/api/echo/udp", json={"message": "u" * 4096})
+    assert response.status == 200
+
+
+async def test_body_over_the_limit_is_413(front: MakeClient) -> None:
+    client = await front(max_body=2048)
+    response = await client.post("/api/echo/tcp", data=b'{"message": "' + b"x" * 4096 + b'"}')
+    await _problem(response, 413)
+
+
+async def test_unknown_route_is_404_and_wrong_method_405(front: MakeClient) -> None:
+    client = await front()
+    await _problem(await client.get("/api/nothing"), 404)
+    response = await client.get("/api/echo/tcp")
+    await _problem(response, 405)
+    assert response.headers["Allow"] == "POST"
+
+
+async def test_backend_down_is_503_at_once(front: MakeClient) -> None:
+    # the timeout is long: a refused connection must not wait for it
+    client = await front(tcp_echo_port=closed_port(), backend_timeout=30.0)
+    start = time.monotonic()
+    body = await _problem(await client.post("/api/echo/tcp", json={"message": "x"}), 503)
+    assert time.monotonic() - start < 5.0
+    assert body["backend"] == "tcp-echo"
+    client = await front(udp_echo_port=closed_port(socket.SOCK_DGRAM), backend_timeout=30.0)
+    start = time.monotonic()
+    await _problem(await client.post("/api/echo/udp", json={"message": "x"}), 503)
+    assert time.monotonic() - start < 5.0
+
+
+async def test_backend_too_slow_is_504(front: MakeClient, backends: Backends) -> None:
+    backends.tcp.mute = True
+    client = await front(backend_timeout=0.3)
+    body = await _problem(await client.post("/api/echo/tcp", json={"message": "x"}), 504)
+    assert body["backend"] == "tcp-echo"
+
+
+async def test_unexpected_error_is_a_bare_500(backends: Backends, aiohttp_client) -> None:
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("secret internals")
+
+    app = create_app(backends.config())
+    app.router.add_get("/broken", broken)
+    client = await aiohttp_client(app)
+    body = await _problem(await client.get("/broken"), 500)
+    assert "secret" not in await (await client.get("/broken")).text()
+    assert body["type"] == "about:blank"
+
+
+async def test_metrics_count_requests_and_backend_calls(front: MakeClient) -> None:
+    client = await front(udp_echo_port=closed_port(socket.SOCK_DGRAM))
+    assert (await client.post("/api/echo/tcp", json={"message": "m"})).status == 200
+    assert (await client.post("/api/echo/udp", json={"message": "m"})).status == 503
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.content_type == "text/plain"
+    text = await response.text()
+    for line in [
+        'polyloop_web_requests_total{method="POST",route="/api/echo/tcp",status="200"} 1.0',
+        'polyloop_web_backend_calls_total{backend="tcp-echo",outcome="ok"} 1.0',
+        'polyloop_web_backend_errors_total{backend="udp-echo",kind="unavailable"} 1.0',
+        'polyloop_web_backend_call_seconds_count{backend="tcp-echo"} 1.0',
+        'polyloop_web_backend_in_flight{backend="tcp-echo"} 0.0',
+        "polyloop_web_requests_in_flight 1.0",  # this very request
+    ]:
+        assert line in text, line
+
+
+async def test_backend_calls_feed_the_live_stats(front: MakeClient) -> None:
+    client = await front()
+    assert (await client.post("/api/echo/tcp", json={"message": "s"})).status == 200
+    snapshot = client.app[STATS].snapshot()
+    assert snapshot["tcp-echo"]["total"] == 1
+    assert snapshot["tcp-echo"]["errors_total"] == 0

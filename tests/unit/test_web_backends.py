@@ -1,0 +1,108 @@
+"""The backend clients' pooling and retries, proven against real loopback servers:
+connections are reused, broken ones rebuilt, lost datagrams retried, late ones ignored."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from services.web.backends.tcp import TcpEchoPool
+from services.web.backends.udp import UdpEchoPool
+from tests.unit import test_web_fakes as fakes
+from tests.unit.test_web_fakes import HOST, Backends, MakeClient
+
+# the shared fixtures (see test_web_fakes), made visible to pytest in this module
+backends, front = fakes.backends, fakes.front
+
+
+async def test_100_api_echoes_reuse_a_few_tcp_connections(
+    front: MakeClient, backends: Backends
+) -> None:
+    client = await front(tcp_pool_size=8)
+
+    async def echo(i: int) -> None:
+        response = await client.post("/api/echo/tcp", json={"message": f"m{i}"})
+        assert response.status == 200
+        assert (await response.json())["echo"] == f"m{i}"
+
+    for batch in range(4):  # sequential batches, concurrent within
+        await asyncio.gather(*(echo(batch * 25 + i) for i in range(25)))
+    assert 1 <= backends.tcp.accepted <= 8
+
+
+async def test_sequential_echoes_use_one_connection(backends: Backends) -> None:
+    pool = TcpEchoPool(HOST, backends.tcp.port, size=4)
+    try:
+        for i in range(50):
+            assert await pool.echo(f"n{i}".encode()) == f"n{i}".encode()
+    finally:
+        await pool.close()
+    assert backends.tcp.accepted == 1
+    assert pool.opened == 1
+
+
+async def test_a_connection_closed_by_the_server_is_rebuilt(backends: Backends) -> None:
+    pool = TcpEchoPool(HOST, backends.tcp.port, size=2)
+    try:
+        assert await pool.echo(b"one") == b"one"
+        backends.tcp.drop_connections()  # as tcp-echo's idle timeout would
+        assert await pool.echo(b"two") == b"two"
+    finally:
+        await pool.close()
+    assert backends.tcp.accepted == 2
+
+
+async def test_an_interrupted_exchange_is_not_reused(backends: Backends) -> None:
+    pool = TcpEchoPool(HOST, backends.tcp.port, size=1)
+    backends.tcp.mute = True
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(pool.echo(b"lost"), 0.2)
+        backends.tcp.mute = False
+        # had the half-done connection been reused, "lost" would come back here
+        assert await pool.echo(b"next") == b"next"
+    finally:
+        await pool.close()
+    assert backends.tcp.accepted == 2
+
+
+async def test_a_lost_datagram_is_sent_again(backends: Backends) -> None:
+    pool = UdpEchoPool(HOST, backends.udp.port, size=2, try_timeout=0.2, retries=2)
+    backends.udp.drop = 2
+    try:
+        assert await pool.echo(b"again") == b"again"
+    finally:
+        await pool.close()
+    assert backends.udp.received == 3
+
+
+async def test_udp_gives_up_after_the_retries(front: MakeClient, backends: Backends) -> None:
+    backends.udp.drop = 100
+    client = await front(udp_try_timeout=0.1, udp_retries=1)
+    response = await client.post("/api/echo/udp", json={"message": "void"})
+    assert response.status == 504
+    assert backends.udp.received == 2
+
+
+async def test_a_late_reply_is_not_taken_for_the_next_one(backends: Backends) -> None:
+    pool = UdpEchoPool(HOST, backends.udp.port, size=1, try_timeout=0.2, retries=0)
+    try:
+        endpoint = await pool._open()
+        pool._idle.append(endpoint)
+        # a stray echo of an earlier request arrives while "fresh" is in flight
+        assert backends.udp.transport is not None
+        local = endpoint.transport.get_extra_info("sockname")  # type: ignore[union-attr]
+        task = asyncio.create_task(pool.echo(b"fresh"))
+        backends.udp.transport.sendto(b"stale", local)
+        assert await task == b"fresh"
+    finally:
+        await pool.close()
+
+
+async def test_concurrent_udp_echoes_get_their_own_replies(backends: Backends) -> None:
+    pool = UdpEchoPool(HOST, backends.udp.port, size=4, try_timeout=0.5, retries=2)
+    try:
+        messages = [f"d{i}".encode() for i in range(40)]
+        assert await asyncio.gather(*(pool.echo(m) for m in messages)) == messages
+    finally:
+        await pool.close()

@@ -1,0 +1,201 @@
+"""Real in-process stand-ins for the front's backends, and the fixtures that wire them.
+
+- ``TcpEcho``: an asyncio stream echo server counting the connections it accepted
+  (``mute`` makes it read without answering: a backend too slow);
+- ``UdpEcho``: an asyncio datagram echo counting datagrams, able to ``drop`` the next N;
+- ``DnsServer``: a UDP responder answering every A question with 192.0.2.10 (dnspython);
+- the resolver: a tiny aiohttp app with ``POST /resolve`` and ``GET /healthz`` (unit
+  tests only; integration tests talk to the real gevent resolver).
+
+All listen on 127.0.0.1, on ports the OS picks. Imported by the other ``test_web_*``
+modules; the tests at the bottom check the fakes themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import dns.message
+import dns.rrset
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from services.web.app import create_app
+from services.web.config import WebConfig
+
+HOST = "127.0.0.1"
+
+
+class TcpEcho:
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.mute = False
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> TcpEcho:
+        self._server = await asyncio.start_server(self._serve, HOST, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        self._writers.add(writer)
+        try:
+            while data := await reader.read(65536):
+                if not self.mute:
+                    writer.write(data)
+                    await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    def drop_connections(self) -> None:
+        """Close every open connection from the server's side (as an idle timeout would)."""
+        for writer in list(self._writers):
+            writer.close()
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        self.drop_connections()
+        await self._server.wait_closed()
+
+
+class UdpEcho(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.received = 0
+        self.drop = 0
+        self.port = 0
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.port = transport.get_extra_info("sockname")[1]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.received += 1
+        if self.drop > 0:
+            self.drop -= 1
+            return
+        assert self.transport is not None
+        self.transport.sendto(data, addr)
+
+
+class DnsServer(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.port = 0
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.port = transport.get_extra_info("sockname")[1]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        query = dns.message.from_wire(data)
+        response = dns.message.make_response(query)
+        question = query.question[0]
+        response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "A", "192.0.2.10"))
+        assert self.transport is not None
+        self.transport.sendto(response.to_wire(), addr)
+
+
+def resolver_app(received: list[dict[str, Any]]) -> web.Application:
+    """The resolver's HTTP contract, answering every name with 192.0.2.1."""
+
+    async def resolve(request: web.Request) -> web.Response:
+        body = await request.json()
+        received.append(body)
+        results = [
+            {"name": name, "addresses": ["192.0.2.1"], "error": None, "elapsed_ms": 0.1}
+            for name in body["names"]
+        ]
+        return web.json_response({"results": results, "elapsed_ms": 0.2, "mode": body["mode"]})
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_post("/resolve", resolve)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+def closed_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    """A loopback port nothing listens on (bound, read, released)."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+class Backends:
+    """The four fakes, running; `config()` points a front at them."""
+
+    def __init__(self, tcp: TcpEcho, udp: UdpEcho, dns_server: DnsServer, resolver_port: int):
+        self.tcp = tcp
+        self.udp = udp
+        self.dns = dns_server
+        self.resolver_port = resolver_port
+        self.resolve_requests: list[dict[str, Any]] = []
+
+    def config(self, **overrides: Any) -> WebConfig:
+        settings: dict[str, Any] = {
+            "tcp_echo_port": self.tcp.port,
+            "udp_echo_port": self.udp.port,
+            "resolver_port": self.resolver_port,
+            "dns_port": self.dns.port,
+            "backend_timeout": 2.0,
+            "health_timeout": 1.0,
+            "udp_try_timeout": 0.2,
+        }
+        return WebConfig(**(settings | overrides))
+
+
+@pytest.fixture
+async def backends(aiohttp_server) -> AsyncIterator[Backends]:
+    loop = asyncio.get_running_loop()
+    tcp = await TcpEcho().start()
+    udp_transport, udp = await loop.create_datagram_endpoint(UdpEcho, local_addr=(HOST, 0))
+    dns_transport, dns_server = await loop.create_datagram_endpoint(DnsServer, local_addr=(HOST, 0))
+    received: list[dict[str, Any]] = []
+    resolver = await aiohttp_server(resolver_app(received))
+    fakes = Backends(tcp, udp, dns_server, resolver.port)
+    fakes.resolve_requests = received
+    yield fakes
+    udp_transport.close()
+    dns_transport.close()
+    await tcp.stop()
+
+
+MakeClient = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+def front(aiohttp_client, backends: Backends) -> MakeClient:
+    """``await front(**config_overrides)``: a test client of the front wired to the fakes."""
+
+    async def make(**overrides: Any) -> TestClient:
+        return await aiohttp_client(create_app(backends.config(**overrides)))
+
+    return make
+
+
+async def test_fake_tcp_echo_echoes_and_counts(backends: Backends) -> None:
+    reader, writer = await asyncio.open_connection(HOST, backends.tcp.port)
+    writer.write(b"abc")
+    assert await asyncio.wait_for(reader.readexactly(3), 2) == b"abc"
+    writer.close()
+    await writer.wait_closed()
+    assert backends.tcp.accepted == 1
+
+
+def test_closed_port_refuses() -> None:
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((HOST, closed_port()), timeout=1)

@@ -1,0 +1,54 @@
+"""The OpenAPI document is valid OpenAPI 3.1 and describes exactly the app's routes."""
+
+from __future__ import annotations
+
+from openapi_spec_validator import validate
+
+from services.web.app import create_app
+from services.web.config import WebConfig
+from services.web.openapi import openapi_document
+
+
+def _app_routes() -> set[tuple[str, str]]:
+    app = create_app(WebConfig())
+    routes = set()
+    for route in app.router.routes():
+        path = route.resource.canonical if route.resource is not None else ""
+        if path.startswith("/static") or route.method == "HEAD":
+            continue  # static files are not API; HEAD is GET's automatic twin
+        routes.add((route.method.lower(), path))
+    return routes
+
+
+def test_the_document_is_valid_openapi_3_1() -> None:
+    document = openapi_document(WebConfig())
+    validate(document)
+    assert document["openapi"].startswith("3.1")
+
+
+def test_every_route_is_documented_and_nothing_else() -> None:
+    document = openapi_document(WebConfig())
+    documented = {(method, path) for path, item in document["paths"].items() for method in item}
+    assert documented == _app_routes()
+
+
+def test_every_api_error_is_problem_json() -> None:
+    document = openapi_document(WebConfig())
+    for path in ["/api/echo/tcp", "/api/echo/udp", "/api/resolve"]:
+        responses = document["paths"][path]["post"]["responses"]
+        for status in ["400", "413", "422", "503", "504"]:
+            assert "application/problem+json" in responses[status]["content"], (path, status)
+
+
+def test_the_limits_follow_the_config() -> None:
+    schemas = openapi_document(WebConfig(max_message=100))["components"]["schemas"]
+    assert schemas["EchoRequest"]["properties"]["message"]["maxLength"] == 100
+    big = openapi_document(WebConfig(max_message=10_000))["components"]["schemas"]
+    assert big["UdpEchoRequest"]["properties"]["message"]["maxLength"] == 4096
+
+
+async def test_the_document_is_served(aiohttp_client) -> None:
+    client = await aiohttp_client(create_app(WebConfig()))
+    response = await client.get("/api/openapi.json")
+    assert response.status == 200
+    validate(await response.json())
