@@ -1,0 +1,175 @@
+"""The ``dns`` service as a process: config from the environment, healthcheck, SIGTERM.
+
+Starts ``python -m services.dns`` itself on a free loopback port (nothing else needs to
+run). Run: .venv/bin/pytest tests/unit/test_dns_main.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.common.config import ConfigError
+from services.dns import healthcheck
+from services.dns.config import DnsConfig
+from services.dns.zone import ZONE_FILE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults() -> None:
+    config = DnsConfig.from_env({})
+    assert (config.host, config.port) == ("127.0.0.1", 1053)
+    assert config.zone_file == ZONE_FILE
+    assert config.max_delay_ms == 10_000
+
+
+def test_values_from_the_environment(tmp_path: Path) -> None:
+    zone = tmp_path / "other.zone"
+    zone.write_text("", encoding="ascii")
+    env = {
+        "LISTEN_HOST": "0.0.0.0",
+        "DNS_PORT": "53",
+        "DNS_ZONE_FILE": str(zone),
+        "DNS_MAX_DELAY_MS": "2500",
+        "DNS_MAX_PENDING_DELAYS": "10",
+        "DNS_TCP_IDLE_TIMEOUT": "2.5",
+        "LOG_LEVEL": "debug",
+    }
+    config = DnsConfig.from_env(env)
+    assert config == DnsConfig("0.0.0.0", 53, zone, 2500, 10, 2.5, "DEBUG")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DNS_PORT", "0"),
+        ("DNS_PORT", "dns"),
+        ("DNS_MAX_DELAY_MS", "-1"),
+        ("DNS_MAX_PENDING_DELAYS", "0"),
+        ("DNS_TCP_IDLE_TIMEOUT", "soon"),
+        ("DNS_ZONE_FILE", "/nonexistent/polyloop.test.zone"),
+        ("LOG_LEVEL", "chatty"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        DnsConfig.from_env({name: value})
+
+
+def free_port() -> int:
+    """A loopback port free for both UDP and TCP at the time of asking."""
+    for _ in range(20):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free port")
+
+
+def service_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DNS_", "LISTEN_"))}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def running_dns() -> Iterator[tuple[subprocess.Popen, int]]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.dns"],
+        cwd=ROOT,
+        env=service_env(DNS_PORT=str(port)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while healthcheck.check(port, timeout=0.25) is not None:
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            out, err = process.communicate()
+            pytest.fail(f"the dns service did not come up:\n{out}\n{err}")
+    try:
+        yield process, port
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def run_healthcheck(port: int) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "services.dns.healthcheck"],
+        cwd=ROOT,
+        env=service_env(DNS_PORT=str(port)),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_healthcheck_passes_then_sigterm_exits_0_quickly_and_it_fails(
+    running_dns: tuple[subprocess.Popen, int],
+) -> None:
+    process, port = running_dns
+    assert run_healthcheck(port).returncode == 0
+    process.send_signal(signal.SIGTERM)
+    # the contract: exit 0 within a few seconds of SIGTERM
+    out, err = process.communicate(timeout=5)
+    assert process.returncode == 0, err
+    assert "Traceback" not in out + err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert all(record["service"] == "dns" for record in records)
+    assert any(record["msg"] == "serving polyloop.test" for record in records)
+    assert any(record["msg"].startswith("shutting down") for record in records)
+    failed = run_healthcheck(port)
+    assert failed.returncode == 1
+    assert "unhealthy" in failed.stdout
+
+
+def test_invalid_config_stops_the_start_with_a_clear_message() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "services.dns"],
+        cwd=ROOT,
+        env=service_env(DNS_PORT="70000"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stdout + result.stderr
+    (record,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["level"] == "error"
+    assert "DNS_PORT" in record["msg"]
+
+
+def test_port_in_use_exits_1_without_traceback() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "services.dns"],
+            cwd=ROOT,
+            env=service_env(DNS_PORT=str(port)),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    assert any(json.loads(line)["msg"] == "cannot listen" for line in result.stdout.splitlines())
