@@ -24,13 +24,16 @@ from services.tcp_echo.config import TcpEchoConfig
 from services.tcp_echo.protocol import Echo, EchoFactory
 
 SERVICE = "tcp-echo"
+# Twisted's default backlog (50) makes a burst of connects (the web's pool warming up,
+# Locust spawning) wait a second for a SYN retry; the kernel caps it at somaxconn anyway
+BACKLOG = 1024
 log = Logger(namespace="tcp_echo")
 
 
 def endpoint_description(config: TcpEchoConfig) -> str:
     """The listen address as a Twisted endpoint string (an IPv6 host needs its colons quoted)."""
     interface = endpoints.quoteStringArgument(config.listen_host)
-    return f"tcp:port={config.port}:interface={interface}"
+    return f"tcp:port={config.port}:interface={interface}:backlog={BACKLOG}"
 
 
 async def shutdown(port: IListeningPort, factory: EchoFactory, grace: float) -> None:

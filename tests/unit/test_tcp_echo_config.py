@@ -52,5 +52,5 @@ def test_bad_value_names_the_variable(name: str, value: str) -> None:
 
 def test_endpoint_string_quotes_an_ipv6_interface() -> None:
     assert endpoint_description(TcpEchoConfig(listen_host="::")) == (
-        "tcp:port=8000:interface=\\:\\:"
+        "tcp:port=8000:interface=\\:\\::backlog=1024"
     )
