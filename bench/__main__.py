@@ -1,0 +1,89 @@
+"""``python -m bench`` (what ``make bench`` runs): every server side by side, one run.
+
+Compiles the C client and server into build/bench/, starts each server on a free
+127.0.0.1 port pinned to one core, loads it from the other core, repeats each cell
+and keeps the median, then writes reports/bench/report.md (+ echo.png, results.json)
+and prints the table. ``--quick`` is a fast smoke run; ``--only tcp,udp`` picks parts.
+Every server it started is stopped at the end, even on failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import sys
+import time
+from pathlib import Path
+
+from bench import build, echo, loadtools, report
+from bench.procs import ROOT, cores
+
+PARTS = ("tcp", "udp", "http", "dns", "resolver")
+LOG = logging.getLogger("bench")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1 run of 1 s per cell, fewer servers")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma list of {PARTS}")
+    parser.add_argument("--repeats", type=int, help="runs per cell (median kept; default 3)")
+    parser.add_argument("--duration", type=float, help="seconds measured per run (default 3)")
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench")
+    args = parser.parse_args(argv)
+    args.parts = [p for p in args.only.split(",") if p]
+    unknown = set(args.parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown part(s) {sorted(unknown)}; choose from {PARTS}")
+    args.repeats = args.repeats or (1 if args.quick else 3)
+    args.duration = args.duration or (1.0 if args.quick else 3.0)
+    args.warmup = 0.2 if args.quick else 1.0
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    started = time.monotonic()
+    tools = build.prepare(want_pypy="tcp" in args.parts and not args.quick)
+    logs = args.out / "logs"
+    server_cpus, client_cpus = cores()
+    conns = [1, 10, 100]
+    results: dict[str, list] = {}
+    if "tcp" in args.parts:
+        targets = echo.tcp_targets(tools, args.quick)
+        results["tcp"] = echo.measure(
+            "tcp", targets, tools, conns, args.repeats, args.duration, args.warmup, logs
+        )
+    if "udp" in args.parts:
+        targets = echo.udp_targets(tools, args.quick)
+        results["udp"] = echo.measure(
+            "udp", targets, tools, conns, args.repeats, args.duration, args.warmup, logs
+        )
+    if "http" in args.parts and tools.wrk:
+        results["http"] = loadtools.http_cells(
+            tools.wrk, tools.server, args.repeats, args.duration, logs
+        )
+    if "dns" in args.parts and tools.dnsperf:
+        results["dns"] = loadtools.dns_cells(
+            tools.dnsperf, tools.server, args.repeats, args.duration, logs
+        )
+    if "resolver" in args.parts:
+        names = 20 if args.quick else 200
+        results["resolver"] = loadtools.resolver_cells(args.repeats, names, logs)
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "python": platform.python_version(),
+        "pinning": f"servers on CPU {sorted(server_cpus)}, clients on CPU {sorted(client_cpus)}",
+        "cells": f"median of {args.repeats} run(s) x {args.duration:g} s after {args.warmup:g} s "
+        "warm-up; servers measured round-robin",
+        "took": f"{time.monotonic() - started:.0f} s",
+    }
+    markdown = report.write(results, meta, tools.missing, args.out)
+    sys.stdout.write(markdown + "\n")
+    sys.stdout.write(f"\nreport: {args.out / 'report.md'}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
