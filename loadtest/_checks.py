@@ -83,7 +83,15 @@ def _check_result(result: Any, name: str, address: str | None) -> None:
         raise WrongAnswer(f"{name}: expected {address}, got {result!r:.200}")
 
 
-def fanned_out(body: Any) -> None:
-    """The fan-out answer: a JSON object with a slot per part and no failed part."""
-    if not isinstance(body, dict) or not body:
-        raise WrongAnswer(f"expected one result per part: {body!r:.200}")
+def fanned_out(message: str, expected: Sequence[tuple[str, str | None]]) -> BodyCheck:
+    """The fan-out: every part in its own slot (``tcp``, ``udp``, ``resolve``), none failed."""
+    echo, resolution = echoed(message), resolved(expected)
+
+    def check(body: Any) -> None:
+        if not isinstance(body, dict) or body.get("failed") != []:
+            raise WrongAnswer(f"a part failed: {body!r:.300}")
+        echo(body.get("tcp"))
+        echo(body.get("udp"))
+        resolution(body.get("resolve"))
+
+    return check

@@ -204,17 +204,6 @@ def expect_address(address: str) -> DnsCheck:
     return check
 
 
-def expect_prefix(prefix: str) -> DnsCheck:
-    """The answer is NOERROR and every address starts with ``prefix``."""
-
-    def check(response: dns.message.Message) -> None:
-        found = _addresses(response)
-        if not found or not all(a.startswith(prefix) for a in found):
-            raise WrongAnswer(f"expected addresses under {prefix}, got {found or _rcode(response)}")
-
-    return check
-
-
 def expect_nxdomain(response: dns.message.Message) -> None:
     """The name does not exist in the zone: NXDOMAIN, from the authority itself."""
     if response.rcode() != dns.rcode.NXDOMAIN:

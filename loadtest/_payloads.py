@@ -1,7 +1,7 @@
 """What the users send: only names the stack's own zone serves, and echo messages.
 
 The ``dns`` service is authoritative for ``polyloop.test``: ``www`` -> 192.0.2.10,
-``host-N`` -> 192.0.2.N (N = 1..250), AAAA under 2001:db8::/32, unknown names
+``host-N`` -> 192.0.2.N and AAAA 2001:db8::N (N = 1..250, N written as is), unknown names
 NXDOMAIN, and ``X.delay-N`` answers after N ms. Nothing here ever names a host
 outside that zone, so a load run resolves nothing on the internet.
 """
@@ -14,7 +14,6 @@ import secrets
 ZONE = "polyloop.test"
 WWW = f"www.{ZONE}"
 WWW_ADDRESS = "192.0.2.10"
-AAAA_PREFIX = "2001:db8:"  # RFC 3849 documentation prefix, the zone's AAAA records
 HOSTS = 250
 
 
@@ -22,6 +21,12 @@ def host_name() -> tuple[str, str]:
     """A random ``host-N`` name of the zone and the address it must resolve to."""
     n = random.randint(1, HOSTS)
     return f"host-{n}.{ZONE}", f"192.0.2.{n}"
+
+
+def host_name_v6() -> tuple[str, str]:
+    """A random ``host-N`` name and its AAAA address (RFC 3849 documentation prefix)."""
+    n = random.randint(1, HOSTS)
+    return f"host-{n}.{ZONE}", f"2001:db8::{n}"
 
 
 def host_names(count: int) -> list[tuple[str, str]]:

@@ -38,9 +38,10 @@ class WebUser(FrontUser):
 
     @task(2)
     def fan_out(self) -> None:
-        body = {"message": message(32), "names": [name for name, _ in host_names(3)]}
+        text, expected = message(32), host_names(3)
+        body = {"message": text, "names": [name for name, _ in expected]}
         with self.client.post("/api/fanout", json=body, catch_response=True) as response:
-            judge(response, fanned_out)
+            judge(response, fanned_out(text, expected))
 
     @task(1)
     def open_dashboard(self) -> None:
