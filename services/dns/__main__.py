@@ -21,14 +21,15 @@ from twisted.names import dns
 from services.common.config import ConfigError
 from services.common.logging import setup_logging
 from services.dns.config import DnsConfig
-from services.dns.server import build_factory
+from services.dns.server import AuthoritativeServerFactory, build_factory
 
 log = logging.getLogger("services.dns")
 
 
-def main(reactor: interfaces.IReactorCore, config: DnsConfig) -> defer.Deferred:
+def main(
+    reactor: interfaces.IReactorCore, config: DnsConfig, factory: AuthoritativeServerFactory
+) -> defer.Deferred:
     """Listen on UDP and TCP; the Deferred fires once both ports are closed at shutdown."""
-    factory = build_factory(config, reactor)
     try:
         udp = reactor.listenUDP(
             config.port, dns.DNSDatagramProtocol(controller=factory), interface=config.host
@@ -66,13 +67,15 @@ def run() -> None:
         sys.exit(2)
     setup_logging("dns", config.log_level)
     globalLogBeginner.beginLoggingTo([STDLibLogObserver(name="twisted")], redirectStandardIO=False)
+    from twisted.internet import reactor
+
     try:
-        # load the zone now, so a broken file stops the start with its reason
-        build_factory(config, clock=task.Clock())
+        factory = build_factory(config, reactor)
     except (OSError, ValueError, IndexError, NotImplementedError) as exc:
+        # a broken zone file stops the start with its reason, not a traceback
         log.error("cannot load the zone file %s: %s", config.zone_file, exc)
         sys.exit(2)
-    task.react(main, [config])
+    task.react(main, [config, factory])
 
 
 if __name__ == "__main__":

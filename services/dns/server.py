@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import time
 
-from twisted.internet import interfaces, reactor
+from twisted.internet import interfaces
 from twisted.names import dns, error, server
 from twisted.protocols.policies import TimeoutMixin
 
@@ -77,7 +77,9 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
     ) -> None:
         super().__init__(authorities=authorities)
         self.tcp_idle_timeout = tcp_idle_timeout
-        self.clock = reactor if clock is None else clock
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.clock = clock
 
     def messageReceived(self, message: dns.Message, proto, address=None) -> None:
         if message.answer:
@@ -101,8 +103,9 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
         if failure.check(error.AuthoritativeDomainError):
             soa = self._soa_above(message.queries[0].name.name)
             self._reply(message, protocol, address, dns.ENAME, auth=True, authority=soa)
-        elif failure.check(error.DNSQueryRefusedError) or failure.check(error.DomainError):
-            # DomainError out of the chain means no authority holds the name: not ours
+        elif failure.check(error.DomainError):
+            # out of the chain, DomainError means no authority holds the name (not ours);
+            # its subclass DNSQueryRefusedError is an authority saying no (delay, AXFR)
             self._reply(message, protocol, address, dns.EREFUSED)
         else:
             log.error(

@@ -173,3 +173,20 @@ def test_port_in_use_exits_1_without_traceback() -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
     assert any(json.loads(line)["msg"] == "cannot listen" for line in result.stdout.splitlines())
+
+
+def test_a_broken_zone_file_stops_the_start_with_its_reason(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.zone"
+    broken.write_text("$ORIGIN polyloop.test.\nwww IN A not-an-address\n", encoding="ascii")
+    result = subprocess.run(
+        [sys.executable, "-m", "services.dns"],
+        cwd=ROOT,
+        env=service_env(DNS_PORT=str(free_port()), DNS_ZONE_FILE=str(broken)),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stdout + result.stderr
+    (record,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["msg"].startswith("cannot load the zone file")
