@@ -192,15 +192,26 @@ class Resolver:
         if not in_zone(name):
             return self._system(name, deadline)
         # A and AAAA side by side, as getaddrinfo would ask them
-        jobs = [gevent.spawn(self._ask, name, rdtype, deadline) for rdtype in RDTYPES]
+        jobs = [gevent.spawn(self._answer, name, rdtype, deadline) for rdtype in RDTYPES]
         try:
             gevent.joinall(jobs)
-            addresses = [address for job in jobs for address in job.get()]
         finally:
             gevent.killall(jobs)  # when this greenlet is killed at the timeout
+        answers = [job.value for job in jobs]
+        for answer in answers:
+            if isinstance(answer, ResolveError):
+                raise answer
+        addresses = [address for answer in answers for address in answer]
         if not addresses:
             raise ResolveError("no_address")
         return addresses
+
+    def _answer(self, name: str, rdtype: str, deadline: float) -> list[str] | ResolveError:
+        # returned, not raised: a greenlet dying of an exception is printed by the hub
+        try:
+            return self._ask(name, rdtype, deadline)
+        except ResolveError as exc:
+            return exc
 
     def _ask_cooperative(self, name: str, rdtype: str, deadline: float) -> list[str]:
         remaining = _remaining(deadline)
@@ -220,8 +231,7 @@ class Resolver:
         return [rdata.address for rdata in answer.rrset] if answer.rrset is not None else []
 
     def _ask_in_thread(self, name: str, rdtype: str, deadline: float) -> list[str]:
-        threadpool = gevent.get_hub().threadpool
-        return threadpool.apply(self._ask_blocking, (name, rdtype, deadline))
+        return _in_thread(self._ask_blocking, name, rdtype, deadline)
 
     def _ask_blocking(self, name: str, rdtype: str, deadline: float) -> list[str]:
         """The same question over a plain blocking socket: runs in a native thread."""
@@ -259,9 +269,24 @@ class Resolver:
             return _addresses(_getaddrinfo(gevent.socket.getaddrinfo, name))
 
     def _system_in_thread(self, name: str, deadline: float) -> list[str]:
-        threadpool = gevent.get_hub().threadpool
         with gevent.Timeout(_remaining(deadline), ResolveError("timeout")):
-            return _addresses(threadpool.apply(_getaddrinfo, (_socket.getaddrinfo, name)))
+            return _addresses(_in_thread(_getaddrinfo, _socket.getaddrinfo, name))
+
+
+def _in_thread(func: Callable[..., Any], *args: Any) -> Any:
+    """``func(*args)`` in the hub's thread pool, this greenlet waiting cooperatively."""
+    outcome = gevent.get_hub().threadpool.apply(_returning, (func, *args))
+    if isinstance(outcome, ResolveError):
+        raise outcome
+    return outcome
+
+
+def _returning(func: Callable[..., Any], *args: Any) -> Any:
+    # returned, not raised: the thread pool prints every exception that leaves a task
+    try:
+        return func(*args)
+    except ResolveError as exc:
+        return exc
 
 
 def _getaddrinfo(getaddrinfo: Callable[..., list], name: str) -> list:
