@@ -264,34 +264,46 @@ function drawLines(canvas, series, unit) {
   ctx.fillStyle = muted;
   ctx.font = `${11 * ratio}px system-ui, sans-serif`;
   ctx.textBaseline = "bottom";
+  ctx.textAlign = "left"; // the context keeps its state between frames
   ctx.fillText(`${max} ${unit}`, pad.left, pad.top - 2 * ratio);
   ctx.textAlign = "right";
   ctx.fillText("last 60 s", width - pad.right, pad.top - 2 * ratio);
 
   const step = plotW / (HISTORY - 1);
+  const bottom = pad.top + plotH;
   for (const s of series) {
     const n = s.values.length;
     if (n === 0) continue;
-    ctx.strokeStyle = cssVar(s.color);
-    ctx.lineWidth = 2 * ratio;
-    ctx.lineJoin = "round";
-    ctx.beginPath();
-    s.values.forEach((v, i) => {
-      const x = width - pad.right - (n - 1 - i) * step;
-      const y = pad.top + plotH * (1 - v / max);
-      if (i === 0) ctx.moveTo(x, y);
-      else ctx.lineTo(x, y);
-    });
-    ctx.stroke();
+    const color = cssVar(s.color);
+    const points = s.values.map((v, i) => [
+      width - pad.right - (n - 1 - i) * step,
+      pad.top + plotH * (1 - v / max),
+    ]);
+    const trace = () => {
+      ctx.beginPath();
+      points.forEach(([x, y], i) => (i === 0 ? ctx.moveTo(x, y) : ctx.lineTo(x, y)));
+    };
     if (s.fill) {
-      ctx.lineTo(width - pad.right, pad.top + plotH);
-      ctx.lineTo(width - pad.right - (n - 1) * step, pad.top + plotH);
+      trace();
+      ctx.lineTo(points[n - 1][0], bottom);
+      ctx.lineTo(points[0][0], bottom);
       ctx.closePath();
-      ctx.globalAlpha = 0.12;
-      ctx.fillStyle = cssVar(s.color);
+      ctx.globalAlpha = 0.14;
+      ctx.fillStyle = color;
       ctx.fill();
       ctx.globalAlpha = 1;
     }
+    trace();
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 2 * ratio;
+    ctx.lineJoin = "round";
+    ctx.stroke();
+    // the newest value as a dot, so a lone first point is visible too
+    const [lastX, lastY] = points[n - 1];
+    ctx.fillStyle = color;
+    ctx.beginPath();
+    ctx.arc(lastX - 1.5 * ratio, lastY, 2.5 * ratio, 0, 2 * Math.PI);
+    ctx.fill();
   }
 }
 
@@ -396,12 +408,18 @@ function updateMap(backends, stats) {
 }
 
 async function probeWeb() {
+  const url = `/healthz?probe=${Date.now()}`;
   const started = performance.now();
   try {
-    const response = await fetch("/healthz", { cache: "no-store" });
-    const ms = performance.now() - started;
-    setNode("web", response.ok ? (ms > DEGRADED_LATENCY_MS ? "degraded" : "up") : "degraded",
-      `healthz ${fmtMs(ms)}`);
+    const response = await fetch(url, { cache: "no-store" });
+    await response.text();
+    // the network time, not the wait for this page's busy main thread
+    const entry = performance.getEntriesByName(new URL(url, location.href).href).pop();
+    const ms = entry ? entry.responseEnd - entry.requestStart : performance.now() - started;
+    performance.clearResourceTimings();
+    const slow = ms > DEGRADED_LATENCY_MS;
+    setNode("web", response.ok && !slow ? "up" : "degraded", `healthz ${fmtMs(ms)}`,
+      response.ok ? (slow ? "slow /healthz" : "") : `/healthz answered ${response.status}`);
   } catch {
     setNode("web", "down", "not answering");
   }

@@ -1,0 +1,151 @@
+"""Browser fixtures: Debian's Chromium driven by Playwright's sync API.
+
+Needs the running front (``stack.web_url``, WEB_PORT) and its backends, and Chromium at
+``/usr/bin/chromium`` (or ``$CHROMIUM``); ``playwright install`` is never used. Every
+request the page makes is routed: the front's own go through, anything else is
+aborted and recorded, so a test can assert that none was attempted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Route,
+    WebSocketRoute,
+    sync_playwright,
+)
+
+from tests.stack import ROOT, Stack, unavailable
+
+CHROMIUM = os.environ.get("CHROMIUM", "").strip() or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ARTEFACTS = ROOT / "reports" / "e2e"
+WIDE = {"width": 1280, "height": 900}
+NARROW = {"width": 390, "height": 844}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/e2e/" in str(item.path):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def front(stack: Stack) -> str:
+    """The front's base URL, once it answers /healthz."""
+    try:
+        with urllib.request.urlopen(f"{stack.web_url}/healthz", timeout=3) as response:
+            if response.status == 200:
+                return stack.web_url
+    except OSError:
+        pass
+    unavailable(f"the web front at {stack.web_url}")
+    raise AssertionError("unreachable")  # unavailable() fails or skips
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).is_file():
+        unavailable(f"Chromium ({CHROMIUM}; apt-get install chromium, or set CHROMIUM)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def artefacts() -> Path:
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTEFACTS
+
+
+@dataclass
+class Watched:
+    """A page of the dashboard and everything it did that a test may want to refuse."""
+
+    page: Page
+    front: str
+    console_errors: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+    served: list[str] = field(default_factory=list)
+
+    def assert_clean(self) -> None:
+        assert self.foreign == [], f"requests to hosts other than the front: {self.foreign}"
+        assert self.console_errors == [], f"console errors: {self.console_errors}"
+
+
+def _same_origin(url: str, front: str) -> bool:
+    got, want = urlsplit(url), urlsplit(front)
+    return got.scheme in {"http", "ws"} and got.netloc == want.netloc
+
+
+def open_dashboard(browser: Browser, front: str, viewport: dict[str, int]) -> Watched:
+    context = browser.new_context(viewport=viewport, service_workers="block")
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    watched = Watched(page=page, front=front)
+
+    def guard(route: Route) -> None:
+        url = route.request.url
+        if _same_origin(url, front):
+            watched.served.append(url)
+            route.continue_()
+        else:
+            watched.foreign.append(url)
+            route.abort("blockedbyclient")
+
+    def guard_socket(ws: WebSocketRoute) -> None:
+        if _same_origin(ws.url, front):
+            watched.served.append(ws.url)
+            ws.connect_to_server()
+        else:
+            watched.foreign.append(ws.url)
+            ws.close()
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            watched.console_errors.append(f"{message.text} @ {message.location}")
+
+    context.route("**/*", guard)
+    context.route_web_socket(re.compile(".*"), guard_socket)
+    page.on("console", console)
+    page.on("pageerror", lambda error: watched.console_errors.append(f"page error: {error}"))
+    page.goto(front + "/", wait_until="load")
+    return watched
+
+
+@pytest.fixture
+def dashboard(browser: Browser, front: str) -> Iterator[Watched]:
+    """The dashboard at 1280 px, loaded, with its requests and console watched."""
+    watched = open_dashboard(browser, front, WIDE)
+    yield watched
+    watched.page.context.close()
+
+
+@pytest.fixture
+def narrow_dashboard(browser: Browser, front: str) -> Iterator[Watched]:
+    """The dashboard at 390 px (a phone)."""
+    watched = open_dashboard(browser, front, NARROW)
+    yield watched
+    watched.page.context.close()
