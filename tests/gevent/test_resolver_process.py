@@ -1,0 +1,150 @@
+"""``python -m services.resolver`` as a process: start, healthcheck, SIGTERM, bad config.
+
+Needs nothing running: the service and a dns service are started on free ports.
+Run: .venv/bin/pytest tests/gevent -p no:cacheprovider
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import gevent
+import pytest
+
+from tests.gevent.conftest import ROOT, STARTUP_DEADLINE, free_port, stop
+
+
+def healthcheck(port: int) -> int:
+    return subprocess.run(
+        [sys.executable, "-m", "services.resolver.healthcheck"],
+        cwd=ROOT,
+        env={**os.environ, "RESOLVER_PORT": str(port)},
+        timeout=15,
+        check=False,
+    ).returncode
+
+
+class Service:
+    def __init__(self, process: subprocess.Popen, port: int, log_path: Path) -> None:
+        self.process = process
+        self.port = port
+        self.log_path = log_path
+
+    def log(self) -> list[dict]:
+        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line]
+
+
+@pytest.fixture
+def service(dns_port: int, tmp_path: Path) -> Iterator[Service]:
+    port = free_port()
+    log_path = tmp_path / "resolver.log"
+    env = {
+        **os.environ,
+        "LISTEN_HOST": "127.0.0.1",
+        "RESOLVER_PORT": str(port),
+        "DNS_HOST": "localhost",  # a host name, resolved once at start
+        "DNS_PORT": str(dns_port),
+        "RESOLVER_DRAIN_SECONDS": "3",
+    }
+    env.pop("GEVENT_RESOLVER", None)
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.resolver"],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_DEADLINE
+        while healthcheck(port) != 0:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the resolver did not start: {log_path.read_text()}")
+            time.sleep(0.1)  # polling interval, not synchronisation
+        yield Service(process, port, log_path)
+    finally:
+        stop(process)
+
+
+def resolve(port: int, names: list[str], timeout: float = 5.0) -> dict:
+    body = json.dumps({"names": names, "timeout": timeout}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/resolve", data=body)
+    with urllib.request.urlopen(request, timeout=timeout + 5) as response:
+        return json.load(response)
+
+
+def test_it_serves_and_logs_json(service: Service) -> None:
+    document = resolve(service.port, ["www.polyloop.test"])
+    assert document["results"][0]["addresses"] == ["192.0.2.10"]
+    entries = service.log()
+    started = next(entry for entry in entries if entry["msg"] == "listening")
+    assert started["service"] == "resolver"
+    assert started["gevent_resolver"] == "dnspython"
+    assert started["dns"].startswith("127.0.0.1:")
+    assert any(entry["msg"] == "resolved" and entry["names"] == 1 for entry in entries)
+
+
+def test_sigterm_finishes_the_request_in_flight_then_exits_0(service: Service) -> None:
+    in_flight = gevent.spawn(resolve, service.port, ["a.delay-1000.polyloop.test"])
+    deadline = time.monotonic() + 5
+    while not any(  # wait until the service really holds the request
+        "resolver_requests_in_flight 1.0" in line for line in metrics(service.port)
+    ):
+        assert time.monotonic() < deadline, "the request never reached the service"
+        gevent.sleep(0.02)
+    service.process.send_signal(signal.SIGTERM)
+    document = in_flight.get(timeout=10)
+    assert document["results"][0]["error"] is None
+    assert service.process.wait(timeout=10) == 0
+    assert any(entry["msg"] == "stopping" for entry in service.log())
+
+
+def test_sigterm_when_idle_exits_0_quickly(service: Service) -> None:
+    started = time.monotonic()
+    service.process.send_signal(signal.SIGTERM)
+    assert service.process.wait(timeout=10) == 0
+    assert time.monotonic() - started < 5
+    assert healthcheck(service.port) == 1
+
+
+def metrics(port: int) -> list[str]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode().splitlines()
+
+
+def test_the_healthcheck_fails_when_nothing_listens() -> None:
+    assert healthcheck(free_port()) == 1
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("RESOLVER_BACKEND", "ares"),
+        ("RESOLVER_POOL_SIZE", "many"),
+        ("RESOLVER_PORT", "70000"),
+        ("RESOLVER_MAX_TIMEOUT", "-1"),
+    ],
+)
+def test_a_bad_setting_stops_the_start_with_a_clear_message(variable: str, value: str) -> None:
+    finished = subprocess.run(
+        [sys.executable, "-m", "services.resolver"],
+        cwd=ROOT,
+        env={**os.environ, "RESOLVER_PORT": str(free_port()), variable: value},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert finished.returncode == 2
+    assert "Traceback" not in finished.stdout + finished.stderr
+    error = json.loads(finished.stdout.splitlines()[-1])
+    assert error["level"] == "error"
+    assert variable in error["msg"]
