@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# `make load`: a headless, bounded Locust run of loadtest/ against the running stack.
+#
+# Writes reports/load/report.html and reports/load/load_*.csv, and exits non-zero when a gate of
+# loadtest/budgets.toml is breached (failure ratio, p95 per request): the gates live in
+# loadtest/gates.py and set Locust's own exit code. Extra arguments go to Locust.
+#
+#   LOAD_USERS=30 LOAD_RATE=10 LOAD_TIME=30s scripts/load_gates.sh  (these are the defaults)
+#   LOAD_REPORTS=dir scripts/load_gates.sh                        # reports elsewhere
+#   LOAD_BUDGETS=path/to/budgets.toml scripts/load_gates.sh      # other gates
+#   LOAD_SHAPE=step scripts/load_gates.sh                         # or spike
+#   scripts/load_gates.sh --tags dns udp                          # some users only
+#
+# Targets: WEB_HOST/WEB_PORT, TCP_ECHO_HOST/..., as the README documents (127.0.0.1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+locust="${LOCUST:-.venv/bin/locust}"
+reports="${LOAD_REPORTS:-reports/load}"
+mkdir -p "$reports"
+
+exec "$locust" -f loadtest --headless \
+    --users "${LOAD_USERS:-30}" --spawn-rate "${LOAD_RATE:-10}" --run-time "${LOAD_TIME:-30s}" \
+    --html "$reports/report.html" --csv "$reports/load" --only-summary "$@"

@@ -1,0 +1,154 @@
+"""`make load` against the running stack: it passes its gates, and fails an impossible budget.
+
+Needs every service of the stack running (`make up`, or local processes) at the
+addresses of the README's variables; the module fails in CI / skips elsewhere if
+one does not answer. Locust runs as a subprocess through scripts/load_gates.sh,
+the `make load` recipe itself, bounded in users and time: it patches the process
+with gevent, so it is never imported here.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.stack import ROOT, Stack, tcp_answers, unavailable
+
+USER_TYPES = ("WebUser", "ResolverUser", "TcpEchoUser", "UdpEchoUser", "DnsUser")
+
+
+def udp_echo_answers(host: str, port: int, timeout: float = 1.0) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.sendto(b"loadtest probe", (host, port))
+            return sock.recvfrom(2048)[0] == b"loadtest probe"
+        except OSError:
+            return False
+
+
+@pytest.fixture(scope="module", autouse=True)
+def whole_stack(stack: Stack) -> None:
+    for what, port in [
+        ("web", stack.web_port),
+        ("tcp-echo", stack.tcp_echo_port),
+        ("resolver", stack.resolver_port),
+        ("dns (TCP)", stack.dns_port),
+    ]:
+        if not tcp_answers(stack.host, port):
+            unavailable(f"{what} on {stack.host}:{port}")
+    if not udp_echo_answers(stack.host, stack.udp_echo_port):
+        unavailable(f"udp-echo on {stack.host}:{stack.udp_echo_port}")
+
+
+def run_load(
+    stack: Stack, reports: Path, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`make load` with the stack's addresses, small and bounded, reports under `reports`."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LOAD_")}
+    base.update(
+        LOCUST=str(Path(sys.executable).with_name("locust")),
+        LOAD_REPORTS=str(reports),
+        WEB_HOST=stack.host,
+        WEB_PORT=str(stack.web_port),
+        TCP_ECHO_HOST=stack.host,
+        TCP_ECHO_PORT=str(stack.tcp_echo_port),
+        UDP_ECHO_HOST=stack.host,
+        UDP_ECHO_PORT=str(stack.udp_echo_port),
+        RESOLVER_HOST=stack.host,
+        RESOLVER_PORT=str(stack.resolver_port),
+        DNS_HOST=stack.host,
+        DNS_PORT=str(stack.dns_port),
+    )
+    base.update(env)
+    return subprocess.run(
+        ["bash", "scripts/load_gates.sh", *args],
+        cwd=ROOT,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+def stats_rows(reports: Path) -> list[dict[str, str]]:
+    with open(reports / "load_stats.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_a_short_load_passes_its_gates_with_every_user_type(stack: Stack, tmp_path: Path) -> None:
+    run = run_load(stack, tmp_path, LOAD_USERS="10", LOAD_RATE="10", LOAD_TIME="8s")
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    assert "passed every gate" in run.stderr
+    assert (tmp_path / "report.html").stat().st_size > 0
+    rows = stats_rows(tmp_path)
+    total = next(row for row in rows if row["Name"] == "Aggregated")
+    assert int(total["Request Count"]) > 0
+    assert int(total["Failure Count"]) == 0, (tmp_path / "load_failures.csv").read_text()
+    # each user type shows in the same CSV as HTTP: TCP, UDP and DNS rows beside the APIs'
+    kinds = {(row["Type"], row["Name"]) for row in rows}
+    assert {kind for kind, _ in kinds} >= {"TCP", "UDP", "DNS", "GET", "POST"}
+    assert any(name.startswith(("/api/", "/ (dashboard)")) for _, name in kinds)  # WebUser
+    assert any(name.startswith(("/resolve", "/healthz")) for _, name in kinds)  # ResolverUser
+    spawned = run.stderr[run.stderr.index("All users spawned") :].splitlines()[0]
+    assert all(f'"{user}": 2' in spawned for user in USER_TYPES), spawned
+
+
+def test_a_budget_that_cannot_be_met_fails_the_run(stack: Stack, tmp_path: Path) -> None:
+    budgets = tmp_path / "impossible.toml"
+    budgets.write_text("max_fail_ratio = 0.005\n[p95_ms]\ndefault = 0.001\n")
+    run = run_load(
+        stack,
+        tmp_path,
+        "--tags",
+        "dns",
+        "udp",
+        LOAD_USERS="4",
+        LOAD_RATE="4",
+        LOAD_TIME="4s",
+        LOAD_BUDGETS=str(budgets),
+    )
+    assert run.returncode == 1, run.stdout[-4000:] + run.stderr[-4000:]
+    assert "gate breached" in run.stderr
+    assert "above its 0.001 ms budget" in run.stderr
+    assert "failure ratio" not in run.stderr  # the traffic was fine: only the budget failed
+    assert (tmp_path / "report.html").stat().st_size > 0  # the report is written all the same
+
+
+def test_tags_choose_the_users(stack: Stack, tmp_path: Path) -> None:
+    run = run_load(stack, tmp_path, "--tags", "dns", LOAD_USERS="2", LOAD_TIME="3s")
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert 'All users spawned: {"DnsUser": 2}' in run.stderr
+    assert {row["Type"] for row in stats_rows(tmp_path)} == {"DNS", ""}  # "" is Aggregated
+
+
+def test_a_class_name_chooses_the_user(stack: Stack, tmp_path: Path) -> None:
+    run = run_load(stack, tmp_path, "TcpEchoUser", LOAD_USERS="2", LOAD_TIME="3s")
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert 'All users spawned: {"TcpEchoUser": 2}' in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("shape", "counts"),
+    [
+        ("step", ["2 users", "4 users", "6 users", "8 users", "10 users"]),
+        ("spike", ["2 users", "10 users"]),
+    ],
+)
+def test_a_shape_is_chosen_by_load_shape(
+    stack: Stack, tmp_path: Path, shape: str, counts: list[str]
+) -> None:
+    run = run_load(
+        stack, tmp_path, "--tags", "udp", LOAD_SHAPE=shape, LOAD_USERS="10", LOAD_TIME="5s"
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    steps = [line for line in run.stderr.splitlines() if "Shape test updating to" in line]
+    for count in counts:
+        assert any(f"updating to {count}" in line for line in steps), steps
+    assert "Shape test completed" in run.stderr  # the shape stopped the run by itself
