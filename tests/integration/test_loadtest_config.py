@@ -1,0 +1,102 @@
+"""The load suite's own guard rails, checked without the stack: nothing here needs a service.
+
+Locust runs as a subprocess through scripts/load_gates.sh (the `make load` recipe); a
+wrong setting must stop the run at start with a clear message, and load never goes
+anywhere but loopback or the stack's containers. The one run that sends traffic aims
+at a closed UDP port on 127.0.0.1, to show the failure-ratio gate failing the run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.stack import ROOT
+
+
+def run_load(reports: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LOAD_")}
+    base.update(
+        LOCUST=str(Path(sys.executable).with_name("locust")),
+        LOAD_REPORTS=str(reports),
+        LOAD_USERS="2",
+        LOAD_RATE="2",
+        LOAD_TIME="3s",
+    )
+    base.update(env)
+    return subprocess.run(
+        ["bash", "scripts/load_gates.sh", *args],
+        cwd=ROOT,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def closed_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_every_user_type_is_listed() -> None:
+    run = subprocess.run(
+        [str(Path(sys.executable).with_name("locust")), "-f", "loadtest", "--list"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    listed = {line.strip() for line in run.stdout.splitlines()}
+    assert listed >= {"WebUser", "TcpEchoUser", "UdpEchoUser", "DnsUser", "ResolverUser"}
+
+
+def test_failures_above_the_ratio_fail_the_run(tmp_path: Path) -> None:
+    run = run_load(tmp_path, "UdpEchoUser", UDP_ECHO_PORT=str(closed_udp_port()))
+    assert run.returncode == 1, run.stderr[-4000:]
+    assert "gate breached: failure ratio 100.00%" in run.stderr
+    assert (tmp_path / "load_failures.csv").read_text().count("UDP") >= 1
+
+
+def test_an_unreadable_budgets_file_stops_the_run_at_start(tmp_path: Path) -> None:
+    bad = tmp_path / "budgets.toml"
+    bad.write_text("max_fail_ratio = [not toml\n")
+    run = run_load(tmp_path, LOAD_BUDGETS=str(bad))
+    assert run.returncode == 1
+    assert f"loadtest gates: {bad}: not valid TOML" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "report.html").exists()  # stopped before any load
+
+
+def test_a_budgets_file_without_a_default_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "budgets.toml"
+    bad.write_text('max_fail_ratio = 0.005\n[p95_ms]\n"TCP echo 64 B" = 100\n')
+    run = run_load(tmp_path, "--budgets", str(bad))
+    assert run.returncode == 1
+    assert "needs a [p95_ms] table with a `default` budget" in run.stderr
+
+
+def test_an_unknown_shape_is_refused(tmp_path: Path) -> None:
+    run = run_load(tmp_path, LOAD_SHAPE="sawtooth")
+    assert run.returncode == 1
+    assert "LOAD_SHAPE='sawtooth': expected step, spike" in run.stderr
+
+
+def test_a_target_outside_the_stack_is_refused(tmp_path: Path) -> None:
+    # 192.0.2.1 is a documentation address: refused before any packet could leave
+    run = run_load(tmp_path, WEB_HOST="192.0.2.1")
+    assert run.returncode == 1
+    assert "WEB_HOST='192.0.2.1': load goes only to loopback or the stack's containers" in (
+        run.stderr
+    )
+
+
+def test_a_host_option_outside_the_stack_is_refused(tmp_path: Path) -> None:
+    run = run_load(tmp_path, "--host", "http://192.0.2.1:8080")
+    assert run.returncode == 1
+    assert "--host http://192.0.2.1:8080: load goes only to loopback" in run.stderr
