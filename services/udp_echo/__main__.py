@@ -24,6 +24,16 @@ log = logging.getLogger("services.udp_echo")
 
 async def main(config: UdpEchoConfig) -> None:
     loop = asyncio.get_running_loop()
+    # handlers first: a SIGTERM that lands while the socket is being set up still stops us
+    stopping = asyncio.Event()
+
+    def stop(signame: str) -> None:
+        log.info("stopping", extra={"signal": signame})
+        stopping.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop, sig.name)
+
     on_lost: asyncio.Future[None] = loop.create_future()
     limiter = (
         SourceRateLimiter(config.rate_limit, max_sources=config.max_sources)
@@ -39,13 +49,9 @@ async def main(config: UdpEchoConfig) -> None:
         ),
         local_addr=(config.listen_host, config.port),
     )
-
-    def stop(signame: str) -> None:
-        log.info("stopping", extra={"signal": signame})
-        transport.close()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop, sig.name)
+    await stopping.wait()
+    # UDP has nothing in flight to drain: close, let the protocol log its totals, exit
+    transport.close()
     await on_lost
 
 

@@ -62,11 +62,18 @@ def probe(host: str, port: int, source_port: int, timeout: float = 1.0) -> dict:
     return result
 
 
+def port_number(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0..65535)")
+    return port
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("host")
-    parser.add_argument("port", type=int)
-    parser.add_argument("--source-port", type=int, required=True, help="0 = any free port")
+    parser.add_argument("port", type=port_number)
+    parser.add_argument("--source-port", type=port_number, required=True, help="0 = any port")
     parser.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for a reply")
     args = parser.parse_args(argv)
     result = probe(args.host, args.port, args.source_port, args.timeout)
