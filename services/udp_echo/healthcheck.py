@@ -18,9 +18,12 @@ from services.common.logging import setup_logging
 
 log = logging.getLogger("services.udp_echo.healthcheck")
 
+TRIES = 2
+TIMEOUT = 1.0
 
-def echo_round_trip(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> bool:
-    """True when a random payload sent to host:port comes back unchanged within `timeout`."""
+
+def try_echo(host: str, port: int, timeout: float = TIMEOUT) -> None:
+    """Send a random payload to host:port; raise OSError unless it comes back within `timeout`."""
     payload = b"healthcheck " + os.urandom(8).hex().encode()
     deadline = time.monotonic() + timeout
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -30,19 +33,18 @@ def echo_round_trip(port: int, host: str = "127.0.0.1", timeout: float = 1.0) ->
         while (left := deadline - time.monotonic()) > 0:
             sock.settimeout(left)
             if sock.recv(65535) == payload:
-                return True
-    return False
+                return
+    raise TimeoutError(f"no echo within {timeout}s")
 
 
-def check(port: int, tries: int = 2, timeout: float = 1.0) -> bool:
-    error = ""
+def echo_round_trip(host: str, port: int, timeout: float = TIMEOUT, tries: int = TRIES) -> bool:
+    """True when one of `tries` payloads sent to host:port comes back unchanged."""
     for _ in range(tries):
         try:
-            if echo_round_trip(port, timeout=timeout):
-                return True
-        except OSError as exc:  # timeout, refused: try again, then report
-            error = f"{type(exc).__name__}: {exc}"
-    log.error("udp echo unhealthy", extra={"port": port, "tries": tries, "error": error})
+            try_echo(host, port, timeout)
+        except OSError:
+            continue
+        return True
     return False
 
 
@@ -53,7 +55,16 @@ def main() -> int:
     except ConfigError as exc:
         log.error("invalid configuration", extra={"error": str(exc)})
         return 1
-    return 0 if check(port) else 1
+    error = ""
+    for _ in range(TRIES):
+        try:
+            try_echo("127.0.0.1", port)
+        except OSError as exc:  # timeout, refused: try again, then report
+            error = f"{type(exc).__name__}: {exc}"
+            continue
+        return 0
+    log.error("udp echo unhealthy", extra={"port": port, "tries": TRIES, "error": error})
+    return 1
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ def json_lines(text: str) -> list[dict]:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_signal_exits_0_at_once(service: Service, signum: signal.Signals) -> None:
-    assert echo_round_trip(service.port)
+    assert echo_round_trip("127.0.0.1", service.port)
     service.proc.send_signal(signum)
     returncode, lines, err = service.stop(timeout=5)
     assert returncode == 0, err
