@@ -22,6 +22,7 @@ from tests.stack import Stack, compose
 
 pytestmark = pytest.mark.disruptive
 
+CORE = {"dns", "tcp-echo", "udp-echo", "resolver", "web"}
 BACKEND_TIMEOUT = 5.0  # the front's WEB_BACKEND_TIMEOUT default
 STOP_GRACE = 10.0  # compose.yaml stop_grace_period
 
@@ -57,11 +58,22 @@ def inspect(service: str) -> dict:
     return json.loads(out.stdout)[0]
 
 
+def all_healthy() -> bool:
+    rows = [json.loads(line) for line in compose("ps", "--format", "json").stdout.splitlines()]
+    return {row["Service"] for row in rows if row.get("Health") == "healthy"} >= CORE
+
+
 @pytest.fixture(autouse=True)
 def restore_stack(in_containers: str) -> Iterator[None]:
     yield
-    compose("unpause", check=False)
-    compose("up", "--detach", "--wait", "--wait-timeout", "120", timeout=180)
+    paused = compose("ps", "--status", "paused", "--services").stdout.split()
+    if paused:
+        compose("unpause", *paused)
+    stopped = compose("ps", "--all", "--status", "exited", "--services").stdout.split()
+    if stopped:
+        compose("start", *stopped, timeout=180)
+    # not `up --wait`: it gives up at once on a container still marked unhealthy from before
+    poll(all_healthy, 120, "every service healthy again", every=0.5)
 
 
 PARTS = {
