@@ -25,6 +25,7 @@ from playwright.sync_api import (
     WebSocketRoute,
     sync_playwright,
 )
+from playwright.sync_api._context_manager import PlaywrightContextManager
 
 from tests.stack import ROOT, Stack, unavailable
 
@@ -45,7 +46,7 @@ NARROW = {"width": 390, "height": 844}
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "/e2e/" in str(item.path):
+        if _is_browser_test(item):
             item.add_marker(pytest.mark.e2e)
 
 
@@ -62,16 +63,61 @@ def front(stack: Stack) -> str:
     raise AssertionError("unreachable")  # unavailable() fails or skips
 
 
+class _Chromium:
+    """One Chromium for the whole browser run, started on first use.
+
+    Playwright's sync API keeps an asyncio loop marked as running in this thread while it
+    is open, which breaks every asyncio test after it in the same process; so it is
+    closed as soon as the next test is not a browser test (``pytest_runtest_teardown``).
+    """
+
+    def __init__(self) -> None:
+        self._manager: PlaywrightContextManager | None = None
+        self._browser: Browser | None = None
+
+    def get(self) -> Browser:
+        if self._browser is None:
+            if not Path(CHROMIUM).is_file():
+                unavailable(f"Chromium ({CHROMIUM}; apt-get install chromium, or set CHROMIUM)")
+            self._manager = sync_playwright()
+            playwright = self._manager.start()
+            self._browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            )
+        return self._browser
+
+    def close(self) -> None:
+        if self._browser is not None:
+            self._browser.close()
+            self._browser = None
+        if self._manager is not None:
+            self._manager.__exit__(None, None, None)
+            self._manager = None
+
+
+_CHROMIUM = _Chromium()
+
+
+def _is_browser_test(item: pytest.Item | None) -> bool:
+    return item is not None and Path(__file__).parent in Path(item.path).parents
+
+
+@pytest.hookimpl(trylast=True)  # after the test's own fixtures (its page) are torn down
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if not _is_browser_test(nextitem):
+        _CHROMIUM.close()
+
+
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).is_file():
-        unavailable(f"Chromium ({CHROMIUM}; apt-get install chromium, or set CHROMIUM)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        yield browser
-        browser.close()
+def chromium() -> Iterator[_Chromium]:
+    yield _CHROMIUM
+    _CHROMIUM.close()
+
+
+@pytest.fixture
+def browser(chromium: _Chromium) -> Browser:
+    """The shared headless Chromium (Debian's, never a downloaded build)."""
+    return chromium.get()
 
 
 @pytest.fixture(scope="session")
