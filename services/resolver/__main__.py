@@ -32,7 +32,7 @@ log = logging.getLogger("services.resolver")
 
 
 def main() -> int:
-    setup_logging("resolver", os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO")
+    setup_logging("resolver")  # INFO until the configuration is known to be valid
     try:
         config = ResolverConfig.from_env()
     except ConfigError as exc:

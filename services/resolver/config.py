@@ -30,7 +30,7 @@ class ResolverConfig:
     dns_host: str = "127.0.0.1"
     dns_port: int = 1053
     backend: str = "dnspython"
-    pool_size: int = 100
+    pool_size: int = 256
     max_names: int = 256
     max_timeout: float = 30.0
     max_body: int = 64 * 1024
@@ -57,7 +57,7 @@ class ResolverConfig:
             dns_host=env_str("DNS_HOST", "127.0.0.1", env),
             dns_port=env_port("DNS_PORT", 1053, env),
             backend=backend,
-            pool_size=env_int("RESOLVER_POOL_SIZE", 100, minimum=1, maximum=10_000, env=env),
+            pool_size=env_int("RESOLVER_POOL_SIZE", 256, minimum=1, maximum=10_000, env=env),
             max_names=env_int("RESOLVER_MAX_NAMES", 256, minimum=1, maximum=10_000, env=env),
             max_timeout=env_float("RESOLVER_MAX_TIMEOUT", 30.0, minimum=0.1, maximum=600, env=env),
             max_body=env_int("RESOLVER_MAX_BODY", 64 * 1024, minimum=1024, env=env),

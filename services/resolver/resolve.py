@@ -104,7 +104,7 @@ class Resolver:
     """
 
     def __init__(
-        self, dns_ip: str, dns_port: int, *, backend: str = "dnspython", pool_size: int = 100
+        self, dns_ip: str, dns_port: int, *, backend: str = "dnspython", pool_size: int = 256
     ) -> None:
         self.dns_ip = str(ipaddress.ip_address(dns_ip))
         self.dns_port = dns_port

@@ -131,6 +131,7 @@ def test_the_healthcheck_fails_when_nothing_listens() -> None:
         ("RESOLVER_POOL_SIZE", "many"),
         ("RESOLVER_PORT", "70000"),
         ("RESOLVER_MAX_TIMEOUT", "-1"),
+        ("LOG_LEVEL", "LOUD"),
     ],
 )
 def test_a_bad_setting_stops_the_start_with_a_clear_message(variable: str, value: str) -> None:
