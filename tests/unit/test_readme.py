@@ -1,0 +1,38 @@
+"""The README stays true: every variable the services read is documented, every `make`
+target it names exists, every file it points at is there."""
+
+from __future__ import annotations
+
+import re
+
+from tests.stack import ROOT
+
+README = (ROOT / "README.md").read_text()
+
+
+def variables_read_by_the_services() -> set[str]:
+    found = set()
+    for path in (ROOT / "services").rglob("*.py"):
+        found |= set(re.findall(r"env_\w+\(\s*\"([A-Z][A-Z0-9_]+)\"", path.read_text()))
+    return found
+
+
+def test_every_variable_a_service_reads_is_in_the_readme() -> None:
+    names = variables_read_by_the_services()
+    assert len(names) > 20, "the scan found too few variables: has config moved?"
+    assert sorted(name for name in names if f"`{name}`" not in README) == []
+
+
+def test_every_make_target_in_the_readme_exists() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, re.MULTILINE))
+    named = set(re.findall(r"`make ([a-z][a-z-]*)", README))
+    assert named, "no make command found in the README"
+    assert sorted(named - targets) == []
+
+
+def test_every_compose_variable_is_in_the_readme() -> None:
+    compose = (ROOT / "compose.yaml").read_text()
+    names = set(re.findall(r"\$\{([A-Z][A-Z0-9_]+)", compose))
+    names |= set(re.findall(r"^\s+([A-Z][A-Z0-9_]+):\s*$", compose, re.MULTILINE))
+    assert sorted(name for name in names if f"`{name}`" not in README) == []
