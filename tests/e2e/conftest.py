@@ -136,9 +136,11 @@ class Watched:
     foreign: list[str] = field(default_factory=list)
     served: list[str] = field(default_factory=list)
 
-    def assert_clean(self) -> None:
+    def assert_clean(self, expected: str | None = None) -> None:
+        """No foreign request, no console error but the `expected` one (a regex)."""
         assert self.foreign == [], f"requests to hosts other than the front: {self.foreign}"
-        assert self.console_errors == [], f"console errors: {self.console_errors}"
+        errors = [e for e in self.console_errors if not (expected and re.search(expected, e))]
+        assert errors == [], f"console errors: {errors}"
 
 
 def _same_origin(url: str, front: str) -> bool:

@@ -171,3 +171,19 @@ def test_readable_on_a_phone(narrow_dashboard: Watched, artefacts) -> None:
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px at 390 px"
     page.screenshot(path=artefacts / "dashboard-390px.png", full_page=True)
     narrow_dashboard.assert_clean()
+
+
+def test_a_refused_request_shows_the_problem_detail(dashboard: Watched) -> None:
+    page = dashboard.page
+    form = page.locator("#resolve")
+    form.locator("textarea").fill("host-1.polyloop.test\nnot a host name!")
+    with page.expect_response("**/api/resolve") as answer:
+        form.get_by_role("button", name="Concurrent").click()
+    problem = answer.value.json()
+    assert answer.value.status in {400, 422}
+    assert answer.value.headers["content-type"].startswith("application/problem+json")
+    error = form.locator(".error")
+    wait_until("the problem shown", lambda: problem["detail"] in error.inner_text())
+    # Chromium itself logs every 4xx answer as "Failed to load resource": that one is expected
+    status = answer.value.status
+    dashboard.assert_clean(expected=rf"status of {status} .*/api/resolve")
