@@ -93,6 +93,8 @@ def server_address(host: str, port: int) -> str:
         pass
     getaddrinfo = monkey.get_original("socket", "getaddrinfo")
     infos = getaddrinfo(host, port, 0, stdlib_socket.SOCK_DGRAM)
+    # IPv4 first: "localhost" may list ::1 first while the dns service binds 127.0.0.1
+    infos.sort(key=lambda info: info[0] != stdlib_socket.AF_INET)
     return str(infos[0][4][0])
 
 
@@ -140,13 +142,16 @@ class Resolver:
         pool = Pool(self.pool_size)
         started: dict[int, float] = {}
         jobs = []
-        for index, name in enumerate(names):
-            # a full pool makes spawn wait: never past the deadline
-            if not pool.wait_available(timeout=max(0.0, deadline - time.monotonic())):
-                break
-            jobs.append(pool.spawn(self._timed, index, name, deadline, started))
-        gevent.joinall(jobs, timeout=max(0.0, deadline - time.monotonic()))
-        pool.kill(block=True, timeout=1)
+        try:
+            for index, name in enumerate(names):
+                # a full pool makes spawn wait: never past the deadline
+                if not pool.wait_available(timeout=max(0.0, deadline - time.monotonic())):
+                    break
+                jobs.append(pool.spawn(self._timed, index, name, deadline, started))
+            gevent.joinall(jobs, timeout=max(0.0, deadline - time.monotonic()))
+        finally:
+            # the unfinished ones, at the timeout (or when this request itself is killed)
+            pool.kill(block=True, timeout=1)
         return [self._outcome(i, name, jobs, started) for i, name in enumerate(names)]
 
     def _sequential(self, names: Sequence[str], deadline: float) -> list[Result]:
@@ -157,10 +162,11 @@ class Resolver:
             if remaining <= 0:
                 break
             job = gevent.spawn(self._timed, index, name, deadline, started)
-            job.join(timeout=remaining)
-            if not job.ready():
-                job.kill(block=True, timeout=1)
             jobs.append(job)
+            try:
+                job.join(timeout=remaining)
+            finally:
+                job.kill(block=True, timeout=1)  # a no-op when it finished in time
         return [self._outcome(i, name, jobs, started) for i, name in enumerate(names)]
 
     def _outcome(
