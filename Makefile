@@ -54,9 +54,7 @@ fmt: $(PY) ## ruff: fix what it can and format
 	$(VENV)/bin/ruff format .
 
 load: $(PY) ## headless Locust run with gates; HTML + CSV under reports/load (USERS, RATE, DURATION)
-	@mkdir -p reports/load
-	$(VENV)/bin/locust -f loadtest --headless -u $(USERS) -r $(RATE) -t $(DURATION) \
-		--html reports/load/report.html --csv reports/load/load --only-summary
+	LOAD_USERS=$(USERS) LOAD_RATE=$(RATE) LOAD_TIME=$(DURATION) bash scripts/load_gates.sh
 
 bench: $(PY) ## side-by-side benchmarks; report under reports/bench/
 	$(PY) -m bench
