@@ -21,11 +21,11 @@ from playwright.sync_api import (
     Browser,
     ConsoleMessage,
     Page,
+    Playwright,
     Route,
     WebSocketRoute,
     sync_playwright,
 )
-from playwright.sync_api._context_manager import PlaywrightContextManager
 
 from tests.stack import ROOT, Stack, unavailable
 
@@ -72,16 +72,15 @@ class _Chromium:
     """
 
     def __init__(self) -> None:
-        self._manager: PlaywrightContextManager | None = None
+        self._playwright: Playwright | None = None
         self._browser: Browser | None = None
 
     def get(self) -> Browser:
         if self._browser is None:
             if not Path(CHROMIUM).is_file():
                 unavailable(f"Chromium ({CHROMIUM}; apt-get install chromium, or set CHROMIUM)")
-            self._manager = sync_playwright()
-            playwright = self._manager.start()
-            self._browser = playwright.chromium.launch(
+            self._playwright = sync_playwright().start()
+            self._browser = self._playwright.chromium.launch(
                 executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
             )
         return self._browser
@@ -90,9 +89,9 @@ class _Chromium:
         if self._browser is not None:
             self._browser.close()
             self._browser = None
-        if self._manager is not None:
-            self._manager.__exit__(None, None, None)
-            self._manager = None
+        if self._playwright is not None:
+            self._playwright.stop()
+            self._playwright = None
 
 
 _CHROMIUM = _Chromium()
