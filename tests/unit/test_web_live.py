@@ -8,6 +8,7 @@ flowing — which is also what the page must survive.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from html.parser import HTMLParser
 
@@ -152,3 +153,22 @@ async def test_shutdown_closes_every_socket(aiohttp_client, app) -> None:
     assert ws.closed
     assert ws.close_code == 1001  # going away
     assert len(app[SOCKETS]) == 0
+
+
+async def test_backend_checks_run_at_most_every_two_seconds(
+    aiohttp_client, app, monkeypatch
+) -> None:
+    calls: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def check(_app: web.Application) -> dict:
+        calls.append(loop.time())
+        return {name: {"state": "up", "latency_ms": 1.0, "error": None} for name in BACKENDS}
+
+    monkeypatch.setattr("services.web.live._check", check)
+    client = await aiohttp_client(app)
+    async with client.ws_connect("/ws/live") as ws:
+        messages = [await _next_stats(ws) for _ in range(4)]
+    assert all(set(m["backends"]) == set(BACKENDS) for m in messages)
+    assert 1 <= len(calls) <= 3  # four pushes, one a second: a check every other push
+    assert all(b - a >= 1.9 for a, b in itertools.pairwise(calls))
