@@ -18,8 +18,6 @@ import signal  # noqa: E402
 import sys  # noqa: E402
 
 import gevent  # noqa: E402
-from gevent.pool import Pool  # noqa: E402
-from gevent.pywsgi import WSGIServer  # noqa: E402
 
 from services.common.config import ConfigError  # noqa: E402
 from services.common.logging import setup_logging  # noqa: E402
@@ -27,6 +25,7 @@ from services.resolver.api import ResolverApp  # noqa: E402
 from services.resolver.config import ResolverConfig  # noqa: E402
 from services.resolver.request import Limits  # noqa: E402
 from services.resolver.resolve import Resolver, server_address  # noqa: E402
+from services.resolver.server import ResolverServer  # noqa: E402
 
 log = logging.getLogger("services.resolver")
 
@@ -50,12 +49,11 @@ def main() -> int:
         Limits(config.max_names, config.max_timeout, config.default_timeout),
         max_body=config.max_body,
     )
-    server = WSGIServer(
+    server = ResolverServer(
         (config.listen_host, config.port),
         app,
-        spawn=Pool(config.max_connections),  # at most this many connections served at once
-        log=None,  # the app logs each resolve once, as JSON
-        error_log=logging.getLogger("services.resolver.pywsgi"),
+        max_connections=config.max_connections,
+        client_timeout=config.client_timeout,
     )
     try:
         server.start()

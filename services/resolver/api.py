@@ -6,7 +6,8 @@
 
 Errors are ``application/problem+json`` (RFC 9457) ``{"type", "title", "status",
 "detail"}``: 400 malformed JSON, 413 body over ``RESOLVER_MAX_BODY``, 422 wrong shape,
-404 unknown path, 405 wrong method; never a traceback.
+404 unknown path, 405 wrong method, 408 body slower than ``RESOLVER_CLIENT_TIMEOUT``;
+never a traceback.
 
 Try it::
 
@@ -110,11 +111,18 @@ class ResolverApp:
             except ValueError:
                 raise Problem(400, f"bad Content-Length {raw_length[:40]!r}") from None
             if length > self.max_body:
-                raise Problem(413, f"the body is {length} bytes; at most {self.max_body}")
-        # chunked bodies have no length: read one byte past the limit to notice
-        body = environ["wsgi.input"].read(self.max_body + 1)
+                raise Problem(
+                    413, f"the body is {length} bytes; at most {self.max_body}", close=True
+                )
+        try:
+            # chunked bodies have no length: read one byte past the limit to notice
+            body = environ["wsgi.input"].read(self.max_body + 1)
+        except TimeoutError:
+            raise Problem(408, "the body did not arrive in time", close=True) from None
+        except (OSError, ValueError) as exc:  # a broken chunked encoding, a reset
+            raise Problem(400, f"the body could not be read: {exc}", close=True) from None
         if len(body) > self.max_body:
-            raise Problem(413, f"the body is over {self.max_body} bytes")
+            raise Problem(413, f"the body is over {self.max_body} bytes", close=True)
         return body
 
 
@@ -138,4 +146,6 @@ def _problem(problem: Problem) -> Response:
     headers = []
     if isinstance(problem, _MethodNotAllowed):
         headers.append(("Allow", ", ".join(problem.allowed)))
+    if problem.close:
+        headers.append(("Connection", "close"))
     return problem.status, "application/problem+json", json.dumps(document).encode(), headers

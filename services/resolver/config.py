@@ -35,6 +35,7 @@ class ResolverConfig:
     max_timeout: float = 30.0
     max_body: int = 64 * 1024
     max_connections: int = 100
+    client_timeout: float = 30.0
     drain_seconds: float = 3.0
     log_level: str = "INFO"
 
@@ -63,6 +64,9 @@ class ResolverConfig:
             max_body=env_int("RESOLVER_MAX_BODY", 64 * 1024, minimum=1024, env=env),
             max_connections=env_int(
                 "RESOLVER_MAX_CONNECTIONS", 100, minimum=1, maximum=10_000, env=env
+            ),
+            client_timeout=env_float(
+                "RESOLVER_CLIENT_TIMEOUT", 30.0, minimum=0.1, maximum=3600, env=env
             ),
             drain_seconds=env_float("RESOLVER_DRAIN_SECONDS", 3.0, minimum=0, maximum=60, env=env),
             log_level=log_level,

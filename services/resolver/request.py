@@ -22,10 +22,11 @@ _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 class Problem(Exception):
     """An HTTP error answered as ``application/problem+json`` (RFC 9457)."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, *, close: bool = False) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.close = close  # the rest of the body is not worth reading: end the connection
 
 
 @dataclass(frozen=True)

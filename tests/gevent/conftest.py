@@ -29,11 +29,11 @@ from typing import Any  # noqa: E402
 import dns.exception  # noqa: E402
 import dns.resolver  # noqa: E402
 import pytest  # noqa: E402
-from gevent.pywsgi import WSGIServer  # noqa: E402
 
 from services.resolver.api import ResolverApp  # noqa: E402
 from services.resolver.request import Limits  # noqa: E402
 from services.resolver.resolve import Resolver  # noqa: E402
+from services.resolver.server import ResolverServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE = 20.0
@@ -153,7 +153,7 @@ def post_resolve(app: ResolverApp, document: Any) -> Reply:
 @pytest.fixture
 def server(app: ResolverApp) -> Iterator[str]:
     """The app behind a real gevent.pywsgi server on a free port; yields its base URL."""
-    wsgi = WSGIServer(("127.0.0.1", 0), app, log=None)
+    wsgi = ResolverServer(("127.0.0.1", 0), app, max_connections=10, client_timeout=2.0)
     wsgi.start()
     try:
         yield f"http://127.0.0.1:{wsgi.server_port}"

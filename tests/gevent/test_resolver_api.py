@@ -7,6 +7,8 @@ Run: .venv/bin/pytest tests/gevent -p no:cacheprovider
 from __future__ import annotations
 
 import json
+import socket
+import time
 import urllib.error
 import urllib.request
 
@@ -204,3 +206,64 @@ def test_over_http_a_resolve_round_trip(server: str) -> None:
         document = json.load(response)
     assert document["mode"] == "concurrent"
     assert document["results"][0]["addresses"] == ["192.0.2.10"]
+
+
+def raw_exchange(server: str, payload: bytes) -> bytes:
+    """Send raw bytes to the server; read one answer (headers and Content-Length body)."""
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(payload)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed before a full answer: {answer!r}"
+            answer += chunk
+        head = answer.split(b"\r\n\r\n")[0].decode("latin-1").lower()
+        length = int(head.split("content-length:")[1].split("\r\n")[0])
+        while len(answer.split(b"\r\n\r\n", 1)[1]) < length:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed before a full answer: {answer!r}"
+            answer += chunk
+    return answer
+
+
+def test_over_http_a_silent_client_is_disconnected(server: str) -> None:
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        started = time.monotonic()
+        assert sock.recv(65536) == b""  # closed by the server: nothing was asked
+        assert time.monotonic() - started < 8  # the client timeout is 2 s here
+
+
+def test_over_http_a_body_that_never_comes_is_408(server: str) -> None:
+    answer = raw_exchange(
+        server, b"POST /resolve HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{"
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 ")
+    assert b"Connection: close" in head
+    assert json.loads(body)["status"] == 408
+
+
+def test_over_http_a_broken_chunked_body_is_400_and_closes(server: str) -> None:
+    answer = raw_exchange(
+        server,
+        b"POST /resolve HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"Connection: close" in head
+    assert b"application/problem+json" in head
+    assert json.loads(body)["status"] == 400
+
+
+def test_over_http_a_declared_oversize_body_is_413_at_once(server: str) -> None:
+    # only the headers are sent: the answer must not wait for the announced megabyte
+    answer = raw_exchange(
+        server,
+        b"POST /resolve HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n{",
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 ")
+    assert b"Connection: close" in head
+    assert json.loads(body)["status"] == 413
