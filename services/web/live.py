@@ -31,6 +31,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
+from services.web.health import check_backends
 from services.web.keys import STATS
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -74,9 +75,6 @@ async def live(request: web.Request) -> web.WebSocketResponse:
 
 
 async def _check(app: web.Application) -> dict[str, Any]:
-    # imported here: health.py belongs to the API side and imports the backend clients
-    from services.web.health import check_backends
-
     return await check_backends(app)
 
 
