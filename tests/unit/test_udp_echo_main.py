@@ -60,7 +60,11 @@ class Service:
             self.lines.put(line)
 
     def first_message(self, timeout: float = 15) -> str:
-        return json.loads(self.lines.get(timeout=timeout))["msg"]
+        try:
+            return json.loads(self.lines.get(timeout=timeout))["msg"]
+        except queue.Empty:
+            self.proc.kill()
+            pytest.fail(f"udp-echo said nothing in {timeout}s: {self.proc.communicate()[1]}")
 
     def stop(self, timeout: float = 5) -> tuple[int, list[dict], str]:
         """Wait for the exit: (return code, the JSON lines after the first, stderr)."""
@@ -171,14 +175,26 @@ def test_probe_as_a_module_and_piped_on_stdin(service: Service) -> None:
     assert piped["source_port"] >= 1024
 
 
+def free_privileged_port() -> int:
+    for port in range(1023, 899, -1):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+            except PermissionError:
+                pytest.skip("binding a port below 1024 needs root or CAP_NET_BIND_SERVICE")
+            except OSError:  # in use: the next one
+                continue
+            return port
+    pytest.skip("no free UDP port below 1024")
+
+
 def test_probe_from_a_privileged_port_gets_no_reply(service: Service) -> None:
     port = service.port
-    if os.geteuid() != 0:
-        pytest.skip("binding a port below 1024 needs root")
-    result = run_piped_probe("127.0.0.1", str(port), "--source-port", "999", "--timeout", "0.5")
+    source = free_privileged_port()
+    result = run_piped_probe("127.0.0.1", str(port), "--source-port", str(source))
     assert result["error"] is None
     assert result["sent"] is True
-    assert result["source_port"] == 999
+    assert result["source_port"] == source
     assert result["replied"] is False
 
 
