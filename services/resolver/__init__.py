@@ -1,0 +1,1 @@
+"""The gevent resolver service: many host names resolved concurrently over HTTP/JSON."""

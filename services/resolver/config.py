@@ -1,7 +1,20 @@
-"""The resolver's configuration, read once from the environment at start.
+"""The resolver's settings, read once from the environment at start.
 
-Every variable has a default that works on a developer machine (the stack's ``dns``
-service on 127.0.0.1:1053); compose sets ``LISTEN_HOST=0.0.0.0`` and ``DNS_HOST=dns``.
+- LISTEN_HOST (127.0.0.1): interface bound; compose sets 0.0.0.0.
+- RESOLVER_PORT (8053): the HTTP port.
+- DNS_HOST (127.0.0.1) / DNS_PORT (1053): the stack's dns service, asked for
+  ``polyloop.test`` names; a host name (compose: ``dns``) is resolved once at start.
+- RESOLVER_BACKEND (dnspython): ``dnspython`` (cooperative sockets) or ``threadpool``
+  (the same lookups in gevent's default thread pool, to compare).
+- RESOLVER_POOL_SIZE (256): lookups of one request running at once (the gevent Pool).
+- RESOLVER_MAX_NAMES (256): names in one request; more is a 422.
+- RESOLVER_MAX_TIMEOUT (30): largest ``timeout`` a request may ask, in seconds.
+- RESOLVER_MAX_BODY (65536): request body bytes; more is a 413.
+- RESOLVER_MAX_CONNECTIONS (100): HTTP connections served at once.
+- RESOLVER_CLIENT_TIMEOUT (30): seconds a silent client keeps its connection.
+- RESOLVER_DRAIN_SECONDS (3): at SIGTERM, how long requests in flight may finish.
+- LOG_LEVEL (INFO); GEVENT_RESOLVER (dnspython, set by ``__main__`` when unset).
+
 A bad value raises ``ConfigError`` naming the variable, so the start fails clearly.
 """
 
