@@ -35,7 +35,7 @@ class WebConfig:
     tcp_pool_size: int = 32
     udp_pool_size: int = 32
     udp_retries: int = 2
-    udp_try_timeout: float = 1.0
+    udp_try_timeout: float = 0.5
     shutdown_timeout: float = 3.0
     log_level: str = "INFO"
 
@@ -68,7 +68,7 @@ class WebConfig:
             udp_pool_size=env_int("WEB_UDP_POOL_SIZE", 32, minimum=1, maximum=1000, env=env),
             udp_retries=env_int("WEB_UDP_RETRIES", 2, minimum=0, maximum=10, env=env),
             udp_try_timeout=env_float(
-                "WEB_UDP_TRY_TIMEOUT", 1.0, minimum=0.05, maximum=30, env=env
+                "WEB_UDP_TRY_TIMEOUT", 0.5, minimum=0.05, maximum=30, env=env
             ),
             shutdown_timeout=env_float("WEB_SHUTDOWN_TIMEOUT", 3.0, minimum=0, maximum=60, env=env),
             log_level=env_str("LOG_LEVEL", "INFO", env),

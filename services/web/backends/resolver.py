@@ -20,7 +20,10 @@ class ResolverClient:
         self.base_url = f"http://{host}:{port}"
         self.session = aiohttp.ClientSession(
             base_url=self.base_url,
-            connector=aiohttp.TCPConnector(limit=limit, keepalive_timeout=30),
+            # No DNS cache: connections are pooled, so a lookup happens only for a new one,
+            # and a cached address of a stopped container would turn a fast 503 into a
+            # connect that hangs until the timeout.
+            connector=aiohttp.TCPConnector(limit=limit, keepalive_timeout=30, use_dns_cache=False),
             # the caller's BackendCall bounds the whole call; no second clock here
             timeout=aiohttp.ClientTimeout(total=None),
             raise_for_status=False,

@@ -6,11 +6,19 @@ timed-out try is recognised (it differs from what was sent) and ignored. Each tr
 ``try_timeout``; a lost datagram is sent again up to ``retries`` times. An ICMP "port
 unreachable" comes back as ``ConnectionRefusedError`` on the connected socket, so a
 stopped udp-echo is reported at once instead of after every retry.
+
+A stopped *container* sends no ICMP at all: its address simply goes silent, and its
+name stops resolving on the compose network. So after a silent try the pool resolves
+udp-echo's name again before retrying: no address means a fast 503 (not a 504 after
+every retry), and a new address (the container came back elsewhere) means a fresh
+endpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
+from collections.abc import Awaitable, Callable
 
 
 class _EchoEndpoint(asyncio.DatagramProtocol):
@@ -37,7 +45,14 @@ class _EchoEndpoint(asyncio.DatagramProtocol):
         if self.reply is not None and not self.reply.done():
             self.reply.set_exception(exc or ConnectionResetError("endpoint closed"))
 
-    async def ask(self, data: bytes, try_timeout: float, retries: int) -> bytes:
+    async def ask(
+        self,
+        data: bytes,
+        try_timeout: float,
+        retries: int,
+        on_silence: Callable[[], Awaitable[None]],
+    ) -> bytes:
+        """The echo of `data`; `on_silence` is awaited before each retry (it may raise)."""
         assert self.transport is not None
         loop = asyncio.get_running_loop()
         self.expected = data
@@ -50,6 +65,7 @@ class _EchoEndpoint(asyncio.DatagramProtocol):
                 except TimeoutError:
                     if attempt == retries:
                         raise
+                    await on_silence()
             raise AssertionError("unreachable")
         finally:
             if not self.reply.done():
@@ -74,7 +90,9 @@ class UdpEchoPool:
         async with self._slots:
             endpoint = self._take_idle() or await self._open()
             try:
-                reply = await endpoint.ask(data, self.try_timeout, self.retries)
+                reply = await endpoint.ask(
+                    data, self.try_timeout, self.retries, lambda: self._still_there(endpoint)
+                )
             except BaseException:
                 # refused, timed out or cancelled: rebuild (and re-resolve the host) next time
                 _close(endpoint)
@@ -86,6 +104,15 @@ class UdpEchoPool:
         idle, self._idle = self._idle, []
         for endpoint in idle:
             _close(endpoint)
+
+    async def _still_there(self, endpoint: _EchoEndpoint) -> None:
+        """Raise when udp-echo's name no longer leads to the endpoint's address."""
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)
+        addresses = {info[4][:2] for info in infos}
+        assert endpoint.transport is not None
+        if endpoint.transport.get_extra_info("peername")[:2] not in addresses:
+            raise ConnectionRefusedError(f"{self.host} moved to {sorted(addresses)}")
 
     def _take_idle(self) -> _EchoEndpoint | None:
         while self._idle:
