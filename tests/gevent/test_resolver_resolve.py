@@ -75,11 +75,13 @@ def test_a_name_over_the_timeout_is_reported_while_the_others_return(app: Resolv
 
 
 def test_sequential_gives_each_name_what_is_left_of_the_budget(resolver: Resolver) -> None:
-    names = ["www.polyloop.test", *slow(3, 300), "host-2.polyloop.test"]
-    elapsed, results = timed(resolver, names, 0.5, "sequential")
+    fast_slow, slow_one, never = slow(1, 200)[0], slow(1, 3000)[0], slow(1, 200)[0]
+    names = ["www.polyloop.test", fast_slow, slow_one, never, "host-2.polyloop.test"]
+    elapsed, results = timed(resolver, names, 1.0, "sequential")
     assert [result["error"] for result in results] == [None, None, "timeout", "timeout", "timeout"]
-    assert results[4]["elapsed_ms"] == 0  # never started: the budget was spent
-    assert elapsed < 2.0
+    assert results[2]["elapsed_ms"] > 0  # started, then killed at the deadline
+    assert results[3]["elapsed_ms"] == results[4]["elapsed_ms"] == 0  # never started
+    assert elapsed < 2.5
 
 
 def test_concurrent_is_not_serialised(resolver: Resolver) -> None:
@@ -100,10 +102,12 @@ def test_the_pool_bounds_concurrency(dns_port: int) -> None:
 
 def test_a_full_pool_still_ends_at_the_timeout(dns_port: int) -> None:
     resolver = Resolver("127.0.0.1", dns_port, pool_size=1)
-    elapsed, results = timed(resolver, slow(4, 300), 0.5, "concurrent")
+    names = ["www.polyloop.test", *slow(3, 3000)]
+    elapsed, results = timed(resolver, names, 0.5, "concurrent")
     assert [result["error"] for result in results] == [None, "timeout", "timeout", "timeout"]
+    assert results[1]["elapsed_ms"] > 0  # spawned when www was done, killed at the deadline
     assert results[3]["elapsed_ms"] == 0  # never spawned: the pool was full until the end
-    assert elapsed < 2.0
+    assert elapsed < 2.5
 
 
 class Watched(Resolver):
