@@ -60,6 +60,11 @@ def disconnect(transport: TcpTransport) -> None:
     transport.protocol.connectionLost(Failure(ConnectionDone()))
 
 
+def elapse(clock: task.Clock, seconds: float) -> None:
+    """Let time pass in small steps, so a timer re-armed on the way fires on time."""
+    clock.pump([0.25] * round(seconds / 0.25))
+
+
 def test_echoes_bytes_unchanged_and_in_order(factory: EchoFactory) -> None:
     _, transport = connect(factory)
     chunks = [b"hello", b"\x00\xff\r\n", bytes(range(256)) * 256, b"", b"end"]
@@ -126,24 +131,33 @@ def test_idle_connection_is_closed_after_the_timeout(
     factory: EchoFactory, clock: task.Clock
 ) -> None:
     _, transport = connect(factory)
-    clock.advance(9.0)
+    elapse(clock, 9.0)
     transport.protocol.dataReceived(b"still here")  # activity restarts the countdown
-    clock.advance(9.0)
-    assert not transport.disconnecting
-    clock.advance(1.5)
+    elapse(clock, 9.5)
+    assert not transport.disconnecting, "closed before 10 s of silence"
+    elapse(clock, 3.0)  # 12.5 s of silence: at most a quarter past the timeout
     assert transport.disconnecting
     assert not transport.disconnected, "a clean close first, not an abort"
     assert transport.producer is None, "a registered producer would hold the close open"
     assert factory.idle_timeouts == 1
 
 
+def test_steady_traffic_is_never_idle(factory: EchoFactory, clock: task.Clock) -> None:
+    _, transport = connect(factory)
+    for _ in range(40):
+        transport.protocol.dataReceived(b".")
+        elapse(clock, 2.0)
+    assert not transport.disconnecting
+    assert factory.idle_timeouts == 0
+
+
 def test_timed_out_peer_that_never_reads_is_aborted_after_the_grace(
     factory: EchoFactory, clock: task.Clock
 ) -> None:
     _, transport = connect(factory)
-    clock.advance(10.0)
+    elapse(clock, 10.0)
     assert transport.disconnecting and not transport.disconnected
-    clock.advance(2.0)
+    elapse(clock, 2.0)
     assert transport.disconnected
     assert factory.aborted == 1
 
