@@ -267,3 +267,10 @@ def test_peer_that_never_reads_keeps_memory_bounded_and_others_served(
             received += len(chunk)
         assert received == sent
         assert received_digest.digest() == sent_digest.digest()
+
+
+def test_idle_connection_is_closed_by_the_running_service(service_factory: StartService) -> None:
+    service = service_factory(TCP_ECHO_IDLE_TIMEOUT="0.4")
+    with service.connect(timeout=5) as client:
+        assert echo(client, b"then silence") == b"then silence"
+        assert client.recv(1) == b"", "expected a clean close of the idle connection"
