@@ -219,7 +219,7 @@ def test_sigterm_closes_idle_clients_cleanly_and_exits_0(service_factory: StartS
 def test_sigterm_stops_accepting_and_aborts_a_peer_that_never_reads(
     service_factory: StartService,
 ) -> None:
-    service = service_factory(TCP_ECHO_DRAIN_SECONDS="3")
+    service = service_factory(TCP_ECHO_DRAIN_SECONDS="5")
     stuck = service.connect()
     try:
         deadline = time.monotonic() + 30
@@ -233,9 +233,9 @@ def test_sigterm_stops_accepting_and_aborts_a_peer_that_never_reads(
                 return True
             return False
 
-        wait_for(refuses_new_connections, 2.5, "the listening port to close after SIGTERM")
+        wait_for(refuses_new_connections, 3, "the listening port to close after SIGTERM")
         assert service.process.poll() is None, "exited before the drain grace for the stuck peer"
-        assert service.process.wait(timeout=3 + 5) == 0
+        assert service.process.wait(timeout=5 + 5) == 0
     finally:
         stuck.close()
 
