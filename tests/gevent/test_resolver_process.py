@@ -6,6 +6,7 @@ Run: .venv/bin/pytest tests/gevent -p no:cacheprovider
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -113,6 +114,20 @@ def test_sigterm_when_idle_exits_0_quickly(service: Service) -> None:
     assert service.process.wait(timeout=10) == 0
     assert time.monotonic() - started < 5
     assert healthcheck(service.port) == 1
+
+
+def test_sigterm_ends_idle_keep_alive_connections_at_once(service: Service) -> None:
+    idle = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+    idle.request("GET", "/healthz")
+    with idle.getresponse() as response:
+        assert response.status == 200
+        response.read()
+    # the connection stays open, idle: it must not hold the 3 s drain
+    started = time.monotonic()
+    service.process.send_signal(signal.SIGTERM)
+    assert service.process.wait(timeout=10) == 0
+    assert time.monotonic() - started < 2.5
+    idle.close()
 
 
 def metrics(port: int) -> list[str]:
