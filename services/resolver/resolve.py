@@ -31,12 +31,12 @@ Where names go, and why this resolver:
 ``RESOLVER_BACKEND=threadpool`` runs the very same zone query as a blocking socket call in
 the hub's thread pool instead (and system names through the C ``getaddrinfo`` there): what
 gevent does by default. Measured on a 2-CPU machine shared with other busy processes (load
-average 7), the dns service local, one concurrent request of 200 distinct names
+average 4.5-7), the dns service local, one concurrent request of 200 distinct names
 ``X.delay-100.polyloop.test`` (two queries each, A and AAAA), server-side ``elapsed_ms``:
-``dnspython`` 0.28-0.74 s (0.23 s in-process on a quieter machine), ``threadpool``
-4.3-4.4 s -- ten threads, 400 queries of 100 ms, 40 waves. The service spends ~0.25 s of
-CPU on such a request (dnspython building and parsing 400 messages), so its wall time
-follows the machine's load.
+``dnspython`` 0.30-0.50 s at load 4.5 (up to 0.74 s at load 7; 0.23 s in-process on a
+quieter machine), ``threadpool`` 4.2-4.4 s -- ten threads, 400 queries of 100 ms, 40
+waves. The service spends ~0.25 s of CPU on such a request (dnspython building and
+parsing 400 messages), so its wall time follows the machine's load.
 
 Try it: ``curl -s localhost:8053/resolve -d '{"names": ["www.polyloop.test"]}'``.
 """
