@@ -95,7 +95,11 @@ def goals(tcp: list[Cell], udp: list[Cell], resolver: list[Cell]) -> list[str]:
             python = [c for c in cells if c.conns == n and c.target != "c" and c.median]
             if limit and limit.median and python:
                 best = max(python, key=lambda c: c.median)
-                verdict = "client not the bottleneck" if limit.median > best.median else "CHECK"
+                verdict = (
+                    "client not the bottleneck"
+                    if limit.median > best.median
+                    else "NOT shown: the C cell ran below a Python one (machine noise?)"
+                )
                 out.append(
                     f"- {group} {n} conn: C client + C server {_fmt(limit.median)}/s vs fastest "
                     f"Python server ({best.label}) {_fmt(best.median)}/s → {verdict}"
