@@ -111,18 +111,6 @@ def privileged_socket() -> socket.socket:
     pytest.skip("no free UDP port below 1024 on 127.0.0.1")
 
 
-def test_no_reply_to_a_privileged_source_port_local(stack: Stack) -> None:
-    if stack_mode() == "docker":
-        pytest.skip("docker-proxy rewrites source ports: see the in-network test below")
-    with privileged_socket() as guarded, connected(stack) as normal:
-        guarded.connect((stack.host, stack.udp_echo_port))
-        guarded.send(b"from a system port")
-        normal.send(b"from an ephemeral port")
-        # served in order: once the later one is echoed, the earlier one was decided
-        assert normal.recv(65535) == b"from an ephemeral port"
-        assert_silent(guarded)
-
-
 def probe_in_network(source_port: int) -> dict:
     """Run services/udp_echo/probe.py inside the resolver container against udp-echo.
 
@@ -147,10 +135,20 @@ def probe_in_network(source_port: int) -> dict:
     return result
 
 
-@pytest.mark.compose
-def test_no_reply_to_a_privileged_source_port_in_network(in_containers: str) -> None:
-    # the control first: the same probe from an ordinary port is answered, so a silent
-    # privileged probe means the guard, not a broken probe or network
-    assert probe_in_network(40999)["replied"] is True
-    assert probe_in_network(999)["replied"] is False
-    assert probe_in_network(7)["replied"] is False
+def test_no_reply_to_a_privileged_source_port(stack: Stack) -> None:
+    """In containers the probe runs inside the compose network (the host's docker-proxy
+    rewrites UDP source ports); with local processes it runs from the host."""
+    if stack_mode() == "docker":
+        # the control first: the same probe from an ordinary port is answered, so a silent
+        # privileged probe means the guard, not a broken probe or network
+        assert probe_in_network(40999)["replied"] is True
+        assert probe_in_network(999)["replied"] is False
+        assert probe_in_network(7)["replied"] is False
+        return
+    with privileged_socket() as guarded, connected(stack) as normal:
+        guarded.connect((stack.host, stack.udp_echo_port))
+        guarded.send(b"from a system port")
+        normal.send(b"from an ephemeral port")
+        # served in order: once the later one is echoed, the earlier one was decided
+        assert normal.recv(65535) == b"from an ephemeral port"
+        assert_silent(guarded)
