@@ -43,7 +43,13 @@ def main() -> int:
     except OSError as exc:
         log.error("cannot resolve DNS_HOST=%s: %s", config.dns_host, exc)
         return 1
-    resolver = Resolver(dns_ip, config.dns_port, backend=config.backend, pool_size=config.pool_size)
+    resolver = Resolver(
+        dns_ip,
+        config.dns_port,
+        backend=config.backend,
+        pool_size=config.pool_size,
+        cache_size=config.cache_size,
+    )
     app = ResolverApp(
         resolver,
         Limits(config.max_names, config.max_timeout, config.default_timeout),
@@ -75,6 +81,7 @@ def main() -> int:
             "backend": config.backend,
             "gevent_resolver": os.environ["GEVENT_RESOLVER"],
             "pool_size": config.pool_size,
+            "cache_size": config.cache_size,
         },
     )
     server.serve_forever(stop_timeout=config.drain_seconds)

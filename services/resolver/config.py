@@ -7,6 +7,7 @@
 - RESOLVER_BACKEND (dnspython): ``dnspython`` (cooperative sockets) or ``threadpool``
   (the same lookups in gevent's default thread pool, to compare).
 - RESOLVER_POOL_SIZE (256): lookups of one request running at once (the gevent Pool).
+- RESOLVER_CACHE_SIZE (10000): answers of the zone kept for their TTL (0: no cache).
 - RESOLVER_MAX_NAMES (256): names in one request; more is a 422.
 - RESOLVER_MAX_TIMEOUT (30): largest ``timeout`` a request may ask, in seconds.
 - RESOLVER_MAX_BODY (65536): request body bytes; more is a 413.
@@ -44,6 +45,7 @@ class ResolverConfig:
     dns_port: int = 1053
     backend: str = "dnspython"
     pool_size: int = 256
+    cache_size: int = 10_000
     max_names: int = 256
     max_timeout: float = 30.0
     max_body: int = 64 * 1024
@@ -72,6 +74,9 @@ class ResolverConfig:
             dns_port=env_port("DNS_PORT", 1053, env),
             backend=backend,
             pool_size=env_int("RESOLVER_POOL_SIZE", 256, minimum=1, maximum=10_000, env=env),
+            cache_size=env_int(
+                "RESOLVER_CACHE_SIZE", 10_000, minimum=0, maximum=1_000_000, env=env
+            ),
             max_names=env_int("RESOLVER_MAX_NAMES", 256, minimum=1, maximum=10_000, env=env),
             max_timeout=env_float("RESOLVER_MAX_TIMEOUT", 30.0, minimum=0.1, maximum=600, env=env),
             max_body=env_int("RESOLVER_MAX_BODY", 64 * 1024, minimum=1024, env=env),

@@ -111,7 +111,13 @@ class Resolver:
     """
 
     def __init__(
-        self, dns_ip: str, dns_port: int, *, backend: str = "dnspython", pool_size: int = 256
+        self,
+        dns_ip: str,
+        dns_port: int,
+        *,
+        backend: str = "dnspython",
+        pool_size: int = 256,
+        cache_size: int = 0,
     ) -> None:
         self.dns_ip = str(ipaddress.ip_address(dns_ip))
         self.dns_port = dns_port
@@ -120,6 +126,11 @@ class Resolver:
         self._zone = dns.resolver.Resolver(configure=False)
         self._zone.nameservers = [self.dns_ip]
         self._zone.port = dns_port
+        if cache_size:
+            # a resolver keeps answers for their TTL, as any stub resolver in front of a
+            # busy service would; the zone's delay-N answers have TTL 0, so the demo's
+            # delays and timeouts are never served from here
+            self._zone.cache = dns.resolver.LRUCache(cache_size)
         self._family = (
             stdlib_socket.AF_INET6
             if ipaddress.ip_address(dns_ip).version == 6
