@@ -1,0 +1,76 @@
+"""The resolver's answer cache keeps zone answers for their TTL, never a delay-N answer.
+
+A counting UDP relay sits between the Resolver and the real dns service (conftest's
+subprocess), so the test sees how many queries actually reach the server.
+Run: .venv/bin/pytest tests/gevent -p no:cacheprovider
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import gevent
+import pytest
+
+from services.resolver.resolve import Resolver
+
+
+class CountingRelay:
+    """Forwards each datagram to the dns service and its answer back; counts questions."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.queries = 0
+        self._loop = gevent.spawn(self._serve)
+
+    def _serve(self) -> None:
+        while True:
+            query, client = self.sock.recvfrom(65535)
+            self.queries += 1
+            gevent.spawn(self._forward, query, client)
+
+    def _forward(self, query: bytes, client: tuple[str, int]) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as upstream:
+            upstream.settimeout(5)
+            upstream.sendto(query, self.upstream)
+            self.sock.sendto(upstream.recv(65535), client)
+
+    def close(self) -> None:
+        self._loop.kill()
+        self.sock.close()
+
+
+@pytest.fixture
+def relay(dns_port: int) -> Iterator[CountingRelay]:
+    relay = CountingRelay(dns_port)
+    yield relay
+    relay.close()
+
+
+def resolve_twice(resolver: Resolver, name: str) -> list[dict]:
+    return [resolver.resolve_many([name], 5.0)[0] for _ in range(2)]
+
+
+def test_a_cached_answer_is_not_asked_again(relay: CountingRelay) -> None:
+    resolver = Resolver("127.0.0.1", relay.port, cache_size=100)
+    first, second = resolve_twice(resolver, "host-5.polyloop.test")
+    assert first["addresses"] == second["addresses"] == ["192.0.2.5", "2001:db8::5"]
+    assert relay.queries == 2  # A and AAAA, once
+
+
+def test_without_a_cache_every_lookup_is_asked(relay: CountingRelay) -> None:
+    resolver = Resolver("127.0.0.1", relay.port, cache_size=0)
+    resolve_twice(resolver, "host-5.polyloop.test")
+    assert relay.queries == 4
+
+
+def test_delay_answers_have_ttl_0_and_are_always_asked(relay: CountingRelay) -> None:
+    resolver = Resolver("127.0.0.1", relay.port, cache_size=100)
+    first, second = resolve_twice(resolver, "x.delay-50.polyloop.test")
+    assert first["error"] is None and second["error"] is None
+    assert second["elapsed_ms"] >= 50
+    assert relay.queries == 4
