@@ -176,7 +176,7 @@ async def test_drops_are_summarised_periodically(
     serve: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="services.udp_echo.protocol")
-    _, port = await serve(max_datagram=8, stats_interval=0.05)
+    protocol, port = await serve(max_datagram=8, stats_interval=0.05)
 
     def summaries() -> list[logging.LogRecord]:
         return [r for r in caplog.records if r.getMessage() == "udp echo dropped datagrams"]
@@ -184,5 +184,18 @@ async def test_drops_are_summarised_periodically(
     with client(port) as sock:
         for _ in range(20):
             sock.send(b"far too large")
-    await wait_until(lambda: len(summaries()) >= 1)
-    assert sum(r.dropped_since_last["oversize"] for r in summaries()) == 20  # type: ignore[attr-defined]
+    await wait_until(lambda: sum(r.dropped_since_last["oversize"] for r in summaries()) == 20)  # type: ignore[attr-defined]
+    assert protocol._timer is None  # summarised: idle again until the next drop
+
+
+async def test_no_timer_runs_while_nothing_is_dropped(serve: Serve) -> None:
+    # an always-pending timer would make every selector wait a timed one: ~10 % per echo
+    protocol, port = await serve(max_datagram=8, stats_interval=60)
+    with client(port) as sock:
+        sock.send(b"fits")
+        assert await recv(sock) == b"fits"
+        assert protocol._timer is None
+        sock.send(b"far too large")
+        sock.send(b"fits")
+        assert await recv(sock) == b"fits"
+        assert protocol._timer is not None  # armed by the drop, to summarise it
