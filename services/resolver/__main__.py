@@ -67,6 +67,9 @@ def main() -> int:
         log.error("cannot listen on %s:%s: %s", config.listen_host, config.port, exc)
         return 1
 
+    if config.dns_host != dns_ip:
+        gevent.spawn(follow_dns_host, resolver, config.dns_host, config.dns_port)
+
     def stop(signum: int) -> None:
         log.info("stopping", extra={"signal": signum, "drain_seconds": config.drain_seconds})
         server.stop(timeout=config.drain_seconds)
@@ -87,6 +90,21 @@ def main() -> int:
     server.serve_forever(stop_timeout=config.drain_seconds)
     log.info("stopped")
     return 0
+
+
+def follow_dns_host(resolver: Resolver, host: str, port: int, every: float = 5.0) -> None:
+    """Keep the dns service's address current: a recreated container gets a new one."""
+    threadpool = gevent.get_hub().threadpool  # the lookup blocks: keep it off the hub
+    while True:
+        gevent.sleep(every)
+        try:
+            address = threadpool.apply(server_address, (host, port))
+        except OSError as exc:  # the dns container is down: keep the last address
+            log.debug("DNS_HOST lookup failed", extra={"host": host, "error": repr(exc)})
+            continue
+        if address != resolver.dns_ip:
+            log.info("dns service moved", extra={"from": resolver.dns_ip, "to": address})
+            resolver.use_server(address)
 
 
 if __name__ == "__main__":

@@ -119,23 +119,17 @@ class Resolver:
         pool_size: int = 256,
         cache_size: int = 0,
     ) -> None:
-        self.dns_ip = str(ipaddress.ip_address(dns_ip))
         self.dns_port = dns_port
         self.backend = backend
         self.pool_size = pool_size
         self._zone = dns.resolver.Resolver(configure=False)
-        self._zone.nameservers = [self.dns_ip]
         self._zone.port = dns_port
+        self.use_server(dns_ip)
         if cache_size:
             # a resolver keeps answers for their TTL, as any stub resolver in front of a
             # busy service would; the zone's delay-N answers have TTL 0, so the demo's
             # delays and timeouts are never served from here
             self._zone.cache = dns.resolver.LRUCache(cache_size)
-        self._family = (
-            stdlib_socket.AF_INET6
-            if ipaddress.ip_address(dns_ip).version == 6
-            else stdlib_socket.AF_INET
-        )
         if backend == "threadpool":
             self._ask: Callable[[str, str, float], list[str]] = self._ask_in_thread
             self._system: Callable[[str, float], list[str]] = self._system_in_thread
@@ -144,6 +138,13 @@ class Resolver:
             self._system = self._system_cooperative
 
     # -- a batch -----------------------------------------------------------------------
+
+    def use_server(self, dns_ip: str) -> None:
+        """Ask the zone's questions of ``dns_ip`` from now on (the dns service moved)."""
+        address = ipaddress.ip_address(dns_ip)
+        self.dns_ip = str(address)
+        self._zone.nameservers = [self.dns_ip]
+        self._family = stdlib_socket.AF_INET6 if address.version == 6 else stdlib_socket.AF_INET
 
     def resolve_many(
         self, names: Sequence[str], timeout: float, mode: str = "concurrent"

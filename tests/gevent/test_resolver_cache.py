@@ -1,4 +1,5 @@
-"""The resolver's answer cache keeps zone answers for their TTL, never a delay-N answer.
+"""The resolver's answer cache (zone answers for their TTL, never a delay-N answer), and
+its move to a new dns address.
 
 A counting UDP relay sits between the Resolver and the real dns service (conftest's
 subprocess), so the test sees how many queries actually reach the server.
@@ -74,3 +75,11 @@ def test_delay_answers_have_ttl_0_and_are_always_asked(relay: CountingRelay) -> 
     assert first["error"] is None and second["error"] is None
     assert second["elapsed_ms"] >= 50
     assert relay.queries == 4
+
+
+def test_use_server_moves_the_questions_to_a_new_address(dns_port: int) -> None:
+    # the dns subprocess listens on 127.0.0.1 only: 127.0.0.2 stands for its old address
+    resolver = Resolver("127.0.0.2", dns_port, cache_size=0)
+    assert resolver.resolve_many(["www.polyloop.test"], 1.0)[0]["error"] is not None
+    resolver.use_server("127.0.0.1")
+    assert resolver.resolve_many(["www.polyloop.test"], 5.0)[0]["addresses"] == ["192.0.2.10"]
