@@ -1,7 +1,7 @@
 """How fast does udp-echo echo, next to the plainest asyncio datagram echo?
 
-    python -m services.udp_echo.bench [--seconds 1] [--rounds 12] [--window 64] [--size 64]
-    python -m services.udp_echo.bench --control    # minimal vs minimal: the noise floor
+    python -m bench.udp_cpu [--seconds 1] [--rounds 12] [--window 64] [--size 64]
+    python -m bench.udp_cpu --control    # minimal vs minimal: the noise floor
 
 Starts both servers as processes on free 127.0.0.1 ports (pinned to one CPU, the client
 to another), then for `rounds` rounds in ABBA order keeps `window` datagrams in flight
@@ -32,7 +32,7 @@ from services.common.logging import setup_logging
 from services.udp_echo.healthcheck import echo_round_trip
 from services.udp_echo.protocol import ServerUdpEchoProtocol
 
-log = logging.getLogger("services.udp_echo.bench")
+log = logging.getLogger("bench.udp_cpu")
 
 # the book's protocol and nothing else: the floor any asyncio UDP echo stands on
 MINIMAL_ECHO = """
