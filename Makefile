@@ -59,10 +59,17 @@ load: $(PY) ## headless Locust run with gates; HTML + CSV under reports/load (US
 bench: $(PY) ## side-by-side benchmarks; report under reports/bench/
 	$(PY) -m bench
 
+PIP_COMPILE_FLAGS := -q --strip-extras --no-header --allow-unsafe --no-emit-index-url --no-emit-find-links
+PYPY_TOOLS := build/pypy-piptools
+
 lock: ## recompile requirements/*.txt from requirements/*.in (needs pip-tools)
 	cd requirements && for f in runtime dev locust; do \
-		pip-compile -q --strip-extras --no-header --allow-unsafe --no-emit-index-url \
-			--no-emit-find-links -o $$f.txt $$f.in; done
+		pip-compile $(PIP_COMPILE_FLAGS) -o $$f.txt $$f.in; done
+	@# pypy.txt is for Debian's pypy3 (Python 3.9): pip-tools must run ON pypy3 to
+	@# resolve with its markers and requires-python, so it gets a venv of its own
+	[ -x $(PYPY_TOOLS)/bin/pip-compile ] || { pypy3 -m venv $(PYPY_TOOLS) \
+		&& $(PYPY_TOOLS)/bin/pip install -q pip-tools; }
+	cd requirements && ../$(PYPY_TOOLS)/bin/pip-compile $(PIP_COMPILE_FLAGS) -o pypy.txt pypy.in
 
 clean: down ## stop the stack, remove build outputs, reports and caches (keeps .venv)
 	rm -rf build reports .run .pytest_cache .ruff_cache .hypothesis
