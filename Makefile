@@ -10,7 +10,7 @@ USERS    ?= 20
 RATE     ?= 10
 DURATION ?= 20s
 
-.PHONY: help venv engine up down ps logs test test-unit lint fmt load bench lock clean
+.PHONY: help venv pypy-venv engine up down ps logs test test-unit lint fmt load bench lock clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,6 +21,9 @@ $(PY): requirements/dev.txt
 	@touch $(PY)
 
 venv: $(PY) ## create .venv with the pinned test/load/lint dependencies
+
+pypy-venv: ## build/pypy-venv: Debian's pypy3 + requirements/pypy.txt (the PyPy tests, bench)
+	bash scripts/pypy-venv.sh
 
 engine: ## install + start a Docker engine and compose v2 (Debian, root, no init system)
 	bash scripts/install-docker.sh
