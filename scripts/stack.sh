@@ -3,15 +3,28 @@
 #   scripts/stack.sh up     containers when a Docker engine answers, else local processes
 #   scripts/stack.sh down   stops whichever mode is running
 #   scripts/stack.sh ps | logs
-# The mode in use is kept in .run/mode ("docker" or "local"); tests read it too.
+#   POLYLOOP_PYPY=1 scripts/stack.sh up    tcp-echo and dns on PyPy (compose.pypy.yaml)
+# The mode in use is kept in .run/mode ("docker" or "local"); tests read it too. The
+# compose files of the running stack are kept in .run/compose-file, so down/ps/logs and
+# the tests act on the PyPy stack without being told again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUN=.run
 PY=${PY:-.venv/bin/python}
+PYPY_PY=build/pypy-venv/bin/python
 SERVICES=(dns tcp_echo udp_echo resolver web)   # start order: dependencies first
+PYPY_SERVICES=" dns tcp_echo "                  # the Twisted ones
 export COMPOSE_BAKE=false
 log() { printf '[polyloop] %s\n' "$*" >&2; }
+
+pypy() { case "${POLYLOOP_PYPY:-0}" in 1 | true | yes) return 0 ;; *) return 1 ;; esac; }
+if [ "${1:-}" = up ]; then
+    if pypy; then export COMPOSE_FILE=${COMPOSE_FILE:-compose.yaml}:compose.pypy.yaml; fi
+elif [ -z "${COMPOSE_FILE:-}" ] && [ -s "$RUN/compose-file" ]; then
+    COMPOSE_FILE=$(cat "$RUN/compose-file")
+    export COMPOSE_FILE
+fi
 
 engine_answers() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
 mode() { cat "$RUN/mode" 2>/dev/null || true; }
@@ -35,11 +48,17 @@ up_docker() {
         || { log "the Docker engine answers but 'docker compose' (v2) is missing: run 'make engine'"; exit 1; }
     bash scripts/base-image.sh
     bash scripts/wheelhouse.sh
+    if pypy; then
+        log "POLYLOOP_PYPY=1: tcp-echo and dns on PyPy ($COMPOSE_FILE)"
+        bash scripts/base-image.sh --pypy
+        bash scripts/wheelhouse.sh --pypy
+    fi
     log "building images"
     docker compose build --quiet
     log "starting containers and waiting until every service is healthy"
     docker compose up -d --wait --wait-timeout 180 --remove-orphans
     mkdir -p "$RUN" && echo docker >"$RUN/mode"
+    if [ -n "${COMPOSE_FILE:-}" ]; then echo "$COMPOSE_FILE" >"$RUN/compose-file"; else rm -f "$RUN/compose-file"; fi
     log "stack is up in containers"
     urls
 }
@@ -48,13 +67,19 @@ up_local() {
     log "NO DOCKER ENGINE ANSWERS: running the five services as LOCAL PROCESSES on 127.0.0.1"
     log "(same code, same config variables; 'make down' stops them; logs in $RUN/*.log)"
     [ -x "$PY" ] || { log "no $PY: run 'make venv' first"; exit 1; }
+    if pypy; then
+        log "POLYLOOP_PYPY=1: dns and tcp_echo on PyPy ($PYPY_PY)"
+        bash scripts/pypy-venv.sh
+    fi
     mkdir -p "$RUN"
     for svc in "${SERVICES[@]}"; do
-        local pidfile=$RUN/$svc.pid
+        local pidfile=$RUN/$svc.pid python=$PY
         if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
             continue
         fi
-        LISTEN_HOST=127.0.0.1 nohup "$PY" -m "services.$svc" >"$RUN/$svc.log" 2>&1 &
+        if pypy && [[ $PYPY_SERVICES == *" $svc "* ]]; then python=$PYPY_PY; fi
+        # PYPY_GC_NURSERY as in the PyPy images (services/Dockerfile says why)
+        PYPY_GC_NURSERY=${PYPY_GC_NURSERY:-4MB} LISTEN_HOST=127.0.0.1 nohup "$python" -m "services.$svc" >"$RUN/$svc.log" 2>&1 &
         echo $! >"$pidfile"
         wait_healthy "$svc"
     done
@@ -93,7 +118,7 @@ down)
     local) down_local ;;
     *) if engine_answers; then docker compose --profile load down --remove-orphans; fi ;;
     esac
-    rm -f "$RUN/mode" ;;
+    rm -f "$RUN/mode" "$RUN/compose-file" ;;
 ps)
     if [ "$(mode)" = local ]; then
         for svc in "${SERVICES[@]}"; do

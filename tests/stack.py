@@ -73,13 +73,25 @@ def stack_mode() -> str:
     return state.read_text().strip() if state.exists() else ""
 
 
+def compose_env() -> dict[str, str]:
+    """The environment for `docker compose`: the compose files `make up` started the stack
+    with (.run/compose-file, e.g. compose.yaml:compose.pypy.yaml) unless COMPOSE_FILE is set,
+    so a test restarting a service restarts the variant that runs."""
+    env = dict(os.environ)
+    recorded = ROOT / ".run" / "compose-file"
+    if not env.get("COMPOSE_FILE") and recorded.exists():
+        env["COMPOSE_FILE"] = recorded.read_text().strip()
+    return env
+
+
 def compose(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
-    """Run `docker compose ARGS` in the repo root (the project's compose.yaml)."""
+    """Run `docker compose ARGS` in the repo root (the project's compose files)."""
     if shutil.which("docker") is None:
         unavailable("docker")
     return subprocess.run(
         ["docker", "compose", *args],
         cwd=ROOT,
+        env=compose_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
