@@ -1,0 +1,142 @@
+"""tcp-echo and dns run unchanged on PyPy: the option `POLYLOOP_PYPY=1 make up` offers.
+
+Starts ``services.tcp_echo`` and ``services.dns`` with build/pypy-venv (Debian's pypy3,
+Python 3.9, requirements/pypy.txt) as local processes on free 127.0.0.1 ports, then does
+an echo round trip and a DNS query. Needs the PyPy venv: ``make pypy-venv``. Without it
+the tests skip and say so; under ``CI=true`` they fail instead (.ci/run creates it).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.dns.healthcheck import check as dns_check
+from services.tcp_echo.healthcheck import echo_round_trip
+from tests.stack import IN_CI, ROOT
+
+PYPY = ROOT / "build" / "pypy-venv" / "bin" / "python"
+START_TIMEOUT = 30.0  # PyPy starts slower than CPython
+
+
+@pytest.fixture(scope="module")
+def pypy() -> Path:
+    if not os.access(PYPY, os.X_OK):
+        message = f"no PyPy venv at {PYPY.relative_to(ROOT)}: run `make pypy-venv`"
+        if IN_CI:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(f"{message} (skipped outside CI; CI=true fails instead)")
+    version = subprocess.run(
+        [str(PYPY), "-c", "import sys; print(sys.implementation.name)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert version.stdout.strip() == "pypy"
+    return PYPY
+
+
+def free_port() -> int:
+    """A port free for TCP and UDP alike (the dns service binds both)."""
+    for _ in range(50):
+        with socket.socket() as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+    raise AssertionError("no free port on 127.0.0.1")
+
+
+def start(pypy: Path, module: str, env: dict[str, str], ready, log: Path) -> subprocess.Popen:
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(pypy), "-m", module],
+            cwd=ROOT,
+            env={**os.environ, "LISTEN_HOST": "127.0.0.1", "PYPY_GC_NURSERY": "4MB", **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline and process.poll() is None:
+        if ready():
+            return process
+        time.sleep(0.1)
+    stop(process)
+    pytest.fail(f"{module} on PyPy did not answer:\n{log.read_text()}")
+
+
+def stop(process: subprocess.Popen) -> int:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+@pytest.fixture
+def tcp_echo(pypy: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, int]]:
+    port = free_port()
+    ready = lambda: echo_round_trip("127.0.0.1", port, timeout=0.5)  # noqa: E731
+    process = start(pypy, "services.tcp_echo", {"TCP_ECHO_PORT": str(port)}, ready, tmp_path / "t")
+    yield process, port
+    stop(process)
+
+
+@pytest.fixture
+def dns_server(pypy: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, int]]:
+    port = free_port()
+    ready = lambda: dns_check(port, timeout=0.5) is None  # noqa: E731
+    process = start(pypy, "services.dns", {"DNS_PORT": str(port)}, ready, tmp_path / "d")
+    yield process, port
+    stop(process)
+
+
+def test_tcp_echo_on_pypy_echoes_and_stops_on_sigterm(tcp_echo, pypy: Path) -> None:
+    process, port = tcp_echo
+    payload = os.urandom(64 * 1024)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(payload)
+        received = b""
+        while len(received) < len(payload):
+            chunk = sock.recv(65536)
+            assert chunk, "connection closed before the whole payload came back"
+            received += chunk
+    assert received == payload
+    # the image's healthcheck runs on PyPy too
+    health = subprocess.run(
+        [str(pypy), "-m", "services.tcp_echo.healthcheck"],
+        cwd=ROOT,
+        env={**os.environ, "TCP_ECHO_PORT": str(port)},
+        timeout=30,
+        check=False,
+    )
+    assert health.returncode == 0
+    assert stop(process) == 0
+
+
+def test_dns_on_pypy_answers_the_zone(dns_server, pypy: Path) -> None:
+    process, port = dns_server
+    assert dns_check(port) is None  # www.polyloop.test A -> 192.0.2.10, from CPython
+    health = subprocess.run(
+        [str(pypy), "-m", "services.dns.healthcheck"],
+        cwd=ROOT,
+        env={**os.environ, "DNS_PORT": str(port)},
+        timeout=30,
+        check=False,
+    )
+    assert health.returncode == 0, "the dns healthcheck (dnspython) fails on PyPy"
+    assert stop(process) == 0
