@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench import build, echo, loadtools, report
+from bench import build, echo, loadtools, pypy, report
 from bench.procs import ROOT, cores
 
-PARTS = ("tcp", "udp", "http", "dns", "resolver")
+PARTS = ("tcp", "udp", "http", "dns", "resolver", "pypy")
 LOG = logging.getLogger("bench")
 
 
@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     if "resolver" in args.parts:
         names = 20 if args.quick else 200
         results["resolver"] = loadtools.resolver_cells(args.repeats, names, logs)
+    pypy_lines, pypy_raw = [], {}
+    if "pypy" in args.parts:
+        pypy_lines, pypy_raw = pypy.run(tools, args.repeats, args.duration, args.quick, logs)
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "python": platform.python_version(),
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         "warm-up; servers measured round-robin",
         "took": f"{time.monotonic() - started:.0f} s",
     }
-    markdown = report.write(results, meta, tools.missing, args.out)
+    markdown = report.write(results, meta, tools.missing, args.out, pypy_lines, pypy_raw)
     sys.stdout.write(markdown + "\n")
     sys.stdout.write(f"\nreport: {args.out / 'report.md'}\n")
     return 0

@@ -143,8 +143,17 @@ def chart(tcp: list[Cell], udp: list[Cell], path: Path) -> Path | None:
     return path
 
 
-def write(results: dict[str, list[Cell]], meta: dict, missing: list[str], out_dir: Path) -> str:
-    """Write report.md, results.json and echo.png under out_dir; return the markdown."""
+def write(
+    results: dict[str, list[Cell]],
+    meta: dict,
+    missing: list[str],
+    out_dir: Path,
+    pypy_lines: list[str] | None = None,
+    pypy_raw: dict | None = None,
+) -> str:
+    """Write report.md, results.json and echo.png under out_dir; return the markdown.
+
+    ``pypy_lines``/``pypy_raw``: the CPython-vs-PyPy section of bench/pypy.py, if run."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tcp, udp = results.get("tcp", []), results.get("udp", [])
     lines = ["# polyloop bench", ""]
@@ -169,6 +178,7 @@ def write(results: dict[str, list[Cell]], meta: dict, missing: list[str], out_di
             *simple_table(results["resolver"], "seconds", "dnspython-sequential", "sequential"),
             "",
         ]
+    lines += pypy_lines or []
     lines += ["## Goals", "", *goals(tcp, udp, results.get("resolver", [])), ""]
     png = chart(tcp, udp, out_dir / "echo.png")
     if png:
@@ -176,5 +186,7 @@ def write(results: dict[str, list[Cell]], meta: dict, missing: list[str], out_di
     markdown = "\n".join(lines)
     (out_dir / "report.md").write_text(markdown)
     dump = {group: [asdict(c) for c in cells] for group, cells in results.items()}
+    if pypy_raw:
+        dump["pypy"] = pypy_raw
     (out_dir / "results.json").write_text(json.dumps({"meta": meta, "results": dump}, indent=1))
     return markdown

@@ -73,3 +73,20 @@ def test_report_has_ratios_goals_and_chart(tmp_path: Path) -> None:
     assert "concurrent < 0.5 s: 0.200 s — reached" in markdown
     assert (tmp_path / "report.md").read_text() == markdown
     assert (tmp_path / "echo.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pypy_warmup_crossing_reads_when_pypy_beats_cpython() -> None:
+    from bench.pypy import crossing
+
+    series = {
+        "cpython": {"ready_after": 0.3, "rates": [100.0] * 8, "ends": [0.8 + i for i in range(8)]},
+        "pypy": {
+            "ready_after": 0.6,
+            "rates": [50.0, 90.0, 150.0, 200.0, 200.0, 200.0, 200.0, 200.0],
+            "ends": [1.0 + i for i in range(8)],
+        },
+    }
+    text = crossing(series, "rt/s")
+    assert "beats CPython from window 3 (by 3.0 s, about 145 requests served)" in text
+    assert "plateau by 4.0 s" in text
+    assert crossing({"cpython": series["cpython"]}, "rt/s") == "not measured"
