@@ -65,13 +65,13 @@ bench: $(PY) ## side-by-side benchmarks; report under reports/bench/
 PIP_COMPILE_FLAGS := -q --strip-extras --no-header --allow-unsafe --no-emit-index-url --no-emit-find-links
 PYPY_TOOLS := build/pypy-piptools
 
-lock: ## recompile requirements/*.txt from requirements/*.in (needs pip-tools)
+lock: $(PY) ## recompile the pinned requirements/*.txt from requirements/*.in (pip-tools)
 	cd requirements && for f in runtime dev locust; do \
-		pip-compile $(PIP_COMPILE_FLAGS) -o $$f.txt $$f.in; done
+		$(abspath $(VENV))/bin/pip-compile $(PIP_COMPILE_FLAGS) -o $$f.txt $$f.in; done
 	@# pypy.txt is for Debian's pypy3 (Python 3.9): pip-tools must run ON pypy3 to
 	@# resolve with its markers and requires-python, so it gets a venv of its own
 	[ -x $(PYPY_TOOLS)/bin/pip-compile ] || { pypy3 -m venv $(PYPY_TOOLS) \
-		&& $(PYPY_TOOLS)/bin/pip install -q pip-tools; }
+		&& $(PYPY_TOOLS)/bin/pip install -q pip-tools==7.6.2; }
 	cd requirements && ../$(PYPY_TOOLS)/bin/pip-compile $(PIP_COMPILE_FLAGS) -o pypy.txt pypy.in
 
 clean: down ## stop the stack, remove build outputs, reports and caches (keeps .venv)
