@@ -173,7 +173,7 @@ static void udp_read(int ep, struct conn *c, char *buf, size_t cap) {
         if (seq != c->seq) continue; /* a late reply to a datagram already given up */
         if (counting) counted++;
         udp_send(ep, c);
-        if (c->dead) return;
+        return; /* one datagram in flight per socket: the next recv could only say EAGAIN */
     }
 }
 

@@ -151,7 +151,9 @@ static int on_readable(int ep, struct conn *c, char *buf) {
         } else if (send_or_keep(ep, c, buf, (size_t)n) < 0) {
             return -1;
         }
-        if (c->pending) return 0;
+        /* a short read drained the socket: level-triggered epoll says when more comes,
+           so skip the recv that would only return EAGAIN (one syscall per message) */
+        if (c->pending || (size_t)n < BUF_SIZE) return 0;
     }
 }
 
