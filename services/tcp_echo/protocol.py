@@ -8,8 +8,10 @@ connect with: nc 127.0.0.1 8000
   transport's write buffer is full (the peer is not reading) the transport calls
   ``pauseProducing`` and ``Echo`` stops reading from the peer; the kernel's flow control
   then holds the sender, so server memory stays bounded. Reading resumes once it drains.
-- Max concurrent connections: ``LimitTotalConnectionsFactory``; beyond the limit a new
-  connection is closed at once, counted, and logged once per burst.
+- Max concurrent connections: the factory's ``buildProtocol`` returns ``None`` beyond the
+  limit (Twisted's own way to refuse: the port closes the socket at once); the refusal
+  is counted and logged once per burst. Not ``policies.LimitTotalConnectionsFactory``:
+  its ``ProtocolWrapper`` puts two more Python calls on every chunk echoed.
 - Idle timeout: ``TimeoutMixin``; a connection silent for the timeout (up to a quarter
   more) is closed, then aborted if its peer will not take the last bytes within the
   drain grace.
@@ -21,9 +23,9 @@ from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IAddress, IDelayedCall, IPushProducer, IReactorTime
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
-from twisted.protocols.policies import LimitTotalConnectionsFactory, TimeoutMixin
+from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -111,7 +113,7 @@ class Echo(Protocol, TimeoutMixin):
         self.factory.connection_closed(self)
 
 
-class EchoFactory(LimitTotalConnectionsFactory):
+class EchoFactory(Factory):
     """Builds ``Echo`` under a connection limit and keeps the service's counters.
 
     Build it as the book's factory is built: ``EchoFactory.forProtocol(Echo, ...)``.
@@ -130,7 +132,7 @@ class EchoFactory(LimitTotalConnectionsFactory):
         drain_seconds: float = 2.0,
     ) -> None:
         self.clock = clock
-        self.connectionLimit = max_connections
+        self.max_connections = max_connections
         self.idle_timeout = idle_timeout
         self.drain_seconds = drain_seconds
         self.protocols: set[Echo] = set()
@@ -144,18 +146,19 @@ class EchoFactory(LimitTotalConnectionsFactory):
 
     @property
     def open_connections(self) -> int:
-        return self.connectionCount
+        return len(self.protocols)
 
     def buildProtocol(self, addr: IAddress) -> Protocol | None:
-        wrapper = super().buildProtocol(addr)
-        if wrapper is None:
-            # the listening port closes the socket at once; count it, log the burst once
+        # buildProtocol and the new protocol's connectionMade run back to back, so
+        # self.protocols is exact here
+        if len(self.protocols) >= self.max_connections:
+            # None: the listening port closes the socket at once; count it, log the burst once
             self.connections_refused += 1
             self._refused_in_burst += 1
             if self._refused_in_burst == 1:
                 self.log.warn(
                     "connection limit reached: {limit} open, refusing new connections",
-                    limit=self.connectionLimit,
+                    limit=self.max_connections,
                 )
             return None
         if self._refused_in_burst:
@@ -165,7 +168,7 @@ class EchoFactory(LimitTotalConnectionsFactory):
             )
             self._refused_in_burst = 0
         self.connections_total += 1
-        return wrapper
+        return super().buildProtocol(addr)
 
     def connection_closed(self, protocol: Echo) -> None:
         self.protocols.discard(protocol)

@@ -9,7 +9,6 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.logger import Logger, LogLevel
-from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
 
 from services.tcp_echo.protocol import Echo, EchoFactory
@@ -21,7 +20,7 @@ class TcpTransport(StringTransport):
     """A StringTransport that answers the TCP-only call Echo makes and knows its protocol."""
 
     no_delay = False
-    protocol: ProtocolWrapper
+    protocol: Echo
 
     def setTcpNoDelay(self, enabled: bool) -> None:
         self.no_delay = enabled
@@ -47,12 +46,12 @@ def factory(clock: task.Clock, events: list[dict]) -> EchoFactory:
 
 
 def connect(factory: EchoFactory) -> tuple[Echo, TcpTransport]:
-    wrapper = factory.buildProtocol(PEER)
-    assert wrapper is not None, "refused below the limit"
+    protocol = factory.buildProtocol(PEER)
+    assert protocol is not None, "refused below the limit"
     transport = TcpTransport(peerAddress=PEER)
-    transport.protocol = wrapper
-    wrapper.makeConnection(transport)
-    return wrapper.wrappedProtocol, transport
+    transport.protocol = protocol
+    protocol.makeConnection(transport)
+    return protocol, transport
 
 
 def disconnect(transport: TcpTransport) -> None:
