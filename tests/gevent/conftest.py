@@ -16,7 +16,6 @@ from gevent import monkey
 monkey.patch_all()
 
 import json  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -34,24 +33,10 @@ from services.resolver.api import ResolverApp  # noqa: E402
 from services.resolver.request import Limits  # noqa: E402
 from services.resolver.resolve import Resolver  # noqa: E402
 from services.resolver.server import ResolverServer  # noqa: E402
+from tests.stack import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE = 20.0
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (the dns service listens on both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port on 127.0.0.1")
 
 
 def dns_answers(port: int) -> bool:

@@ -22,6 +22,7 @@ from services.common.config import ConfigError
 from services.dns import healthcheck
 from services.dns.config import DnsConfig
 from services.dns.zone import ZONE_FILE
+from tests.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,21 +65,6 @@ def test_values_from_the_environment(tmp_path: Path) -> None:
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         DnsConfig.from_env({name: value})
-
-
-def free_port() -> int:
-    """A loopback port free for both UDP and TCP at the time of asking."""
-    for _ in range(20):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port")
 
 
 def service_env(**extra: str) -> dict[str, str]:

@@ -19,7 +19,7 @@ import pytest
 
 from services.dns.healthcheck import check as dns_check
 from services.tcp_echo.healthcheck import echo_round_trip
-from tests.stack import IN_CI, ROOT
+from tests.stack import IN_CI, ROOT, free_port
 
 PYPY = ROOT / "build" / "pypy-venv" / "bin" / "python"
 START_TIMEOUT = 30.0  # PyPy starts slower than CPython
@@ -41,21 +41,6 @@ def pypy() -> Path:
     )
     assert version.stdout.strip() == "pypy"
     return PYPY
-
-
-def free_port() -> int:
-    """A port free for TCP and UDP alike (the dns service binds both)."""
-    for _ in range(50):
-        with socket.socket() as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise AssertionError("no free port on 127.0.0.1")
 
 
 def start(pypy: Path, module: str, env: dict[str, str], ready, log: Path) -> subprocess.Popen:

@@ -18,16 +18,10 @@ from pathlib import Path
 import pytest
 
 from services.tcp_echo.healthcheck import echo_round_trip
-from tests.stack import ROOT
+from tests.stack import ROOT, free_port
 
 START_TIMEOUT = 15.0
 MiB = 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
