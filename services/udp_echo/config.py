@@ -8,6 +8,7 @@
 | UDP_ECHO_RATE_LIMIT      | 0         | datagrams/s per source IP (bursts of one second); 0 = off |
 | UDP_ECHO_MAX_SOURCES     | 10000     | source IPs the rate limiter remembers (bounds memory)    |
 | UDP_ECHO_STATS_INTERVAL  | 10        | seconds between drop-summary log lines; 0 = off          |
+| UDP_ECHO_LOOP            | asyncio   | asyncio (the stdlib loop) or uvloop (the same protocol)  |
 | LOG_LEVEL                | INFO      | DEBUG, INFO, WARNING, ERROR                              |
 """
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from services.common.config import ConfigError, env_float, env_int, env_port, env_str, listen_host
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOOPS = ("asyncio", "uvloop")
 # the largest payload an IPv4 UDP datagram can carry
 MAX_UDP_PAYLOAD = 65507
 
@@ -31,6 +33,7 @@ class UdpEchoConfig:
     rate_limit: int = 0
     max_sources: int = 10_000
     stats_interval: float = 10.0
+    loop: str = "asyncio"
     log_level: str = "INFO"
 
     @classmethod
@@ -39,6 +42,9 @@ class UdpEchoConfig:
         log_level = env_str("LOG_LEVEL", "INFO", env).upper()
         if log_level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL={log_level!r}: expected one of {', '.join(LOG_LEVELS)}")
+        loop = env_str("UDP_ECHO_LOOP", "asyncio", env).lower()
+        if loop not in LOOPS:
+            raise ConfigError(f"UDP_ECHO_LOOP={loop!r}: expected one of {', '.join(LOOPS)}")
         return cls(
             listen_host=listen_host(env),
             port=env_port("UDP_ECHO_PORT", 9999, env),
@@ -52,5 +58,6 @@ class UdpEchoConfig:
             stats_interval=env_float(
                 "UDP_ECHO_STATS_INTERVAL", 10.0, minimum=0.0, maximum=86_400.0, env=env
             ),
+            loop=loop,
             log_level=log_level,
         )

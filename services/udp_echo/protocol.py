@@ -70,6 +70,8 @@ class ServerUdpEchoProtocol(asyncio.DatagramProtocol):
                 "sockname": transport.get_extra_info("sockname"),
                 "max_datagram": self.max_datagram,
                 "rate_limit": self.limiter.rate if self.limiter else 0,
+                # whose transport this is: "asyncio" or "uvloop" (UDP_ECHO_LOOP)
+                "loop": type(transport).__module__.split(".")[0],
             },
         )
         # the summary timer is armed by the first drop, not here: a timer always pending

@@ -29,10 +29,11 @@ def test_reads_every_variable() -> None:
             "UDP_ECHO_RATE_LIMIT": "100",
             "UDP_ECHO_MAX_SOURCES": "50",
             "UDP_ECHO_STATS_INTERVAL": "0",
+            "UDP_ECHO_LOOP": "uvloop",
             "LOG_LEVEL": "debug",
         }
     )
-    assert config == UdpEchoConfig("0.0.0.0", 19999, 512, 100, 50, 0.0, "DEBUG")
+    assert config == UdpEchoConfig("0.0.0.0", 19999, 512, 100, 50, 0.0, "uvloop", "DEBUG")
 
 
 @pytest.mark.parametrize(
@@ -45,6 +46,7 @@ def test_reads_every_variable() -> None:
         ("UDP_ECHO_RATE_LIMIT", "-1"),
         ("UDP_ECHO_MAX_SOURCES", "0"),
         ("UDP_ECHO_STATS_INTERVAL", "-5"),
+        ("UDP_ECHO_LOOP", "trio"),
         ("LOG_LEVEL", "chatty"),
     ],
 )

@@ -47,9 +47,11 @@ def run_module(module: str, *args: str, env: dict[str, str], **kwargs) -> subpro
 class Service:
     """A running `python -m services.udp_echo`, its stdout read line by line by a thread."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, loop: str = "asyncio") -> None:
         self.port = port
-        self.proc = run_module("services.udp_echo", env={"UDP_ECHO_PORT": str(port)})
+        self.proc = run_module(
+            "services.udp_echo", env={"UDP_ECHO_PORT": str(port), "UDP_ECHO_LOOP": loop}
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -60,8 +62,12 @@ class Service:
             self.lines.put(line)
 
     def first_message(self, timeout: float = 15) -> str:
+        return self.first_line(timeout)["msg"]
+
+    def first_line(self, timeout: float = 15) -> dict:
         try:
-            return json.loads(self.lines.get(timeout=timeout))["msg"]
+            self.first = json.loads(self.lines.get(timeout=timeout))
+            return self.first
         except queue.Empty:
             self.proc.kill()
             pytest.fail(f"udp-echo said nothing in {timeout}s: {self.proc.communicate()[1]}")
@@ -81,12 +87,14 @@ class Service:
         return self.proc.wait(), rest, err
 
 
-@pytest.fixture
-def service() -> Iterator[Service]:
-    """udp-echo on a free port; its own "listening" line proves the port is its own."""
+@pytest.fixture(params=["asyncio", "uvloop"])
+def service(request: pytest.FixtureRequest) -> Iterator[Service]:
+    """udp-echo on a free port, on each event loop (UDP_ECHO_LOOP); its own "listening"
+    line proves the port is its own and names the loop it runs on."""
     for _ in range(3):
-        started = Service(free_udp_port())
+        started = Service(free_udp_port(), request.param)
         if started.first_message() == "udp echo listening":
+            assert started.first["loop"] == request.param
             break
         started.stop()  # the port was taken between our probe and its bind: another one
     else:
