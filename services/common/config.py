@@ -68,3 +68,14 @@ def _check_range(name: str, value: float, minimum: float | None, maximum: float 
         raise ConfigError(f"{name}={value}: must be >= {minimum}")
     if maximum is not None and value > maximum:
         raise ConfigError(f"{name}={value}: must be <= {maximum}")
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def env_log_level(env: Mapping[str, str] | None = None) -> str:
+    """``LOG_LEVEL`` (default INFO), upper-cased; anything but a stdlib level name is refused."""
+    level = env_str("LOG_LEVEL", "INFO", env).upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL={level!r}: expected one of {', '.join(LOG_LEVELS)}")
+    return level

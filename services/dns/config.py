@@ -15,10 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.config import ConfigError, env_float, env_int, env_port, env_str, listen_host
+from services.common.config import (
+    ConfigError,
+    env_float,
+    env_int,
+    env_log_level,
+    env_port,
+    env_str,
+    listen_host,
+)
 from services.dns.zone import ZONE_FILE
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True)
@@ -37,9 +43,6 @@ class DnsConfig:
         zone_file = Path(env_str("DNS_ZONE_FILE", str(ZONE_FILE), env))
         if not zone_file.is_file():
             raise ConfigError(f"DNS_ZONE_FILE={str(zone_file)!r}: no such file")
-        log_level = env_str("LOG_LEVEL", "INFO", env).upper()
-        if log_level not in LOG_LEVELS:
-            raise ConfigError(f"LOG_LEVEL={log_level!r}: expected one of {', '.join(LOG_LEVELS)}")
         return cls(
             host=listen_host(env),
             port=env_port("DNS_PORT", 1053, env),
@@ -51,5 +54,5 @@ class DnsConfig:
             tcp_idle_timeout=env_float(
                 "DNS_TCP_IDLE_TIMEOUT", 30.0, minimum=0.1, maximum=3600.0, env=env
             ),
-            log_level=log_level,
+            log_level=env_log_level(env),
         )

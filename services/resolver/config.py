@@ -28,6 +28,7 @@ from services.common.config import (
     ConfigError,
     env_float,
     env_int,
+    env_log_level,
     env_port,
     env_str,
     listen_host,
@@ -64,9 +65,6 @@ class ResolverConfig:
         backend = env_str("RESOLVER_BACKEND", "dnspython", env).lower()
         if backend not in BACKENDS:
             raise ConfigError(f"RESOLVER_BACKEND={backend!r}: expected one of {BACKENDS}")
-        log_level = env_str("LOG_LEVEL", "INFO", env).upper()
-        if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ConfigError(f"LOG_LEVEL={log_level!r}: expected DEBUG, INFO, WARNING or ERROR")
         return cls(
             listen_host=listen_host(env),
             port=env_port("RESOLVER_PORT", 8053, env),
@@ -87,5 +85,5 @@ class ResolverConfig:
                 "RESOLVER_CLIENT_TIMEOUT", 30.0, minimum=0.1, maximum=3600, env=env
             ),
             drain_seconds=env_float("RESOLVER_DRAIN_SECONDS", 3.0, minimum=0, maximum=60, env=env),
-            log_level=log_level,
+            log_level=env_log_level(env),
         )

@@ -9,9 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.common.config import ConfigError, env_float, env_int, env_port, env_str, listen_host
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+from services.common.config import (
+    env_float,
+    env_int,
+    env_log_level,
+    env_port,
+    listen_host,
+)
 
 
 @dataclass(frozen=True)
@@ -28,9 +32,6 @@ class TcpEchoConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TcpEchoConfig:
         """Read the variables; raise ConfigError naming the first bad one."""
-        log_level = env_str("LOG_LEVEL", "INFO", env).upper()
-        if log_level not in LOG_LEVELS:
-            raise ConfigError(f"LOG_LEVEL={log_level!r}: expected one of {', '.join(LOG_LEVELS)}")
         return cls(
             listen_host=listen_host(env),
             port=env_port("TCP_ECHO_PORT", 8000, env),
@@ -43,5 +44,5 @@ class TcpEchoConfig:
             drain_seconds=env_float(
                 "TCP_ECHO_DRAIN_SECONDS", 2.0, minimum=0.0, maximum=60.0, env=env
             ),
-            log_level=log_level,
+            log_level=env_log_level(env),
         )

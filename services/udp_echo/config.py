@@ -17,9 +17,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.common.config import ConfigError, env_float, env_int, env_port, env_str, listen_host
+from services.common.config import (
+    ConfigError,
+    env_float,
+    env_int,
+    env_log_level,
+    env_port,
+    env_str,
+    listen_host,
+)
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOOPS = ("asyncio", "uvloop")
 # the largest payload an IPv4 UDP datagram can carry
 MAX_UDP_PAYLOAD = 65507
@@ -39,9 +46,6 @@ class UdpEchoConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> UdpEchoConfig:
         """Build the config from the environment; a bad value raises ConfigError naming it."""
-        log_level = env_str("LOG_LEVEL", "INFO", env).upper()
-        if log_level not in LOG_LEVELS:
-            raise ConfigError(f"LOG_LEVEL={log_level!r}: expected one of {', '.join(LOG_LEVELS)}")
         loop = env_str("UDP_ECHO_LOOP", "asyncio", env).lower()
         if loop not in LOOPS:
             raise ConfigError(f"UDP_ECHO_LOOP={loop!r}: expected one of {', '.join(LOOPS)}")
@@ -59,5 +63,5 @@ class UdpEchoConfig:
                 "UDP_ECHO_STATS_INTERVAL", 10.0, minimum=0.0, maximum=86_400.0, env=env
             ),
             loop=loop,
-            log_level=log_level,
+            log_level=env_log_level(env),
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.common.config import env_float, env_int, env_port, env_str, listen_host
+from services.common.config import env_float, env_int, env_log_level, env_port, env_str, listen_host
 
 # udp-echo drops datagrams above this size (its own limit), so the front never sends more
 UDP_MAX_DATAGRAM = 4096
@@ -71,5 +71,5 @@ class WebConfig:
                 "WEB_UDP_TRY_TIMEOUT", 0.5, minimum=0.05, maximum=30, env=env
             ),
             shutdown_timeout=env_float("WEB_SHUTDOWN_TIMEOUT", 3.0, minimum=0, maximum=60, env=env),
-            log_level=env_str("LOG_LEVEL", "INFO", env),
+            log_level=env_log_level(env),
         )

@@ -56,6 +56,7 @@ def test_environment_overrides() -> None:
         ("WEB_BACKEND_CONCURRENCY", "0"),
         ("WEB_MAX_BODY", "-1"),
         ("UDP_ECHO_PORT", "70000"),
+        ("LOG_LEVEL", "chatty"),
     ],
 )
 def test_a_bad_value_names_the_variable(name: str, value: str) -> None:
