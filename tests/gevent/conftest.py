@@ -19,7 +19,7 @@ import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from io import BytesIO  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -60,26 +60,38 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(timeout=5)
 
 
+def start(
+    module: str, env: dict[str, str | None], log_path: Path, ready: Callable[[], bool], what: str
+) -> subprocess.Popen:
+    """`python -m module` with its output in `log_path`, polled until `ready()` holds.
+
+    `env` is added to this process's environment; a None value removes the variable."""
+    merged = {**os.environ, "LISTEN_HOST": "127.0.0.1", **env}
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module],
+            cwd=ROOT,
+            env={name: value for name, value in merged.items() if value is not None},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + STARTUP_DEADLINE
+    while not ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)
+            pytest.fail(f"{what} did not start: {log_path.read_text()}")
+        time.sleep(0.1)  # polling interval, not synchronisation
+    return process
+
+
 @pytest.fixture(scope="session")
 def dns_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """The stack's real dns service (python -m services.dns) on a free port."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("dns") / "dns.log"
-    env = {**os.environ, "LISTEN_HOST": "127.0.0.1", "DNS_PORT": str(port), "LOG_LEVEL": "WARNING"}
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.dns"],
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    env = {"DNS_PORT": str(port), "LOG_LEVEL": "WARNING"}
+    process = start("services.dns", env, log_path, lambda: dns_answers(port), "the dns service")
     try:
-        deadline = time.monotonic() + STARTUP_DEADLINE
-        while not dns_answers(port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the dns service did not answer on {port}: {log_path.read_text()}")
-            time.sleep(0.1)  # polling interval, not synchronisation
         yield port
     finally:
         stop(process)

@@ -20,7 +20,7 @@ from pathlib import Path
 import gevent
 import pytest
 
-from tests.gevent.conftest import ROOT, STARTUP_DEADLINE, free_port, stop
+from tests.gevent.conftest import ROOT, free_port, start, stop
 
 
 def healthcheck(port: int) -> int:
@@ -48,28 +48,16 @@ def service(dns_port: int, tmp_path: Path) -> Iterator[Service]:
     port = free_port()
     log_path = tmp_path / "resolver.log"
     env = {
-        **os.environ,
-        "LISTEN_HOST": "127.0.0.1",
         "RESOLVER_PORT": str(port),
         "DNS_HOST": "localhost",  # a host name, resolved once at start
         "DNS_PORT": str(dns_port),
         "RESOLVER_DRAIN_SECONDS": "3",
+        "GEVENT_RESOLVER": None,  # unset: __main__ chooses
     }
-    env.pop("GEVENT_RESOLVER", None)
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.resolver"],
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    process = start(
+        "services.resolver", env, log_path, lambda: healthcheck(port) == 0, "the resolver"
+    )
     try:
-        deadline = time.monotonic() + STARTUP_DEADLINE
-        while healthcheck(port) != 0:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the resolver did not start: {log_path.read_text()}")
-            time.sleep(0.1)  # polling interval, not synchronisation
         yield Service(process, port, log_path)
     finally:
         stop(process)
