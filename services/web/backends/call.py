@@ -34,14 +34,18 @@ class BackendCall:
         self._semaphore = asyncio.Semaphore(concurrency)
         self._stats = stats
         self._metrics = metrics
+        # this backend's metric children, bound once: .labels() is a locked dict lookup
+        self._in_flight = metrics.backend_in_flight.labels(name)
+        self._seconds = metrics.backend_seconds.labels(name)
+        self._ok = metrics.backend_calls.labels(name, "ok")
+        self._failed = metrics.backend_calls.labels(name, "error")
 
     async def run(self, call: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
         """Await `call()` within `timeout` (queueing for the semaphore included)."""
         seconds = self.timeout if timeout is None else timeout
-        in_flight = self._metrics.backend_in_flight.labels(self.name)
         start = time.perf_counter()
         kind = "cancelled"  # until the call ends one way or another
-        in_flight.inc()
+        self._in_flight.inc()
         try:
             async with asyncio.timeout(seconds), self._semaphore:
                 result = await call()
@@ -61,11 +65,13 @@ class BackendCall:
             raise BackendUnavailable(self.name, describe(exc)) from exc
         finally:
             elapsed = time.perf_counter() - start
-            in_flight.dec()
+            self._in_flight.dec()
             self._stats.record(self.name, elapsed, kind == "ok")
-            self._metrics.backend_calls.labels(self.name, "ok" if kind == "ok" else "error").inc()
-            self._metrics.backend_seconds.labels(self.name).observe(elapsed)
-            if kind != "ok":
+            self._seconds.observe(elapsed)
+            if kind == "ok":
+                self._ok.inc()
+            else:
+                self._failed.inc()
                 self._metrics.backend_errors.labels(self.name, kind).inc()
 
 
