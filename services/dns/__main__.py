@@ -21,6 +21,7 @@ from twisted.names import dns
 from services.common.config import ConfigError
 from services.common.logging import setup_logging
 from services.dns.config import DnsConfig
+from services.dns.metrics import start_metrics
 from services.dns.server import AuthoritativeServerFactory, build_factory
 
 log = logging.getLogger("services.dns")
@@ -39,6 +40,11 @@ def main(
         log.error(
             "cannot listen", extra={"host": config.host, "port": config.port, "error": str(exc)}
         )
+        return defer.fail(SystemExit(1))
+    try:
+        start_metrics(reactor, factory, config)
+    except OSError as exc:
+        log.error("cannot serve metrics", extra={"port": config.metrics_port, "error": str(exc)})
         return defer.fail(SystemExit(1))
     log.info(
         "serving polyloop.test",

@@ -6,13 +6,15 @@
 - DNS_MAX_DELAY_MS (10000): largest N of ``X.delay-N`` honoured; above it, REFUSED.
 - DNS_MAX_PENDING_DELAYS (10000): delayed answers waiting at once; beyond it, REFUSED.
 - DNS_TCP_IDLE_TIMEOUT (30): seconds before a silent TCP client is disconnected.
+- DNS_METRICS_PORT (9104): TCP port of GET /metrics, served from a thread; 0 = any free.
+- POLYLOOP_METRICS, POLYLOOP_LAG_INTERVAL: see ``services.common.metrics``.
 - LOG_LEVEL (INFO): DEBUG, INFO, WARNING, ERROR or CRITICAL.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.common.config import (
@@ -24,6 +26,7 @@ from services.common.config import (
     env_str,
     listen_host,
 )
+from services.common.metrics import MetricsSettings, env_metrics_port
 from services.dns.zone import ZONE_FILE
 
 
@@ -35,6 +38,8 @@ class DnsConfig:
     max_delay_ms: int = 10_000
     max_pending_delays: int = 10_000
     tcp_idle_timeout: float = 30.0
+    metrics_port: int = 9104
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     log_level: str = "INFO"
 
     @classmethod
@@ -54,5 +59,7 @@ class DnsConfig:
             tcp_idle_timeout=env_float(
                 "DNS_TCP_IDLE_TIMEOUT", 30.0, minimum=0.1, maximum=3600.0, env=env
             ),
+            metrics_port=env_metrics_port("DNS_METRICS_PORT", 9104, env),
+            metrics=MetricsSettings.from_env(env),
             log_level=env_log_level(env),
         )

@@ -40,6 +40,31 @@ from services.dns.zone import ZoneAuthority
 
 log = logging.getLogger(__name__)
 
+# the label values of polyloop_dns_queries_total and _refused_total: closed sets
+RCODE_NAMES = {
+    dns.OK: "NOERROR",
+    dns.EFORMAT: "FORMERR",
+    dns.ESERVER: "SERVFAIL",
+    dns.ENAME: "NXDOMAIN",
+    dns.ENOTIMP: "NOTIMP",
+    dns.EREFUSED: "REFUSED",
+    dns.EBADVERSION: "BADVERS",
+}
+QTYPE_NAMES = {
+    dns.A: "A",
+    dns.AAAA: "AAAA",
+    dns.ALL_RECORDS: "ANY",
+    dns.SOA: "SOA",
+    dns.NS: "NS",
+    dns.TXT: "TXT",
+    dns.MX: "MX",
+    dns.CNAME: "CNAME",
+    dns.PTR: "PTR",
+    dns.AXFR: "AXFR",
+    dns.IXFR: "IXFR",
+}
+REFUSED_REASONS = ("out_of_zone", "zone_transfer", "class", "delay_limit")
+
 
 class IdleTimeoutDNSProtocol(dns.DNSProtocol, TimeoutMixin):
     """DNS over TCP (RFC 7766) that closes a connection silent for too long."""
@@ -77,6 +102,11 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
     ) -> None:
         super().__init__(authorities=authorities)
         self.tcp_idle_timeout = tcp_idle_timeout
+        # replies sent, by (rcode name, qtype name), and refusals by reason: plain counts
+        # read by metrics.DnsCollector at scrape time
+        self.replies: dict[tuple[str, str], int] = {}
+        self.refused = dict.fromkeys(REFUSED_REASONS, 0)
+        self.delaying: DelayingAuthority | None = None
         if clock is None:
             from twisted.internet import reactor as clock
         self.clock = clock
@@ -94,6 +124,32 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
             self._reply(message, proto, address, dns.EREFUSED)
         else:
             super().messageReceived(message, proto, address)
+
+    def sendReply(self, protocol, message: dns.Message, address) -> None:
+        self._count(message)
+        super().sendReply(protocol, message, address)
+
+    def _count(self, message: dns.Message) -> None:
+        query = message.queries[0] if message.queries else None
+        rcode = RCODE_NAMES.get(message.rCode, "other")
+        qtype = "none" if query is None else QTYPE_NAMES.get(query.type, "other")
+        key = (rcode, qtype)
+        self.replies[key] = self.replies.get(key, 0) + 1
+        if message.rCode == dns.EREFUSED:
+            self.refused[self._refused_reason(query)] += 1
+
+    def _refused_reason(self, query: dns.Query | None) -> str:
+        if query is not None and query.type in (dns.AXFR, dns.IXFR):
+            return "zone_transfer"
+        if query is not None and query.cls != dns.IN:
+            return "class"
+        if (
+            query is not None
+            and self.delaying is not None
+            and self.delaying.delay_of(query.name.name) is not None
+        ):
+            return "delay_limit"
+        return "out_of_zone"
 
     def allowQuery(self, message: dns.Message, protocol, address) -> bool:
         # messageReceived() already answered what Twisted's default would refuse
@@ -152,6 +208,8 @@ def build_factory(config: DnsConfig, clock: interfaces.IReactorTime) -> Authorit
         max_delay_ms=config.max_delay_ms,
         max_pending=config.max_pending_delays,
     )
-    return AuthoritativeServerFactory(
+    factory = AuthoritativeServerFactory(
         authorities=[delaying], tcp_idle_timeout=config.tcp_idle_timeout, clock=clock
     )
+    factory.delaying = delaying  # its pending count is a metric
+    return factory

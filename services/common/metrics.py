@@ -1,0 +1,260 @@
+"""What every service shares to be seen from inside: its loop's lag, and its metrics port.
+
+- ``LagMonitor``: a periodic timer on the service's own loop calls ``tick(lag)``; the
+  monitor keeps a histogram of how late the timer fired (``polyloop_event_loop_lag_seconds``)
+  and the monotonic time of the last tick, from which a scrape computes
+  ``polyloop_event_loop_blocked_seconds``: how long the loop has now gone without a tick,
+  beyond one interval. The drivers, one per loop, are in ``lag_twisted``, ``lag_asyncio``
+  and ``lag_gevent``.
+- ``MetricsServer``: a tiny WSGI app (``/metrics`` is prometheus-client's own
+  ``make_wsgi_app``; more routes can be added) served by prometheus-client's
+  ``ThreadingWSGIServer`` on a thread of its own, OUTSIDE the event loop: it still
+  answers while the loop is blocked, which is what makes "blocked now" live.
+
+The hot paths never call a metric: each service counts with plain attributes and a
+custom collector reads them at scrape time (``new_registry(collector, monitor)``).
+
+Try it (tcp-echo running): curl -s 127.0.0.1:9101/metrics
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
+
+from services.common.config import env_float, env_int
+
+log = logging.getLogger(__name__)
+
+LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+DEFAULT_LAG_INTERVAL = 0.05
+
+WsgiApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """The switches every service reads (README "Metrics" and "Limits")."""
+
+    enabled: bool = True  # POLYLOOP_METRICS: 0 = no lag timer, no metrics port (bench's "off")
+    lag_interval: float = DEFAULT_LAG_INTERVAL  # POLYLOOP_LAG_INTERVAL: seconds between ticks
+    max_connections: int = 16  # POLYLOOP_METRICS_MAX_CONNECTIONS: beyond it, closed at once
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> MetricsSettings:
+        """Read the variables; a bad one raises ``ConfigError`` naming it."""
+        return cls(
+            enabled=bool(env_int("POLYLOOP_METRICS", 1, minimum=0, maximum=1, env=env)),
+            lag_interval=env_float(
+                "POLYLOOP_LAG_INTERVAL", DEFAULT_LAG_INTERVAL, minimum=0.001, maximum=10, env=env
+            ),
+            max_connections=env_int(
+                "POLYLOOP_METRICS_MAX_CONNECTIONS", 16, minimum=1, maximum=1024, env=env
+            ),
+        )
+
+
+def env_metrics_port(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
+    """A service's metrics port; 0 asks the kernel for a free one (logged; tests use it)."""
+    return env_int(name, default, minimum=0, maximum=65535, env=env)
+
+
+class LagMonitor:
+    """How late the loop runs its timer: a histogram of lags, and "blocked now".
+
+    ``tick(lag)`` is called ON the loop by its driver, every ``interval`` seconds;
+    ``collect()`` runs on the metrics thread. No lock: the loop thread only adds to
+    plain integers and floats (atomic under the GIL), and a scrape derives the count
+    from the bucket counts it copied, so the histogram it exposes is always coherent.
+    """
+
+    def __init__(
+        self, interval: float = DEFAULT_LAG_INTERVAL, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.interval = interval
+        self.clock = clock
+        self.last_tick = clock()
+        self.ticks = 0
+        self._bounds = LAG_BUCKETS
+        self._counts = [0] * (len(LAG_BUCKETS) + 1)  # the last one is +Inf
+        self._sum = 0.0
+
+    def tick(self, lag: float) -> None:
+        """Record one firing of the timer, ``lag`` seconds after it was due."""
+        self.last_tick = self.clock()
+        lag = max(0.0, lag)
+        index = 0
+        for bound in self._bounds:
+            if lag <= bound:
+                break
+            index += 1
+        self._counts[index] += 1
+        self._sum += lag
+        self.ticks += 1
+
+    def blocked_seconds(self, now: float | None = None) -> float:
+        """How long the loop has gone without a tick beyond one interval (0 when on time)."""
+        now = self.clock() if now is None else now
+        return max(0.0, now - self.last_tick - self.interval)
+
+    def collect(self) -> Iterator[Metric]:
+        counts = list(self._counts)
+        total = self._sum
+        buckets, cumulative = [], 0
+        for bound, count in zip((*self._bounds, float("inf")), counts):
+            cumulative += count
+            buckets.append((_bucket_label(bound), cumulative))
+        yield HistogramMetricFamily(
+            "polyloop_event_loop_lag_seconds",
+            "How late the loop's periodic timer fired (seconds after it was due).",
+            buckets=buckets,
+            sum_value=total,
+        )
+        yield GaugeMetricFamily(
+            "polyloop_event_loop_blocked_seconds",
+            "How long the loop has now gone without its timer firing, beyond one interval.",
+            value=self.blocked_seconds(),
+        )
+
+
+def _bucket_label(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+def new_registry(*collectors: Any) -> CollectorRegistry:
+    """A registry of its own (tests build many services) with the process collector."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    for collector in collectors:
+        registry.register(collector)
+    return registry
+
+
+class _QuietHandler(WSGIRequestHandler):
+    # a silent client holds its thread this long at most (the port is internal, still bounded)
+    timeout = 5.0
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # one line per scrape every second would drown the service's own log
+        pass
+
+
+class _BoundedServer(ThreadingWSGIServer):
+    """prometheus-client's thread-per-request server, with a bound on threads at once."""
+
+    def __init__(self, address: tuple[str, int], handler: type, max_connections: int) -> None:
+        self.slots = threading.BoundedSemaphore(max_connections)
+        self.refused = 0
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.refused += 1
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
+class MetricsServer:
+    """``GET /metrics`` (and any route added) on ``host:port``, from a thread of its own.
+
+    ``routes`` maps a path to a WSGI app; issue 11's ``/faults`` is one more entry.
+    ``start_thread(target)`` starts the serving thread: the default is a daemon
+    ``threading.Thread``; the gevent resolver passes one that starts a real OS thread.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        host: str,
+        port: int,
+        *,
+        max_connections: int = 16,
+        routes: Mapping[str, WsgiApp] | None = None,
+    ) -> None:
+        self.routes: dict[str, WsgiApp] = {"/metrics": make_wsgi_app(registry)}
+        self.routes.update(routes or {})
+        self.server = make_server(
+            host,
+            port,
+            self.app,
+            server_class=lambda addr, handler: _BoundedServer(addr, handler, max_connections),
+            handler_class=_QuietHandler,
+        )
+        self.thread_ident: int | None = None
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    def app(self, environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Dispatch on the path; an unknown one is a 404 (never the loop's business)."""
+        route = self.routes.get(environ.get("PATH_INFO") or "/")
+        if route is None:
+            body = b"not found; try GET /metrics\n"
+            start_response(
+                "404 Not Found",
+                [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        return route(environ, start_response)
+
+    def start(self, start_thread: Callable[[Callable[[], None]], object] | None = None) -> None:
+        """Serve from another thread than the caller's (the loop's) until ``close()``."""
+        (start_thread or _daemon_thread)(self._serve)
+
+    def _serve(self) -> None:
+        self.thread_ident = threading.get_ident()
+        self.server.serve_forever(poll_interval=0.5)
+
+    def close(self) -> None:
+        """Stop serving (waits for the serving loop to notice) and close the socket."""
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _daemon_thread(target: Callable[[], None]) -> threading.Thread:
+    thread = threading.Thread(target=target, name="metrics", daemon=True)
+    thread.start()
+    return thread
+
+
+def serve_metrics(
+    settings: MetricsSettings,
+    host: str,
+    port: int,
+    *collectors: Any,
+    start_thread: Callable[[Callable[[], None]], object] | None = None,
+) -> MetricsServer:
+    """Build the registry (process collector + ``collectors``) and serve it on ``host:port``.
+
+    Raises ``OSError`` when the port cannot be bound; the caller logs it and exits 1.
+    """
+    server = MetricsServer(
+        new_registry(*collectors), host, port, max_connections=settings.max_connections
+    )
+    server.start(start_thread)
+    log.info(
+        "metrics endpoint listening",
+        extra={"address": f"{host}:{server.port}", "lag_interval": settings.lag_interval},
+    )
+    return server
