@@ -20,6 +20,7 @@ Try it (tcp-echo running): curl -s 127.0.0.1:9101/metrics
 from __future__ import annotations
 
 import logging
+import socketserver
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -156,6 +157,13 @@ class _BoundedServer(ThreadingWSGIServer):
         self.refused = 0
         super().__init__(address, handler)
 
+    def server_bind(self) -> None:
+        # HTTPServer's own asks socket.getfqdn(host): a reverse DNS lookup at start, which
+        # under gevent's dnspython resolver cannot even run on a thread of its own
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+        self.setup_environ()
+
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self.slots.acquire(blocking=False):
             self.refused += 1
@@ -178,8 +186,10 @@ class MetricsServer:
     """``GET /metrics`` (and any route added) on ``host:port``, from a thread of its own.
 
     ``routes`` maps a path to a WSGI app; issue 11's ``/faults`` is one more entry.
-    ``start_thread(target)`` starts the serving thread: the default is a daemon
-    ``threading.Thread``; the gevent resolver passes one that starts a real OS thread.
+    ``start(start_thread)`` binds and serves ON the thread that ``start_thread(target)``
+    starts (default: a daemon ``threading.Thread``). The gevent resolver passes one that
+    starts a real OS thread: a gevent socket belongs to the hub of the thread that made
+    it, so the socket must be made there, never in the (blockable) main hub.
     """
 
     def __init__(
@@ -193,17 +203,16 @@ class MetricsServer:
     ) -> None:
         self.routes: dict[str, WsgiApp] = {"/metrics": make_wsgi_app(registry)}
         self.routes.update(routes or {})
-        self.server = make_server(
-            host,
-            port,
-            self.app,
-            server_class=lambda addr, handler: _BoundedServer(addr, handler, max_connections),
-            handler_class=_QuietHandler,
-        )
+        self.host = host
+        self.requested_port = port
+        self.max_connections = max_connections
+        self.server: ThreadingWSGIServer | None = None
         self.thread_ident: int | None = None
+        self._error: OSError | None = None
 
     @property
     def port(self) -> int:
+        assert self.server is not None, "not started"
         return self.server.server_address[1]
 
     def app(self, environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -218,18 +227,49 @@ class MetricsServer:
             return [body]
         return route(environ, start_response)
 
-    def start(self, start_thread: Callable[[Callable[[], None]], object] | None = None) -> None:
-        """Serve from another thread than the caller's (the loop's) until ``close()``."""
-        (start_thread or _daemon_thread)(self._serve)
+    def start(
+        self,
+        start_thread: Callable[[Callable[[], None]], object] | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        """Bind and serve from another thread than the caller's (the loop's).
 
-    def _serve(self) -> None:
+        Returns once the port is bound; raises its ``OSError`` when it cannot be.
+        """
+        (start_thread or _daemon_thread)(self._bind_and_serve)
+        deadline = time.monotonic() + timeout
+        # a one-time handshake with the new thread, polled: no lock is shared between a
+        # gevent hub and a foreign thread (time.sleep is gevent.sleep once patched)
+        while self.server is None and self._error is None:
+            if time.monotonic() > deadline:
+                raise OSError(f"the metrics thread did not bind {self.host}:{self.requested_port}")
+            time.sleep(0.005)
+        if self._error is not None:
+            raise self._error
+
+    def _bind_and_serve(self) -> None:
         self.thread_ident = threading.get_ident()
-        self.server.serve_forever(poll_interval=0.5)
+        try:
+            server = make_server(
+                self.host,
+                self.requested_port,
+                self.app,
+                server_class=lambda addr, handler: _BoundedServer(
+                    addr, handler, self.max_connections
+                ),
+                handler_class=_QuietHandler,
+            )
+        except Exception as exc:  # noqa: BLE001 - handed to start(), raised in the caller
+            self._error = exc if isinstance(exc, OSError) else OSError(repr(exc))
+            return
+        self.server = server
+        server.serve_forever(poll_interval=0.5)
 
     def close(self) -> None:
         """Stop serving (waits for the serving loop to notice) and close the socket."""
-        self.server.shutdown()
-        self.server.server_close()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
 
 
 def _daemon_thread(target: Callable[[], None]) -> threading.Thread:
@@ -243,15 +283,19 @@ def serve_metrics(
     host: str,
     port: int,
     *collectors: Any,
+    registry: CollectorRegistry | None = None,
     start_thread: Callable[[Callable[[], None]], object] | None = None,
 ) -> MetricsServer:
-    """Build the registry (process collector + ``collectors``) and serve it on ``host:port``.
+    """Serve ``collectors`` (+ the process collector, or into ``registry``) on ``host:port``.
 
     Raises ``OSError`` when the port cannot be bound; the caller logs it and exits 1.
     """
-    server = MetricsServer(
-        new_registry(*collectors), host, port, max_connections=settings.max_connections
-    )
+    if registry is None:
+        registry = new_registry(*collectors)
+    else:
+        for collector in collectors:
+            registry.register(collector)
+    server = MetricsServer(registry, host, port, max_connections=settings.max_connections)
     server.start(start_thread)
     log.info(
         "metrics endpoint listening",

@@ -46,6 +46,7 @@ class ResolverApp:
         self.limits = limits
         self.max_body = max_body
         self.metrics = Metrics()
+        self.resolve_requests = 0  # POST /resolve answered, any status: polyloop_requests_total
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET").upper()
@@ -79,6 +80,7 @@ class ResolverApp:
         return self.resolve(environ)
 
     def resolve(self, environ: dict[str, Any]) -> Response:
+        self.resolve_requests += 1
         request = parse_request(self._body(environ), self.limits)
         started = time.monotonic()
         with self.metrics.in_flight.track_inprogress():

@@ -14,6 +14,9 @@
 - RESOLVER_MAX_CONNECTIONS (100): HTTP connections served at once.
 - RESOLVER_CLIENT_TIMEOUT (30): seconds a silent client keeps its connection.
 - RESOLVER_DRAIN_SECONDS (3): at SIGTERM, how long requests in flight may finish.
+- RESOLVER_METRICS_PORT (9103): GET /metrics from a real OS thread (answers while the
+  hub is blocked); 0 = any free port. POLYLOOP_METRICS, POLYLOOP_LAG_INTERVAL: see
+  ``services.common.metrics``.
 - LOG_LEVEL (INFO); GEVENT_RESOLVER (dnspython, set by ``__main__`` when unset).
 
 A bad value raises ``ConfigError`` naming the variable, so the start fails clearly.
@@ -22,7 +25,7 @@ A bad value raises ``ConfigError`` naming the variable, so the start fails clear
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.common.config import (
     ConfigError,
@@ -33,6 +36,7 @@ from services.common.config import (
     env_str,
     listen_host,
 )
+from services.common.metrics import MetricsSettings, env_metrics_port
 
 BACKENDS = ("dnspython", "threadpool")
 DEFAULT_TIMEOUT = 5.0
@@ -53,6 +57,8 @@ class ResolverConfig:
     max_connections: int = 100
     client_timeout: float = 30.0
     drain_seconds: float = 3.0
+    metrics_port: int = 9103
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     log_level: str = "INFO"
 
     @property
@@ -85,5 +91,7 @@ class ResolverConfig:
                 "RESOLVER_CLIENT_TIMEOUT", 30.0, minimum=0.1, maximum=3600, env=env
             ),
             drain_seconds=env_float("RESOLVER_DRAIN_SECONDS", 3.0, minimum=0, maximum=60, env=env),
+            metrics_port=env_metrics_port("RESOLVER_METRICS_PORT", 9103, env),
+            metrics=MetricsSettings.from_env(env),
             log_level=env_log_level(env),
         )

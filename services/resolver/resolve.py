@@ -122,6 +122,7 @@ class Resolver:
         self.dns_port = dns_port
         self.backend = backend
         self.pool_size = pool_size
+        self.lookups_in_flight = 0
         self._zone = dns.resolver.Resolver(configure=False)
         self._zone.port = dns_port
         self.use_server(dns_ip)
@@ -202,10 +203,13 @@ class Resolver:
 
     def _timed(self, index: int, name: str, deadline: float, started: dict[int, float]) -> Result:
         started[index] = time.monotonic()
+        self.lookups_in_flight += 1  # a plain count, read by the metrics collector
         try:
             addresses = self.lookup(name, deadline)
         except ResolveError as exc:
             return _result(name, [], exc.code, started[index])
+        finally:
+            self.lookups_in_flight -= 1
         return _result(name, addresses, None, started[index])
 
     # -- one name ----------------------------------------------------------------------
