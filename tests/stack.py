@@ -22,6 +22,20 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 HOW_TO_START = "start the stack first: `make up` (or run `make test`, which brings it up)"
 
 
+# for a service a test (or the bench) starts itself: its metrics port is any free one,
+# never the default that a running local stack may hold (0 = the kernel picks)
+METRICS_ON_ANY_PORT = {
+    name: "0"
+    for name in (
+        "TCP_ECHO_METRICS_PORT",
+        "UDP_ECHO_METRICS_PORT",
+        "RESOLVER_METRICS_PORT",
+        "DNS_METRICS_PORT",
+        "WEB_METRICS_PORT",
+    )
+}
+
+
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, "").strip() or default
 

@@ -38,9 +38,9 @@ class DnsConfig:
     max_delay_ms: int = 10_000
     max_pending_delays: int = 10_000
     tcp_idle_timeout: float = 30.0
+    log_level: str = "INFO"
     metrics_port: int = 9104
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
-    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DnsConfig:

@@ -57,9 +57,9 @@ class ResolverConfig:
     max_connections: int = 100
     client_timeout: float = 30.0
     drain_seconds: float = 3.0
+    log_level: str = "INFO"
     metrics_port: int = 9103
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
-    log_level: str = "INFO"
 
     @property
     def default_timeout(self) -> float:

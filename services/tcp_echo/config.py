@@ -28,10 +28,10 @@ class TcpEchoConfig:
     max_connections: int = 1024  # TCP_ECHO_MAX_CONNECTIONS: beyond it, closed at once
     idle_timeout: float = 300.0  # TCP_ECHO_IDLE_TIMEOUT: seconds of silence; 0 disables
     drain_seconds: float = 2.0  # TCP_ECHO_DRAIN_SECONDS: flush time at close/SIGTERM
+    log_level: str = "INFO"  # LOG_LEVEL
     metrics_port: int = 9101  # TCP_ECHO_METRICS_PORT: GET /metrics, from a thread
     # POLYLOOP_METRICS, POLYLOOP_LAG_INTERVAL, POLYLOOP_METRICS_MAX_CONNECTIONS
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
-    log_level: str = "INFO"  # LOG_LEVEL
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TcpEchoConfig:

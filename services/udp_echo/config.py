@@ -43,9 +43,9 @@ class UdpEchoConfig:
     max_sources: int = 10_000
     stats_interval: float = 10.0
     loop: str = "asyncio"
+    log_level: str = "INFO"
     metrics_port: int = 9102
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
-    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> UdpEchoConfig:

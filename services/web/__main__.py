@@ -17,6 +17,7 @@ from services.common.logging import setup_logging
 from services.web.access_log import JsonAccessLogger
 from services.web.app import create_app
 from services.web.config import WebConfig
+from services.web.loop_metrics import serve_loop_metrics
 
 log = logging.getLogger("services.web")
 
@@ -30,8 +31,14 @@ def main() -> int:
         return 2
     setup_logging("web", config.log_level)
     log.info("web front starting", extra={"host": config.listen_host, "port": config.port})
+    app = create_app(config)
+    try:
+        serve_loop_metrics(app)
+    except OSError as exc:
+        log.error("cannot serve metrics on port %s: %s", config.metrics_port, exc)
+        return 1
     web.run_app(
-        create_app(config),
+        app,
         host=config.listen_host,
         port=config.port,
         shutdown_timeout=config.shutdown_timeout,

@@ -7,9 +7,10 @@ and the stack's ports); the ``WEB_*`` limits bound what one request may ask of t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.common.config import env_float, env_int, env_log_level, env_port, env_str, listen_host
+from services.common.metrics import MetricsSettings, env_metrics_port
 
 # udp-echo drops datagrams above this size (its own limit), so the front never sends more
 UDP_MAX_DATAGRAM = 4096
@@ -38,6 +39,8 @@ class WebConfig:
     udp_try_timeout: float = 0.5
     shutdown_timeout: float = 3.0
     log_level: str = "INFO"
+    metrics_port: int = 9105
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @property
     def udp_max_message(self) -> int:
@@ -49,6 +52,8 @@ class WebConfig:
         return cls(
             listen_host=listen_host(env),
             port=env_port("WEB_PORT", 8080, env),
+            metrics_port=env_metrics_port("WEB_METRICS_PORT", 9105, env),
+            metrics=MetricsSettings.from_env(env),
             tcp_echo_host=env_str("TCP_ECHO_HOST", "127.0.0.1", env),
             tcp_echo_port=env_port("TCP_ECHO_PORT", 8000, env),
             udp_echo_host=env_str("UDP_ECHO_HOST", "127.0.0.1", env),

@@ -33,7 +33,7 @@ from services.resolver.api import ResolverApp  # noqa: E402
 from services.resolver.request import Limits  # noqa: E402
 from services.resolver.resolve import Resolver  # noqa: E402
 from services.resolver.server import ResolverServer  # noqa: E402
-from tests.stack import free_port  # noqa: E402
+from tests.stack import METRICS_ON_ANY_PORT, free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE = 20.0
@@ -66,7 +66,7 @@ def start(
     """`python -m module` with its output in `log_path`, polled until `ready()` holds.
 
     `env` is added to this process's environment; a None value removes the variable."""
-    merged = {**os.environ, "LISTEN_HOST": "127.0.0.1", **env}
+    merged = {**os.environ, **METRICS_ON_ANY_PORT, "LISTEN_HOST": "127.0.0.1", **env}
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", module],

@@ -22,7 +22,7 @@ from services.common.config import ConfigError
 from services.dns import healthcheck
 from services.dns.config import DnsConfig
 from services.dns.zone import ZONE_FILE
-from tests.stack import free_port
+from tests.stack import METRICS_ON_ANY_PORT, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,6 +69,7 @@ def test_bad_values_name_the_variable(name: str, value: str) -> None:
 
 def service_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DNS_", "LISTEN_"))}
+    env.update(METRICS_ON_ANY_PORT)
     env.update(extra)
     return env
 

@@ -19,7 +19,7 @@ import pytest
 
 from services.dns.healthcheck import check as dns_check
 from services.tcp_echo.healthcheck import echo_round_trip
-from tests.stack import IN_CI, ROOT, free_port
+from tests.stack import IN_CI, METRICS_ON_ANY_PORT, ROOT, free_port
 
 PYPY = ROOT / "build" / "pypy-venv" / "bin" / "python"
 START_TIMEOUT = 30.0  # PyPy starts slower than CPython
@@ -48,7 +48,13 @@ def start(pypy: Path, module: str, env: dict[str, str], ready, log: Path) -> sub
         process = subprocess.Popen(
             [str(pypy), "-m", module],
             cwd=ROOT,
-            env={**os.environ, "LISTEN_HOST": "127.0.0.1", "PYPY_GC_NURSERY": "4MB", **env},
+            env={
+                **os.environ,
+                **METRICS_ON_ANY_PORT,
+                "LISTEN_HOST": "127.0.0.1",
+                "PYPY_GC_NURSERY": "4MB",
+                **env,
+            },
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from services.tcp_echo.healthcheck import echo_round_trip
-from tests.stack import ROOT, free_port
+from tests.stack import METRICS_ON_ANY_PORT, ROOT, free_port
 
 START_TIMEOUT = 15.0
 MiB = 1024 * 1024
@@ -52,7 +52,13 @@ def start_service(tmp_path: Path, **env: str) -> Service:
             process = subprocess.Popen(
                 [sys.executable, "-m", "services.tcp_echo"],
                 cwd=ROOT,
-                env={**os.environ, "LISTEN_HOST": "127.0.0.1", "TCP_ECHO_PORT": str(port), **env},
+                env={
+                    **os.environ,
+                    **METRICS_ON_ANY_PORT,
+                    "LISTEN_HOST": "127.0.0.1",
+                    "TCP_ECHO_PORT": str(port),
+                    **env,
+                },
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

@@ -21,7 +21,7 @@ import pytest
 
 from services.udp_echo import probe
 from services.udp_echo.healthcheck import echo_round_trip
-from tests.stack import ROOT
+from tests.stack import METRICS_ON_ANY_PORT, ROOT
 
 PROBE_SOURCE = Path(probe.__file__).read_text()
 
@@ -36,7 +36,7 @@ def run_module(module: str, *args: str, env: dict[str, str], **kwargs) -> subpro
     return subprocess.Popen(
         [sys.executable, "-m", module, *args],
         cwd=ROOT,
-        env={**os.environ, **env},
+        env={**os.environ, **METRICS_ON_ANY_PORT, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -115,7 +115,11 @@ def test_a_stop_signal_exits_0_at_once(service: Service, signum: signal.Signals)
     service.proc.send_signal(signum)
     returncode, lines, err = service.stop(timeout=5)
     assert returncode == 0, err
-    assert [line["msg"] for line in lines] == ["stopping", "udp echo closed"]
+    assert [line["msg"] for line in lines] == [
+        "metrics endpoint listening",
+        "stopping",
+        "udp echo closed",
+    ]
     assert lines[-1]["echoed"] == 1
     assert err == ""
 
