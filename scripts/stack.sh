@@ -4,6 +4,7 @@
 #   scripts/stack.sh down   stops whichever mode is running
 #   scripts/stack.sh ps | logs
 #   POLYLOOP_PYPY=1 scripts/stack.sh up    tcp-echo and dns on PyPy (compose.pypy.yaml)
+#   COMPOSE_PROFILES=observe scripts/stack.sh up    adds Prometheus (containers only)
 # The mode in use is kept in .run/mode ("docker" or "local"); tests read it too. The
 # compose files of the running stack are kept in .run/compose-file, so down/ps/logs and
 # the tests act on the PyPy stack without being told again.
@@ -48,6 +49,10 @@ up_docker() {
         || { log "the Docker engine answers but 'docker compose' (v2) is missing: run 'make engine'"; exit 1; }
     bash scripts/base-image.sh
     bash scripts/wheelhouse.sh
+    if [[ ",${COMPOSE_PROFILES:-}," == *,observe,* ]]; then
+        log "profile observe: Prometheus from Debian's package"
+        bash scripts/base-image.sh --prometheus
+    fi
     if pypy; then
         log "POLYLOOP_PYPY=1: tcp-echo and dns on PyPy ($COMPOSE_FILE)"
         bash scripts/base-image.sh --pypy
@@ -116,7 +121,7 @@ up)
 down)
     case "$(mode)" in
     local) down_local ;;
-    *) if engine_answers; then docker compose --profile load down --remove-orphans; fi ;;
+    *) if engine_answers; then docker compose --profile load --profile observe down --remove-orphans; fi ;;
     esac
     rm -f "$RUN/mode" "$RUN/compose-file" ;;
 ps)
@@ -127,10 +132,10 @@ ps)
             printf '%-10s pid %-8s %s\n' "$svc" "$pid" "$s"
         done
     else
-        docker compose --profile load ps
+        docker compose --profile load --profile observe ps
     fi ;;
 logs)
-    if [ "$(mode)" = local ]; then tail -n 50 -f "$RUN"/*.log; else docker compose --profile load logs -f --tail 50; fi ;;
+    if [ "$(mode)" = local ]; then tail -n 50 -f "$RUN"/*.log; else docker compose --profile load --profile observe logs -f --tail 50; fi ;;
 *)
     echo "usage: $0 up|down|ps|logs" >&2; exit 2 ;;
 esac
