@@ -18,6 +18,18 @@ def parse(text: str) -> Samples:
     return samples
 
 
+def names(text: str) -> set[str]:
+    """Every sample name in ``text``, and every family name (a family may have no sample
+    yet, e.g. a labelled counter nothing has counted), counters also with ``_total``."""
+    found: set[str] = set()
+    for family in text_string_to_metric_families(text):
+        found.add(family.name)
+        if family.type == "counter":
+            found.add(family.name + "_total")
+        found |= {sample.name for sample in family.samples}
+    return found
+
+
 def scrape(url: str, timeout: float = 2.0) -> Samples:
     """GET ``url`` (a /metrics endpoint) within ``timeout`` seconds and parse it."""
     with urllib.request.urlopen(url, timeout=timeout) as response:

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 from aiohttp import web
+from prometheus_client import ProcessCollector
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from services.common.lag_asyncio import AsyncioLagTimer
@@ -44,13 +45,15 @@ class WebCollector:
 
 
 def setup_loop_metrics(app: web.Application) -> None:
-    """The lag monitor in the app's registry, its timer on the app's loop while it runs."""
+    """The lag monitor, request count and process collector in the app's registry; the lag
+    timer on the app's loop while it runs."""
     config = app[CONFIG]
     monitor = LagMonitor(config.metrics.lag_interval)
     app[LAG_MONITOR] = monitor
     registry = app[METRICS].registry
     registry.register(monitor)
     registry.register(WebCollector(app[METRICS]))
+    ProcessCollector(registry=registry)  # CPU, RSS, open fds, as in every service
     if config.metrics.enabled:
         app.cleanup_ctx.append(_lag_timer_ctx)
 
