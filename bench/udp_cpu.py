@@ -28,6 +28,7 @@ import timeit
 from contextlib import ExitStack
 from pathlib import Path
 
+from devstack import free_port
 from services.common.logging import setup_logging
 from services.udp_echo.healthcheck import echo_round_trip
 from services.udp_echo.protocol import ServerUdpEchoProtocol
@@ -52,12 +53,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start(command: list[str], port: int, env: dict[str, str]) -> subprocess.Popen:
@@ -164,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     cpus = sorted(os.sched_getaffinity(0))
     client_cpu, server_cpu = (cpus[0], cpus[1]) if len(cpus) > 1 else (cpus[0], cpus[0])
     os.sched_setaffinity(0, {client_cpu})
-    ports = {"minimal": free_udp_port(), "udp-echo": free_udp_port()}
+    ports = {"minimal": free_port(), "udp-echo": free_port()}
     rates: dict[str, list[float]] = {name: [] for name in ports}
     # CPU per echo is steadier than echoes/s on a busy machine: it ignores time not scheduled
     cpu_per_echo: dict[str, list[float]] = {name: [] for name in ports}

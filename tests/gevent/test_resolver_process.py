@@ -20,7 +20,7 @@ from pathlib import Path
 import gevent
 import pytest
 
-from tests.gevent.conftest import ROOT, free_port, start, stop
+from devstack import ROOT, Process, free_port, start, stop
 
 
 def healthcheck(port: int) -> int:
@@ -34,31 +34,26 @@ def healthcheck(port: int) -> int:
 
 
 class Service:
-    def __init__(self, process: subprocess.Popen, port: int, log_path: Path) -> None:
-        self.process = process
-        self.port = port
-        self.log_path = log_path
+    def __init__(self, started: Process) -> None:
+        self.started = started
+        self.process = started.popen
+        self.port = started.port
 
     def log(self) -> list[dict]:
-        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line]
+        return [json.loads(line) for line in self.started.log_lines() if line]
 
 
 @pytest.fixture
 def service(dns_port: int, tmp_path: Path) -> Iterator[Service]:
-    port = free_port()
-    log_path = tmp_path / "resolver.log"
     env = {
-        "RESOLVER_PORT": str(port),
         "DNS_HOST": "localhost",  # a host name, resolved once at start
         "DNS_PORT": str(dns_port),
         "RESOLVER_DRAIN_SECONDS": "3",
         "GEVENT_RESOLVER": None,  # unset: __main__ chooses
     }
-    process = start(
-        "services.resolver", env, log_path, lambda: healthcheck(port) == 0, "the resolver"
-    )
+    process = start("resolver", env, log=tmp_path / "resolver.log")
     try:
-        yield Service(process, port, log_path)
+        yield Service(process)
     finally:
         stop(process)
 

@@ -12,19 +12,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from devstack import ROOT, Process, free_port, start, stop
 from services.common.config import ConfigError
-from services.dns import healthcheck
 from services.dns.config import DnsConfig
 from services.dns.zone import ZONE_FILE
-from tests.stack import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults() -> None:
@@ -74,28 +70,12 @@ def service_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def running_dns() -> Iterator[tuple[subprocess.Popen, int]]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "services.dns"],
-        cwd=ROOT,
-        env=service_env(DNS_PORT=str(port)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 20
-    while healthcheck.check(port, timeout=0.25) is not None:
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            out, err = process.communicate()
-            pytest.fail(f"the dns service did not come up:\n{out}\n{err}")
+def running_dns(tmp_path: Path) -> Iterator[Process]:
+    process = start("dns", base_env=service_env(), log=tmp_path / "dns.log")
     try:
-        yield process, port
+        yield process
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        stop(process)
 
 
 def run_healthcheck(port: int) -> subprocess.CompletedProcess:
@@ -110,16 +90,16 @@ def run_healthcheck(port: int) -> subprocess.CompletedProcess:
 
 
 def test_healthcheck_passes_then_sigterm_exits_0_quickly_and_it_fails(
-    running_dns: tuple[subprocess.Popen, int],
+    running_dns: Process,
 ) -> None:
-    process, port = running_dns
+    port = running_dns.port
     assert run_healthcheck(port).returncode == 0
-    process.send_signal(signal.SIGTERM)
+    running_dns.popen.send_signal(signal.SIGTERM)
     # the contract: exit 0 within a few seconds of SIGTERM
-    out, err = process.communicate(timeout=5)
-    assert process.returncode == 0, err
-    assert "Traceback" not in out + err
-    records = [json.loads(line) for line in out.splitlines()]
+    assert running_dns.popen.wait(timeout=5) == 0, running_dns.log_text()
+    assert "Traceback" not in running_dns.log_text()
+    # stdout and stderr both: every line is a JSON object
+    records = [json.loads(line) for line in running_dns.log_lines()]
     assert all(record["service"] == "dns" for record in records)
     assert any(record["msg"] == "serving polyloop.test" for record in records)
     assert any(record["msg"].startswith("shutting down") for record in records)
