@@ -30,7 +30,7 @@ from pathlib import Path
 
 from devstack import free_port
 from services.common.logging import setup_logging
-from services.udp_echo.healthcheck import echo_round_trip
+from services.udp_echo.healthcheck import check as udp_echo_check
 from services.udp_echo.protocol import ServerUdpEchoProtocol
 
 log = logging.getLogger("bench.udp_cpu")
@@ -61,7 +61,7 @@ def start(command: list[str], port: int, env: dict[str, str]) -> subprocess.Pope
         command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 15
-    while not echo_round_trip("127.0.0.1", port, timeout=0.2, tries=1):
+    while udp_echo_check(port, timeout=0.2, tries=1) is not None:
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             raise RuntimeError(f"{command} did not start echoing on {port}")

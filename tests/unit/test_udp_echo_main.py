@@ -18,7 +18,7 @@ import pytest
 
 from devstack import ROOT, Process, free_port, start, stop
 from services.udp_echo import probe
-from services.udp_echo.healthcheck import echo_round_trip
+from services.udp_echo.healthcheck import check as udp_echo_check
 
 PROBE_SOURCE = Path(probe.__file__).read_text()
 
@@ -55,7 +55,7 @@ def json_lines(text: str) -> list[dict]:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_signal_exits_0_at_once(service: Process, signum: signal.Signals) -> None:
-    assert echo_round_trip("127.0.0.1", service.port)
+    assert udp_echo_check(service.port) is None
     service.popen.send_signal(signum)
     assert service.popen.wait(timeout=5) == 0, service.log_text()
     # stdout and stderr share the log: every line JSON means nothing raw on stderr
@@ -92,10 +92,14 @@ def test_healthcheck_exits_0_when_it_echoes(service: Process) -> None:
 
 
 def test_healthcheck_exits_1_when_nothing_answers() -> None:
-    check = run_module("services.udp_echo.healthcheck", env={"UDP_ECHO_PORT": str(free_port())})
-    out, _ = check.communicate(timeout=10)
+    port = free_port()
+    check = run_module("services.udp_echo.healthcheck", env={"UDP_ECHO_PORT": str(port)})
+    out, err = check.communicate(timeout=10)
     assert check.returncode == 1
-    assert json_lines(out)[-1]["msg"] == "udp echo unhealthy"
+    (line,) = json_lines(out)
+    assert (line["msg"], line["port"]) == ("unhealthy", port)
+    assert "ConnectionRefusedError" in line["reason"]
+    assert err == ""
 
 
 def run_piped_probe(*args: str) -> dict:
