@@ -5,6 +5,7 @@ peer that never reads, the healthcheck. Nothing else needs to be running."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -239,3 +240,18 @@ def test_idle_connection_is_closed_by_the_running_service(service_factory: Start
     with service.connect(timeout=5) as client:
         assert echo(client, b"then silence") == b"then silence"
         assert client.recv(1) == b"", "expected a clean close of the idle connection"
+
+
+def test_every_log_field_is_a_json_key(service_factory: StartService) -> None:
+    service = service_factory(TCP_ECHO_MAX_CONNECTIONS="7")
+    service.process.send_signal(signal.SIGTERM)
+    assert service.process.wait(timeout=15) == 0
+    lines = [json.loads(line) for line in service.log_lines()]  # every line is JSON
+    listening = next(line for line in lines if line["msg"].startswith("listening on"))
+    assert (listening["logger"], listening["port"], listening["limit"]) == (
+        "tcp_echo",
+        service.port,
+        7,
+    )
+    stopped = next(line for line in lines if line["msg"].startswith("stopped:"))
+    assert stopped["total"] >= 1  # devstack's healthcheck connected once
