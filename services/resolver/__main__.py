@@ -31,17 +31,17 @@ log = logging.getLogger("services.resolver")
 
 
 def main() -> int:
-    setup_logging("resolver")  # INFO until the configuration is known to be valid
     try:
         config = ResolverConfig.from_env()
     except ConfigError as exc:
-        log.error("bad configuration: %s", exc)
+        setup_logging("resolver")
+        log.error("invalid configuration", extra={"error": str(exc)})
         return 2
-    logging.getLogger().setLevel(config.log_level)
+    setup_logging("resolver", config.log_level)
     try:
         dns_ip = server_address(config.dns_host, config.dns_port)
     except OSError as exc:
-        log.error("cannot resolve DNS_HOST=%s: %s", config.dns_host, exc)
+        log.error("cannot resolve DNS_HOST", extra={"host": config.dns_host, "error": str(exc)})
         return 1
     resolver = Resolver(
         dns_ip,
@@ -64,7 +64,8 @@ def main() -> int:
     try:
         server.start()
     except OSError as exc:
-        log.error("cannot listen on %s:%s: %s", config.listen_host, config.port, exc)
+        where = {"host": config.listen_host, "port": config.port}
+        log.error("cannot listen", extra={**where, "error": str(exc)})
         return 1
 
     if config.dns_host != dns_ip:

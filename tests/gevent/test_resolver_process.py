@@ -145,5 +145,5 @@ def test_a_bad_setting_stops_the_start_with_a_clear_message(variable: str, value
     assert finished.returncode == 2
     assert "Traceback" not in finished.stdout + finished.stderr
     error = json.loads(finished.stdout.splitlines()[-1])
-    assert error["level"] == "error"
-    assert variable in error["msg"]
+    assert (error["level"], error["msg"]) == ("error", "invalid configuration")
+    assert variable in error["error"]
