@@ -82,7 +82,9 @@ def forward_twisted_logs() -> None:
 
     def observer(event: dict) -> None:
         level = _TWISTED_LEVELS.get(getattr(event.get("log_level"), "name", "info"), logging.INFO)
-        logger = logging.getLogger(event.get("log_namespace") or "twisted")
+        namespace = event.get("log_namespace")
+        # twisted.python.log's legacy events all share one namespace: call them "twisted"
+        logger = logging.getLogger("twisted" if namespace in {None, "log_legacy"} else namespace)
         if not logger.isEnabledFor(level):
             return
         failure = event.get("log_failure")
