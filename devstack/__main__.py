@@ -70,6 +70,8 @@ def up() -> int:
         say(f"POLYLOOP_PYPY=1: dns and tcp_echo on PyPy ({PYPY.relative_to(ROOT)})")
         subprocess.run(["bash", "scripts/pypy-venv.sh"], cwd=ROOT, check=True)
     RUN.mkdir(exist_ok=True)
+    # first: if a service fails to start, `make down` still stops the ones already running
+    (RUN / "mode").write_text("local\n")
     env = stack_env()
     for service in SERVICES.values():
         if running_pid(service) is not None:
@@ -83,7 +85,6 @@ def up() -> int:
             return 1
         pid_file(service).write_text(f"{process.pid}\n")
         say(f"{service.label} healthy (pid {process.pid}, {service.port_variable}={process.port})")
-    (RUN / "mode").write_text("local\n")
     say("stack is up as local processes")
     return 0
 
