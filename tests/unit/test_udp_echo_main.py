@@ -61,7 +61,8 @@ def test_a_stop_signal_exits_0_at_once(service: Process, signum: signal.Signals)
     # stdout and stderr share the log: every line JSON means nothing raw on stderr
     lines = json_lines(service.log_text())
     assert [line["msg"] for line in lines[1:]] == ["stopping", "udp echo closed"]
-    assert lines[-1]["echoed"] == 2  # the healthcheck devstack waited on, then ours
+    # ours, after the healthcheck devstack waited on (2 datagrams if its first try timed out)
+    assert lines[-1]["echoed"] in {2, 3}
 
 
 def test_a_bad_setting_exits_2_with_one_clear_line() -> None:
