@@ -17,13 +17,14 @@ without printing anything. Exit status 0 when the echo matches, 1 otherwise.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from twisted.internet import defer, endpoints, error, task
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
+
+from services.common.config import ConfigError, env_port, env_str
 
 MESSAGE = b"hello, world!"
 TIMEOUT = 5.0
@@ -77,8 +78,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         prog="python -m services.tcp_echo.client", description=__doc__.split("\n")[0]
     )
     parser.add_argument("message", nargs="?", default=MESSAGE.decode(), help="what to send")
-    parser.add_argument("--host", default=os.environ.get("TCP_ECHO_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("TCP_ECHO_PORT", "8000")))
+    try:
+        default_port = env_port("TCP_ECHO_PORT", 8000)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    parser.add_argument("--host", default=env_str("TCP_ECHO_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=default_port)
     parser.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds")
     return parser.parse_args(argv)
 
