@@ -41,6 +41,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.connections_shed = Counter(
+            "resolver_connections_shed",
+            "Connections ended to keep slots free: idle or slow (cut for a new one), "
+            "deadline (408), full (503, every slot busy).",
+            ["reason"],
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "resolver_requests_in_flight",
             "POST /resolve requests being answered.",
