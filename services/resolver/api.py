@@ -136,7 +136,9 @@ class ResolverApp:
         except TimeoutError:
             raise Problem(408, "the body did not arrive in time", close=True) from None
         except (OSError, ValueError) as exc:  # a broken chunked encoding, a reset
-            raise Problem(400, f"the body could not be read: {exc}", close=True) from None
+            # the error's text repeats the client's bytes: name the kind only
+            detail = f"the body could not be read ({type(exc).__name__})"
+            raise Problem(400, detail, close=True) from None
         if len(body) > self.max_body:
             raise Problem(413, f"the body is over {self.max_body} bytes", close=True)
         return body

@@ -13,8 +13,9 @@ idle clients cannot hold.
   connection ends. Each read or write waits at most ``client_timeout``, so an idle
   keep-alive connection ends after that long.
 * pywsgi's own refusals (a bad request line, header or Content-Length: 400; a request
-  line over 8 KiB: 414) are problem+json like the app's errors, and never logged above
-  DEBUG (a flood of them must not flood the log).
+  line over 8 KiB: 414; a header line over 64 KiB or more than 100 headers: 431) are
+  problem+json like the app's errors, and never logged above DEBUG (a flood of them must
+  not flood the log).
 * ``stop()`` (at SIGTERM) ends idle keep-alive connections at once and lets requests in
   flight finish; a client that disconnects mid-answer ends its connection quietly.
 """
@@ -108,7 +109,7 @@ class Handler(WSGIHandler):
             return "414", raw_problem(414, f"the request line is over {MAX_REQUEST_LINE} bytes")
         return result
 
-    def _handle_client_error(self, ex: Exception) -> tuple[str, bytes]:
+    def _handle_client_error(self, ex: BaseException) -> tuple[str, bytes]:
         # pywsgi's hook for a request it cannot parse (it would answer an empty 400)
         self.end_of_request()
         if isinstance(ex, RequestTimeout):
@@ -116,6 +117,10 @@ class Handler(WSGIHandler):
             detail = f"the request did not arrive within {self.server.request_timeout:g} s"
             return "408", raw_problem(408, detail)
         log.debug("bad request", extra={"error": str(ex)[:200]})
+        text = str(ex)
+        if "Line too long" in text or "more than 100 headers" in text:
+            # http.client's limits, which pywsgi parses headers with: 64 KiB a line, 100 lines
+            return "431", raw_problem(431, "the request's headers are too large")
         return "400", raw_problem(400, _client_error(ex))
 
     def cut(self) -> None:
@@ -227,7 +232,7 @@ def _raw(status: int, content_type: str, body: bytes, *headers: str) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-def _client_error(ex: Exception) -> str:
+def _client_error(ex: BaseException) -> str:
     # pywsgi's messages repeat the client's bytes: say what was wrong, not what was sent
     text = str(ex)
     for known in ("Invalid http version", "Invalid HTTP method", "Invalid headers status"):

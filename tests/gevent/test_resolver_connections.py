@@ -259,6 +259,8 @@ def raw_exchange(port: int, request: bytes) -> bytes:
         (b"GET /healthz HTTP/7.0\r\n\r\n", 400),
         (b"POST /resolve HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 400),
         (b"POST /resolve HTTP/1.1\r\nContent-Length: -5\r\n\r\n", 400),
+        (b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n\r\n", 431),
+        (b"GET /healthz HTTP/1.1\r\n" + b"X: 1\r\n" * 101 + b"\r\n", 431),
     ],
 )
 def test_pywsgi_refusals_are_problem_json(server: str, request_bytes: bytes, status: int) -> None:

@@ -81,6 +81,14 @@ def test_it_serves_and_logs_json(service: Service) -> None:
     assert any(entry["msg"] == "resolved" and entry["names"] == 1 for entry in entries)
 
 
+def test_by_default_a_name_outside_the_zone_is_refused(service: Service) -> None:
+    # refused before any lookup: nothing is asked of the system resolver
+    results = resolve(service.port, ["outside.invalid", "www.polyloop.test"])["results"]
+    assert [result["error"] for result in results] == ["refused", None]
+    started = next(entry for entry in service.log() if entry["msg"] == "listening")
+    assert started["external"] is False
+
+
 def test_sigterm_finishes_the_request_in_flight_then_exits_0(service: Service) -> None:
     in_flight = gevent.spawn(resolve, service.port, ["a.delay-1000.polyloop.test"])
     deadline = time.monotonic() + 5
