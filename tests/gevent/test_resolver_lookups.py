@@ -108,8 +108,9 @@ def test_a_name_that_never_got_a_slot_is_overloaded(relay: CountingRelay) -> Non
     outcomes = concurrently(resolver, [distinct(8, 300) for _ in range(3)], 1.0)
     assert set(outcomes) <= {None, "timeout", "overloaded"}
     assert outcomes[None] >= 4  # two at a time, 0.3 s each, for 1 s
-    assert outcomes["timeout"] <= 2  # only the names holding a slot at the deadline
-    assert outcomes["overloaded"] >= 14
+    # only names holding a slot at a deadline (two per request, the deadlines a hair apart)
+    assert outcomes["timeout"] <= 2 * 3
+    assert outcomes["overloaded"] >= 10
     assert relay.most_in_flight <= 2 * 2
 
 
