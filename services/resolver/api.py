@@ -8,7 +8,7 @@ Errors are ``application/problem+json`` (RFC 9457) ``{"type", "title", "status",
 "detail"}``: 400 malformed JSON, 413 body over ``RESOLVER_MAX_BODY``, 422 wrong shape,
 404 unknown path, 405 wrong method, 408 a request slower than ``RESOLVER_REQUEST_TIMEOUT``
 (or silent for ``RESOLVER_CLIENT_TIMEOUT``); never a traceback. The server (``server.py``)
-answers what pywsgi refuses before the app is called (400, 414, 408, and 503 when every
+answers what pywsgi refuses before the app is called (400, 414, 431, 408, and 503 when every
 connection slot is busy) in the same shape.
 
 Try it::
@@ -63,7 +63,7 @@ class ResolverApp:
         except Problem as problem:
             status, content_type, body, headers = _problem(problem)
         except Exception:  # the last guard: logged with its traceback, answered 500 without
-            log.exception("request failed", extra={"method": method, "path": path})
+            log.exception("request failed", extra={"method": method[:40], "path": path[:200]})
             status, content_type, body, headers = _problem(Problem(500, "internal error"))
         self.metrics.requests.labels(
             method if method in METHODS else "other",
