@@ -21,6 +21,7 @@ from prometheus_client import generate_latest
 
 from services.resolver.api import METHODS, ROUTES, ResolverApp
 from services.resolver.backends import ERRORS
+from services.resolver.metrics import SHED_REASONS
 from services.resolver.resolve import MODES
 from services.resolver.server import ResolverServer
 from tests.gevent.conftest import call, post_resolve
@@ -30,7 +31,7 @@ CLOSED_LABELS = {
     "route": set(ROUTES) | {"other"},
     "outcome": set(ERRORS) | {"ok"},
     "mode": set(MODES),
-    "reason": {"idle", "slow", "deadline", "full"},
+    "reason": set(SHED_REASONS),
 }
 
 
@@ -176,6 +177,8 @@ def test_idle_connections_go_first_then_the_slowest_arriving_one(app: ResolverAp
         assert closed_by_server(slower, within=0.2) is None
         for sock in (idle, slow, slower):
             sock.close()
+        shed = app.metrics.connections_shed
+        assert [shed.labels(reason)._value.get() for reason in SHED_REASONS] == [1, 1, 0, 0]
     finally:
         wsgi.stop(timeout=1)
 
@@ -203,6 +206,7 @@ def test_a_request_that_trickles_in_is_cut_at_the_request_deadline(app: Resolver
         assert reply.startswith(b"HTTP/1.1 408 ")
         assert b"application/problem+json" in reply
         assert 0.8 <= elapsed < 2.0
+        assert app.metrics.connections_shed.labels("deadline")._value.get() == 1
         sock.close()
     finally:
         wsgi.stop(timeout=1)
@@ -235,6 +239,7 @@ def test_when_every_slot_is_busy_healthz_answers_and_the_rest_get_503(
         reply = resolve_www(port)
         assert reply["status"] == 503
         assert time.monotonic() - started < 1.0
+        assert app.metrics.connections_shed.labels("full")._value.get() == 1
         assert [job.get(timeout=10) for job in busy] == [200, 200]
     finally:
         wsgi.stop(timeout=1)
