@@ -6,7 +6,7 @@ Try it: curl -s localhost:8053/resolve -d '{"names": ["www.polyloop.test"]}'
 import os
 
 # gevent reads GEVENT_RESOLVER when the hub is created: choose before anything else
-# (see resolve.py for why dnspython rather than gevent's default thread pool)
+# (see backends.py for why dnspython rather than gevent's default thread pool)
 os.environ.setdefault("GEVENT_RESOLVER", "dnspython")
 
 from gevent import monkey
@@ -49,6 +49,8 @@ def main() -> int:
         backend=config.backend,
         pool_size=config.pool_size,
         cache_size=config.cache_size,
+        max_lookups=config.max_lookups,
+        external=config.external,
     )
     app = ResolverApp(
         resolver,
@@ -60,6 +62,7 @@ def main() -> int:
         app,
         max_connections=config.max_connections,
         client_timeout=config.client_timeout,
+        request_timeout=config.request_timeout,
     )
     try:
         server.start()
@@ -86,6 +89,8 @@ def main() -> int:
             "gevent_resolver": os.environ["GEVENT_RESOLVER"],
             "pool_size": config.pool_size,
             "cache_size": config.cache_size,
+            "max_lookups": config.max_lookups,
+            "external": config.external,
         },
     )
     server.serve_forever(stop_timeout=config.drain_seconds)
