@@ -22,20 +22,6 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 HOW_TO_START = "start the stack first: `make up` (or run `make test`, which brings it up)"
 
 
-# for a service a test (or the bench) starts itself: its metrics port is any free one,
-# never the default that a running local stack may hold (0 = the kernel picks)
-METRICS_ON_ANY_PORT = {
-    name: "0"
-    for name in (
-        "TCP_ECHO_METRICS_PORT",
-        "UDP_ECHO_METRICS_PORT",
-        "RESOLVER_METRICS_PORT",
-        "DNS_METRICS_PORT",
-        "WEB_METRICS_PORT",
-    )
-}
-
-
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, "").strip() or default
 
@@ -111,19 +97,3 @@ def compose(*args: str, timeout: float = 120, check: bool = True) -> subprocess.
         timeout=timeout,
         check=check,
     )
-
-
-def free_port() -> int:
-    """A 127.0.0.1 port free for TCP and UDP alike, for a service a test starts itself
-    (the dns service binds both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no port free for both TCP and UDP on 127.0.0.1")

@@ -127,6 +127,19 @@ class LagMonitor:
         )
 
 
+@dataclass
+class LoopMetrics:
+    """What a service's ``start_metrics`` started: the monitor, its timer, the port."""
+
+    monitor: LagMonitor
+    timer: Any  # TwistedLagTimer, AsyncioLagTimer or GeventLagTimer: each has stop()
+    server: MetricsServer
+
+    def stop(self) -> None:
+        """Stop the lag timer (the serving thread is a daemon: it ends with the process)."""
+        self.timer.stop()
+
+
 def _bucket_label(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(float(bound))
 

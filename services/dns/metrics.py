@@ -14,7 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from twisted.internet.interfaces import IReactorTime
 
 from services.common.lag_twisted import TwistedLagTimer
-from services.common.metrics import LagMonitor, MetricsServer, serve_metrics
+from services.common.metrics import LagMonitor, LoopMetrics, serve_metrics
 from services.dns.config import DnsConfig
 from services.dns.server import REFUSED_REASONS, AuthoritativeServerFactory
 
@@ -58,13 +58,13 @@ class DnsCollector:
 
 def start_metrics(
     clock: IReactorTime, factory: AuthoritativeServerFactory, config: DnsConfig
-) -> tuple[LagMonitor, MetricsServer] | None:
+) -> LoopMetrics | None:
     """The lag timer on the reactor and the metrics port (None when POLYLOOP_METRICS=0)."""
     if not config.metrics.enabled:
         return None
     monitor = LagMonitor(config.metrics.lag_interval)
-    TwistedLagTimer(monitor, clock).start()
+    timer = TwistedLagTimer(monitor, clock).start()
     server = serve_metrics(
-        config.metrics, config.host, config.metrics_port, monitor, DnsCollector(factory)
+        config.metrics, config.listen_host, config.metrics_port, monitor, DnsCollector(factory)
     )
-    return monitor, server
+    return LoopMetrics(monitor, timer, server)

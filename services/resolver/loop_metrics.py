@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from services.common.lag_gevent import GeventLagTimer, start_os_thread
-from services.common.metrics import LagMonitor, MetricsServer, serve_metrics
+from services.common.metrics import LagMonitor, LoopMetrics, serve_metrics
 from services.resolver.api import ResolverApp
 from services.resolver.config import ResolverConfig
 from services.resolver.resolve import Resolver
@@ -40,12 +40,12 @@ class ResolverCollector:
 
 def start_metrics(
     app: ResolverApp, resolver: Resolver, config: ResolverConfig
-) -> tuple[LagMonitor, MetricsServer] | None:
+) -> LoopMetrics | None:
     """The lag greenlet in the hub and the metrics port on an OS thread (None when off)."""
     if not config.metrics.enabled:
         return None
     monitor = LagMonitor(config.metrics.lag_interval)
-    GeventLagTimer(monitor).start()
+    timer = GeventLagTimer(monitor).start()
     server = serve_metrics(
         config.metrics,
         config.listen_host,
@@ -55,4 +55,4 @@ def start_metrics(
         registry=app.metrics.registry,  # the API port's GET /metrics shows them too
         start_thread=start_os_thread,
     )
-    return monitor, server
+    return LoopMetrics(monitor, timer, server)

@@ -13,7 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from twisted.internet.interfaces import IReactorTime
 
 from services.common.lag_twisted import TwistedLagTimer
-from services.common.metrics import LagMonitor, MetricsServer, serve_metrics
+from services.common.metrics import LagMonitor, LoopMetrics, serve_metrics
 from services.tcp_echo.config import TcpEchoConfig
 from services.tcp_echo.protocol import EchoFactory
 
@@ -52,13 +52,13 @@ class TcpEchoCollector:
 
 def start_metrics(
     clock: IReactorTime, factory: EchoFactory, config: TcpEchoConfig
-) -> tuple[LagMonitor, MetricsServer] | None:
+) -> LoopMetrics | None:
     """The lag timer on the reactor and the metrics port (None when POLYLOOP_METRICS=0)."""
     if not config.metrics.enabled:
         return None
     monitor = LagMonitor(config.metrics.lag_interval)
-    TwistedLagTimer(monitor, clock).start()
+    timer = TwistedLagTimer(monitor, clock).start()
     server = serve_metrics(
         config.metrics, config.listen_host, config.metrics_port, monitor, TcpEchoCollector(factory)
     )
-    return monitor, server
+    return LoopMetrics(monitor, timer, server)

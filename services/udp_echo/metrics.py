@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from services.common.lag_asyncio import AsyncioLagTimer
-from services.common.metrics import LagMonitor, MetricsServer, serve_metrics
+from services.common.metrics import LagMonitor, LoopMetrics, serve_metrics
 from services.udp_echo.config import UdpEchoConfig
 from services.udp_echo.protocol import DROP_REASONS, ServerUdpEchoProtocol
 
@@ -46,12 +46,12 @@ class UdpEchoCollector:
 
 def start_metrics(
     loop: asyncio.AbstractEventLoop, protocol: ServerUdpEchoProtocol, config: UdpEchoConfig
-) -> tuple[LagMonitor, MetricsServer] | None:
+) -> LoopMetrics | None:
     """The lag timer on ``loop`` and the metrics port (None when POLYLOOP_METRICS=0)."""
     if not config.metrics.enabled:
         return None
     monitor = LagMonitor(config.metrics.lag_interval)
-    AsyncioLagTimer(monitor, loop).start()
+    timer = AsyncioLagTimer(monitor, loop).start()
     server = serve_metrics(
         config.metrics,
         config.listen_host,
@@ -59,4 +59,4 @@ def start_metrics(
         monitor,
         UdpEchoCollector(protocol),
     )
-    return monitor, server
+    return LoopMetrics(monitor, timer, server)

@@ -20,7 +20,6 @@ import pytest
 from gevent import monkey
 
 from services.common.lag_gevent import start_os_thread
-from services.common.metrics import MetricsServer
 from services.resolver.api import ResolverApp
 from services.resolver.config import ResolverConfig
 from services.resolver.loop_metrics import start_metrics
@@ -57,14 +56,18 @@ def scrape_from_a_real_thread(url: str) -> Samples:
 @pytest.fixture
 def resolver_with_metrics(resolver: Resolver, app: ResolverApp) -> Iterator[tuple[str, str]]:
     """(the API's base URL, the metrics URL) of the app with its lag timer and port."""
-    _, metrics = start_metrics(app, resolver, ResolverConfig(metrics_port=0))
-    assert isinstance(metrics, MetricsServer)
+    started = start_metrics(app, resolver, ResolverConfig(metrics_port=0))
+    assert started is not None
     wsgi = ResolverServer(("127.0.0.1", 0), app, max_connections=10, client_timeout=2.0)
     wsgi.start()
     try:
-        yield f"http://127.0.0.1:{wsgi.server_port}", f"http://127.0.0.1:{metrics.port}/metrics"
+        yield (
+            f"http://127.0.0.1:{wsgi.server_port}",
+            f"http://127.0.0.1:{started.server.port}/metrics",
+        )
     finally:
         wsgi.stop(timeout=1)
+        started.stop()  # no lag greenlet left ticking in the next tests
 
 
 def test_the_blocked_hub_shows_while_it_lasts(resolver_with_metrics: tuple[str, str]) -> None:

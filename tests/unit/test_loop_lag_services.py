@@ -101,8 +101,8 @@ def test_tcp_echo_shows_its_blocked_reactor_and_counts_each_echo() -> None:
         def setup() -> tuple[int, int]:
             factory = EchoFactory.forProtocol(Echo, clock=reactor)
             port = reactor.listenTCP(0, factory, interface="127.0.0.1")
-            _, server = start_tcp_metrics(reactor, factory, config)
-            return port.getHost().port, server.port
+            started = start_tcp_metrics(reactor, factory, config)
+            return port.getHost().port, started.server.port
 
         echo_port, metrics_port = threads.blockingCallFromThread(reactor, setup)
         url = f"http://127.0.0.1:{metrics_port}/metrics"
@@ -130,8 +130,8 @@ def test_dns_shows_its_blocked_reactor_and_counts_each_query() -> None:
             factory = build_factory(config, reactor)
             protocol = tdns.DNSDatagramProtocol(controller=factory, reactor=reactor)
             port = reactor.listenUDP(0, protocol, interface="127.0.0.1")
-            _, server = start_dns_metrics(reactor, factory, config)
-            return port.getHost().port, server.port
+            started = start_dns_metrics(reactor, factory, config)
+            return port.getHost().port, started.server.port
 
         dns_port, metrics_port = threads.blockingCallFromThread(reactor, setup)
         url = f"http://127.0.0.1:{metrics_port}/metrics"
@@ -155,8 +155,8 @@ def test_udp_echo_shows_its_blocked_loop_and_counts_each_datagram() -> None:
             transport, protocol = await loop.create_datagram_endpoint(
                 ServerUdpEchoProtocol, local_addr=("127.0.0.1", 0)
             )
-            _, server = start_udp_metrics(loop, protocol, config)
-            return transport.get_extra_info("sockname")[1], server.port
+            started = start_udp_metrics(loop, protocol, config)
+            return transport.get_extra_info("sockname")[1], started.server.port
 
         udp_port, metrics_port = asyncio.run_coroutine_threadsafe(setup(), loop).result(10)
         url = f"http://127.0.0.1:{metrics_port}/metrics"
