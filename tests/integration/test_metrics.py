@@ -99,6 +99,7 @@ class MetricsReader:
         if self._exec is not None:
             self._exec.stdin.close()  # type: ignore[union-attr]
             self._exec.wait(timeout=10)
+            self._exec.stdout.close()  # type: ignore[union-attr]
 
 
 @pytest.fixture(scope="module")
