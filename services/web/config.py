@@ -44,7 +44,7 @@ class WebConfig:
     udp_echo_metrics_port: int = 9102
     resolver_metrics_port: int = 9103
     dns_metrics_port: int = 9104
-    web_metrics_port: int = 9105
+    metrics_port: int = 9105  # WEB_METRICS_PORT: the front's own, scraped like the others
     scrape_timeout: float = 0.5
     # the /ws/live feed (services/web/live.py)
     live_max_clients: int = 100
@@ -89,7 +89,7 @@ class WebConfig:
             udp_echo_metrics_port=env_port("UDP_ECHO_METRICS_PORT", 9102, env),
             resolver_metrics_port=env_port("RESOLVER_METRICS_PORT", 9103, env),
             dns_metrics_port=env_port("DNS_METRICS_PORT", 9104, env),
-            web_metrics_port=env_port("WEB_METRICS_PORT", 9105, env),
+            metrics_port=env_port("WEB_METRICS_PORT", 9105, env),
             scrape_timeout=env_float("WEB_SCRAPE_TIMEOUT", 0.5, minimum=0.05, maximum=0.9, env=env),
             live_max_clients=env_int(
                 "WEB_LIVE_MAX_CLIENTS", 100, minimum=1, maximum=10_000, env=env

@@ -180,7 +180,7 @@ def targets(config: WebConfig) -> dict[str, str]:
         "udp-echo": (config.udp_echo_host, config.udp_echo_metrics_port),
         "resolver": (config.resolver_host, config.resolver_metrics_port),
         "dns": (config.dns_host, config.dns_metrics_port),
-        "web": (config.web_host, config.web_metrics_port),
+        "web": (config.web_host, config.metrics_port),
     }
     return {name: f"http://{host}:{port}/metrics" for name, (host, port) in where.items()}
 

@@ -32,9 +32,9 @@ DEADLINE = 5.0
 def nowhere_config(**limits) -> WebConfig:
     """Metrics ports nothing listens on: every service is scraped as down."""
     ports = {
-        f"{name}_metrics_port": free_port()
-        for name in ("tcp_echo", "udp_echo", "resolver", "dns", "web")
+        f"{name}_metrics_port": free_port() for name in ("tcp_echo", "udp_echo", "resolver", "dns")
     }
+    ports["metrics_port"] = free_port()  # the front's own
     return WebConfig(**ports, scrape_timeout=0.2, **limits)
 
 

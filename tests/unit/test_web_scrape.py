@@ -185,7 +185,7 @@ async def test_api_live_shows_every_service_up_or_down(aiohttp_client, service) 
         udp_echo_metrics_port=_dead_port(),
         resolver_metrics_port=_dead_port(),
         dns_metrics_port=_dead_port(),
-        web_metrics_port=_dead_port(),
+        metrics_port=_dead_port(),
         scrape_timeout=0.3,
     )
     app = create_app(config)
