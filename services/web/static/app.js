@@ -5,6 +5,8 @@
 const HISTORY = 60; // points kept per chart: one a second, the last minute
 const DEGRADED_LATENCY_MS = 500;
 const WEB_PROBE_EVERY_MS = 5000;
+// "blocked now" from this long on: two ticks of the 50 ms lag timer missed, not jitter
+const BLOCKED_SHOW_MS = 100;
 // the services as /api/live names them, with the loop each one runs
 const LOOPS = {
   "tcp-echo": "Twisted reactor",
@@ -434,6 +436,7 @@ class ServiceChart {
       lag: up ? service.lag_p99_ms ?? 0 : 0,
       blocked: up ? service.blocked_ms ?? 0 : 0,
     };
+    const blocked = values.blocked >= BLOCKED_SHOW_MS;
     for (const [key, value] of Object.entries(values)) {
       const list = this.history[key];
       list.push(value);
@@ -443,7 +446,7 @@ class ServiceChart {
     const metrics = service.metrics || {};
     this.node.dataset.points = String(this.points);
     this.node.dataset.state = service.state;
-    this.node.dataset.blocked = String(values.blocked > 0);
+    this.node.dataset.blocked = String(blocked);
     this.node.dataset.last = JSON.stringify({
       rate: values.rate,
       lag_p99_ms: service.lag_p99_ms ?? null,
@@ -456,12 +459,12 @@ class ServiceChart {
     $(".f-cpu", this.node).textContent = up && typeof metrics.cpu_percent === "number"
       ? `${Math.round(metrics.cpu_percent)} %` : "—";
     const state = $(".f-state", this.node);
-    state.textContent = !up ? "down" : values.blocked > 0 ? `blocked ${fmtDuration(values.blocked)}` : "up";
+    state.textContent = !up ? "down" : blocked ? `blocked ${fmtDuration(values.blocked)}` : "up";
     state.title = up ? "" : service.error || "";
     this.rate.setAttribute("aria-label",
       `${this.name}: ${fmtNum(values.rate)} requests/s served to every client, last minute`);
     this.lag.setAttribute("aria-label",
-      `${this.name} event-loop lag p99 ${fmtMs(service.lag_p99_ms)}${values.blocked > 0 ? `, blocked for ${fmtDuration(values.blocked)}` : ""}`);
+      `${this.name} event-loop lag p99 ${fmtMs(service.lag_p99_ms)}${blocked ? `, blocked for ${fmtDuration(values.blocked)}` : ""}`);
     this.draw();
   }
 
@@ -535,9 +538,10 @@ function updateOwn(name, service) {
   if (!node) return;
   const up = service.state === "up";
   const blocked = up ? service.blocked_ms || 0 : 0;
+  const isBlocked = blocked >= BLOCKED_SHOW_MS;
   node.dataset.metrics = service.state;
   node.dataset.rate = String(up ? service.rate : 0);
-  node.dataset.blocked = String(blocked > 0);
+  node.dataset.blocked = String(isBlocked);
   const rate = $(".o-rate", node);
   const lag = $(".o-lag", node);
   if (up) {
@@ -550,10 +554,10 @@ function updateOwn(name, service) {
     rate.title = service.error || "its metrics endpoint does not answer";
   }
   const flag = $(".blocked", node);
-  flag.hidden = blocked <= 0;
+  flag.hidden = !isBlocked;
   flag.textContent = `loop blocked now · ${fmtDuration(blocked)}`;
   const chart = serviceChartFor(name);
-  drawSpark($(".spark", node), chart.history.rate, blocked > 0 ? "--c-blocked" : "--c-rps");
+  drawSpark($(".spark", node), chart.history.rate, isBlocked ? "--c-blocked" : "--c-rps");
 }
 
 async function probeWeb() {
