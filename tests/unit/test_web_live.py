@@ -20,11 +20,11 @@ from html.parser import HTMLParser
 import pytest
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from devstack import free_port
 from services.web.config import WebConfig
 from services.web.keys import CONFIG, STATS
 from services.web.live import CSP, LIVE, STATIC_DIR, setup_live
 from services.web.stats import BACKENDS, BackendStats
-from tests.stack import free_port
 
 DEADLINE = 5.0
 
