@@ -1,5 +1,5 @@
 """The front's routes, in-process, against real loopback stand-ins for its backends
-(see test_web_fakes): every route, the errors each can answer, security headers, metrics."""
+(see web_fakes): every route, the errors each can answer, security headers, metrics."""
 
 from __future__ import annotations
 
@@ -10,11 +10,7 @@ from aiohttp import web
 
 from services.web.app import SECURITY_HEADERS, create_app
 from services.web.keys import STATS
-from tests.unit import test_web_fakes as fakes
-from tests.unit.test_web_fakes import Backends, MakeClient, closed_port
-
-# the shared fixtures (see test_web_fakes), made visible to pytest in this module
-backends, front = fakes.backends, fakes.front
+from tests.unit.web_fakes import FakeBackends, MakeClient, closed_port
 
 PROBLEM = "application/problem+json"
 
@@ -79,7 +75,7 @@ async def test_echo_tcp(front: MakeClient) -> None:
     assert body["latency_ms"] >= 0
 
 
-async def test_echo_udp(front: MakeClient, backends: Backends) -> None:
+async def test_echo_udp(front: MakeClient, backends: FakeBackends) -> None:
     client = await front()
     response = await client.post("/api/echo/udp", json={"message": "ping over udp"})
     assert response.status == 200
@@ -88,7 +84,7 @@ async def test_echo_udp(front: MakeClient, backends: Backends) -> None:
 
 
 async def test_resolve_passes_the_request_and_the_answer_through(
-    front: MakeClient, backends: Backends
+    front: MakeClient, backends: FakeBackends
 ) -> None:
     client = await front()
     names = ["www.polyloop.test", "host-1.polyloop.test"]
@@ -191,14 +187,14 @@ async def test_backend_down_is_503_at_once(front: MakeClient) -> None:
     assert time.monotonic() - start < 5.0
 
 
-async def test_backend_too_slow_is_504(front: MakeClient, backends: Backends) -> None:
+async def test_backend_too_slow_is_504(front: MakeClient, backends: FakeBackends) -> None:
     backends.tcp.mute = True
     client = await front(backend_timeout=0.3)
     body = await _problem(await client.post("/api/echo/tcp", json={"message": "x"}), 504)
     assert body["backend"] == "tcp-echo"
 
 
-async def test_unexpected_error_is_a_bare_500(backends: Backends, aiohttp_client) -> None:
+async def test_unexpected_error_is_a_bare_500(backends: FakeBackends, aiohttp_client) -> None:
     async def broken(request: web.Request) -> web.Response:
         raise RuntimeError("secret internals")
 

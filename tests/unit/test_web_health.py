@@ -9,11 +9,7 @@ import time
 
 from services.web.health import check_backends
 from services.web.healthcheck import healthz_ok
-from tests.unit import test_web_fakes as fakes
-from tests.unit.test_web_fakes import Backends, MakeClient, closed_port
-
-# the shared fixtures (see test_web_fakes), made visible to pytest in this module
-backends, front = fakes.backends, fakes.front
+from tests.unit.web_fakes import FakeBackends, MakeClient, closed_port
 
 
 async def test_all_up(front: MakeClient) -> None:
@@ -24,7 +20,7 @@ async def test_all_up(front: MakeClient) -> None:
 
 
 async def test_silent_backends_are_checked_concurrently(
-    front: MakeClient, backends: Backends
+    front: MakeClient, backends: FakeBackends
 ) -> None:
     backends.tcp.mute = True
     backends.udp.drop = 100
