@@ -5,7 +5,7 @@ building many apps never collide in the global registry).
 ``polyloop_web_requests_total{route,method,status}``, ``polyloop_web_request_seconds``,
 ``polyloop_web_requests_in_flight``, ``polyloop_web_backend_calls_total{backend,outcome}``,
 ``polyloop_web_backend_call_seconds{backend}``, ``polyloop_web_backend_errors_total{backend,kind}``,
-``polyloop_web_backend_in_flight{backend}``.
+``polyloop_web_backend_probes_total{backend,outcome}``, ``polyloop_web_backend_in_flight{backend}``.
 """
 
 from __future__ import annotations
@@ -57,6 +57,12 @@ class Metrics:
             "polyloop_web_backend_errors",
             "Failed backend calls by kind (unavailable, timeout, bad_reply)",
             ["backend", "kind"],
+            registry=self.registry,
+        )
+        self.backend_probes = Counter(
+            "polyloop_web_backend_probes",
+            "Readiness probes of a backend (/readyz, the dashboard's map), not traffic",
+            ["backend", "outcome"],
             registry=self.registry,
         )
         self.backend_in_flight = Gauge(

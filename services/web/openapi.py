@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.web.backends import Backend
 from services.web.config import UDP_MAX_DATAGRAM, WebConfig
 from services.web.validation import MAX_NAMES, MAX_RESOLVE_TIMEOUT, MODES
 
@@ -92,7 +93,10 @@ def _schemas(config: WebConfig) -> dict[str, Any]:
                 "detail": {"type": "string"},
                 "instance": {"type": "string"},
                 "field": {"type": "string", "description": "the request field at fault"},
-                "backend": {"type": "string", "description": "the backend at fault"},
+                "backend": {
+                    "enum": [backend.value for backend in Backend],
+                    "description": "the backend at fault",
+                },
             },
         },
         "Health": {
@@ -116,7 +120,7 @@ def _schemas(config: WebConfig) -> dict[str, Any]:
                 "status": {"enum": ["ready", "unavailable"]},
                 "backends": {
                     "type": "object",
-                    "required": ["tcp-echo", "udp-echo", "resolver", "dns"],
+                    "required": [backend.value for backend in Backend],
                     "additionalProperties": _ref("BackendState"),
                 },
             },

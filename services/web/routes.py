@@ -22,7 +22,7 @@ from services.web import validation
 from services.web.config import UDP_MAX_DATAGRAM
 from services.web.errors import Problem
 from services.web.health import check_backends
-from services.web.keys import BACKENDS, CONFIG, METRICS
+from services.web.keys import CLIENTS, CONFIG, METRICS
 from services.web.openapi import openapi_document
 
 routes = web.RouteTableDef()
@@ -47,21 +47,21 @@ async def readyz(request: web.Request) -> web.Response:
 async def echo_tcp(request: web.Request) -> web.Response:
     body = await validation.json_object(request)
     data = validation.message(body, request.app[CONFIG].max_message)
-    return web.json_response(await _timed_echo(request.app[BACKENDS].echo_tcp, data))
+    return web.json_response(await _timed_echo(request.app[CLIENTS].echo_tcp, data))
 
 
 @routes.post("/api/echo/udp", name="echo_udp")
 async def echo_udp(request: web.Request) -> web.Response:
     body = await validation.json_object(request)
     data = validation.message(body, request.app[CONFIG].udp_max_message, why=_UDP_WHY)
-    return web.json_response(await _timed_echo(request.app[BACKENDS].echo_udp, data))
+    return web.json_response(await _timed_echo(request.app[CLIENTS].echo_udp, data))
 
 
 @routes.post("/api/resolve", name="resolve")
 async def resolve(request: web.Request) -> web.Response:
     """The resolver's request in, its answer out, unchanged."""
     body = await validation.json_object(request)
-    answer = await request.app[BACKENDS].resolve(validation.resolve_request(body))
+    answer = await request.app[CLIENTS].resolve(validation.resolve_request(body))
     return web.json_response(answer)
 
 
@@ -72,12 +72,12 @@ async def fanout(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     data = validation.message(body, config.udp_max_message, why=_UDP_WHY)
     resolve_request = validation.resolve_request({**body, "mode": "concurrent"})
-    backends = request.app[BACKENDS]
+    clients = request.app[CLIENTS]
     start = time.perf_counter()
     parts = {
-        "tcp": _timed_echo(backends.echo_tcp, data),
-        "udp": _timed_echo(backends.echo_udp, data),
-        "resolve": backends.resolve(resolve_request),
+        "tcp": _timed_echo(clients.echo_tcp, data),
+        "udp": _timed_echo(clients.echo_udp, data),
+        "resolve": clients.resolve(resolve_request),
     }
     outcomes = await asyncio.gather(*parts.values(), return_exceptions=True)
     results: dict[str, Any] = {}

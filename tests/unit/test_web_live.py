@@ -15,9 +15,10 @@ from html.parser import HTMLParser
 import pytest
 from aiohttp import WSMsgType, web
 
+from services.web.backends import Backend
 from services.web.keys import STATS
 from services.web.live import CSP, SOCKETS, STATIC_DIR, setup_live
-from services.web.stats import BACKENDS, BackendStats
+from services.web.stats import BackendStats
 
 DEADLINE = 5.0
 
@@ -119,7 +120,7 @@ async def test_feed_pushes_stats_for_every_backend(aiohttp_client, app) -> None:
     client = await aiohttp_client(app)
     async with client.ws_connect("/ws/live") as ws:
         first = await _next_stats(ws)
-        assert set(BACKENDS) <= set(first["stats"])
+        assert set(Backend) <= set(first["stats"])
         assert first["stats"]["tcp-echo"]["total"] == 1
         assert first["stats"]["tcp-echo"]["p50_ms"] == 4.0
         assert first["stats"]["udp-echo"]["errors_total"] == 1
@@ -163,12 +164,12 @@ async def test_backend_checks_run_at_most_every_two_seconds(
 
     async def check(_app: web.Application) -> dict:
         calls.append(loop.time())
-        return {name: {"state": "up", "latency_ms": 1.0, "error": None} for name in BACKENDS}
+        return {name: {"state": "up", "latency_ms": 1.0, "error": None} for name in Backend}
 
     monkeypatch.setattr("services.web.live._check", check)
     client = await aiohttp_client(app)
     async with client.ws_connect("/ws/live") as ws:
         messages = [await _next_stats(ws) for _ in range(4)]
-    assert all(set(m["backends"]) == set(BACKENDS) for m in messages)
+    assert all(set(m["backends"]) == set(Backend) for m in messages)
     assert 1 <= len(calls) <= 3  # four pushes, one a second: a check every other push
     assert all(b - a >= 1.9 for a, b in itertools.pairwise(calls))
