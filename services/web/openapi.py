@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.common import hostname
 from services.web.backends import Backend
-from services.web.config import UDP_MAX_DATAGRAM, WebConfig
-from services.web.validation import MAX_NAMES, MAX_RESOLVE_TIMEOUT, MODES
-
-_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-HOST_NAME_PATTERN = rf"^{_LABEL}(?:\.{_LABEL})*\.?$"
+from services.web.config import WebConfig
+from services.web.validation import MODES
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
@@ -69,15 +67,20 @@ def _schemas(config: WebConfig) -> dict[str, Any]:
     names = {
         "type": "array",
         "minItems": 1,
-        "maxItems": MAX_NAMES,
-        "items": {"type": "string", "maxLength": 253, "pattern": HOST_NAME_PATTERN},
+        "maxItems": config.resolver_max_names,
+        # a trailing dot is allowed beyond the 253 characters of the name
+        "items": {
+            "type": "string",
+            "maxLength": hostname.MAX_LENGTH + 1,
+            "pattern": hostname.PATTERN,
+        },
         "description": "Host names; those under polyloop.test are served by the stack's dns",
     }
     timeout = {
         "type": "number",
         "exclusiveMinimum": 0,
-        "maximum": MAX_RESOLVE_TIMEOUT,
-        "default": 5.0,
+        "maximum": config.resolver_max_timeout,
+        "default": config.resolve_default_timeout,
         "description": "Seconds the resolver waits before answering `timeout` for a name",
     }
     nullable_number = {"type": ["number", "null"]}
@@ -147,7 +150,7 @@ def _schemas(config: WebConfig) -> dict[str, Any]:
                     "maxLength": config.udp_max_message,
                     "description": (
                         f"At most {config.udp_max_message} bytes in UTF-8: one datagram, "
-                        f"udp-echo drops datagrams over {UDP_MAX_DATAGRAM} bytes"
+                        f"udp-echo drops datagrams over {config.udp_max_datagram} bytes"
                     ),
                 }
             },

@@ -19,7 +19,6 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.web import validation
-from services.web.config import UDP_MAX_DATAGRAM
 from services.web.errors import Problem
 from services.web.health import check_backends
 from services.web.keys import CLIENTS, CONFIG, METRICS
@@ -53,7 +52,8 @@ async def echo_tcp(request: web.Request) -> web.Response:
 @routes.post("/api/echo/udp", name="echo_udp")
 async def echo_udp(request: web.Request) -> web.Response:
     body = await validation.json_object(request)
-    data = validation.message(body, request.app[CONFIG].udp_max_message, why=_UDP_WHY)
+    config = request.app[CONFIG]
+    data = validation.message(body, config.udp_max_message, datagram=config.udp_max_datagram)
     return web.json_response(await _timed_echo(request.app[CLIENTS].echo_udp, data))
 
 
@@ -61,7 +61,8 @@ async def echo_udp(request: web.Request) -> web.Response:
 async def resolve(request: web.Request) -> web.Response:
     """The resolver's request in, its answer out, unchanged."""
     body = await validation.json_object(request)
-    answer = await request.app[CLIENTS].resolve(validation.resolve_request(body))
+    resolve_request = validation.resolve_request(body, request.app[CONFIG])
+    answer = await request.app[CLIENTS].resolve(resolve_request)
     return web.json_response(answer)
 
 
@@ -70,8 +71,8 @@ async def fanout(request: web.Request) -> web.Response:
     """TCP echo, UDP echo and resolve at once; a failed part is a problem in its own slot."""
     body = await validation.json_object(request)
     config = request.app[CONFIG]
-    data = validation.message(body, config.udp_max_message, why=_UDP_WHY)
-    resolve_request = validation.resolve_request({**body, "mode": "concurrent"})
+    data = validation.message(body, config.udp_max_message, datagram=config.udp_max_datagram)
+    resolve_request = validation.resolve_request({**body, "mode": "concurrent"}, config)
     clients = request.app[CLIENTS]
     start = time.perf_counter()
     parts = {
@@ -107,9 +108,6 @@ async def metrics(request: web.Request) -> web.Response:
 @routes.get("/api/openapi.json", name="openapi")
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document(request.app[CONFIG]))
-
-
-_UDP_WHY = f" (one UDP datagram: udp-echo drops datagrams over {UDP_MAX_DATAGRAM} bytes)"
 
 
 async def _timed_echo(echo: Callable[[bytes], Awaitable[bytes]], data: bytes) -> dict[str, Any]:

@@ -231,3 +231,32 @@ async def test_backend_calls_feed_the_live_stats(front: MakeClient) -> None:
     snapshot = client.app[STATS].snapshot()
     assert snapshot["tcp-echo"]["total"] == 1
     assert snapshot["tcp-echo"]["errors_total"] == 0
+
+
+async def test_lowered_backend_limits_are_refused_by_the_front_itself(
+    front: MakeClient, backends: FakeBackends
+) -> None:
+    # before: the front passed these on; a resolver 422 came out as a 502, a dropped
+    # datagram as a 504 after every retry
+    client = await front(resolver_max_names=3, resolver_max_timeout=2.0, udp_max_datagram=100)
+    names = [f"host-{i}.polyloop.test" for i in range(1, 5)]
+    body = await _problem(await client.post("/api/resolve", json={"names": names}), 422)
+    assert body["field"] == "names"
+    assert "at most 3" in body["detail"]
+    one = ["www.polyloop.test"]
+    body = await _problem(
+        await client.post("/api/resolve", json={"names": one, "timeout": 2.5}), 422
+    )
+    assert body["field"] == "timeout"
+    body = await _problem(await client.post("/api/echo/udp", json={"message": "u" * 101}), 422)
+    assert "100" in body["detail"]
+    body = await _problem(
+        await client.post("/api/fanout", json={"message": "u" * 101, "names": one}), 422
+    )
+    assert body["field"] == "message"
+    assert backends.resolve_requests == []
+    assert backends.udp.received == 0
+    # within the limits all is passed on, and the default timeout respects the maximum
+    assert (await client.post("/api/resolve", json={"names": names[:3]})).status == 200
+    assert backends.resolve_requests[-1]["timeout"] == 2.0
+    assert (await client.post("/api/echo/udp", json={"message": "u" * 100})).status == 200

@@ -8,7 +8,9 @@ import contextlib
 import socket
 
 import pytest
+from aiohttp import web
 
+from services.web.app import create_app
 from services.web.backends.tcp import TcpEchoPool
 from services.web.backends.udp import UdpEchoPool
 from tests.unit.web_fakes import HOST, FakeBackends, MakeClient, closed_port
@@ -119,3 +121,43 @@ async def test_fake_tcp_echo_echoes_and_counts(backends: FakeBackends) -> None:
 def test_closed_port_refuses() -> None:
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((HOST, closed_port()), timeout=1)
+
+
+async def test_the_resolver_pool_never_takes_every_resolver_slot(
+    aiohttp_client, aiohttp_server, backends: FakeBackends
+) -> None:
+    # before: the pool was WEB_BACKEND_CONCURRENCY (100) wide, as wide as the resolver's
+    # RESOLVER_MAX_CONNECTIONS, so 100 slow /api/resolve calls locked its healthcheck out
+    release = asyncio.Event()
+    in_flight = peak = 0
+
+    async def slow_resolve(request: web.Request) -> web.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            await asyncio.wait_for(release.wait(), 10)
+        finally:
+            in_flight -= 1
+        names = (await request.json())["names"]
+        results = [{"name": n, "addresses": [], "error": None, "elapsed_ms": 1} for n in names]
+        return web.json_response({"results": results, "elapsed_ms": 1, "mode": "concurrent"})
+
+    app = web.Application()
+    app.router.add_post("/resolve", slow_resolve)
+    resolver = await aiohttp_server(app)
+    config = backends.config(
+        resolver_port=resolver.port, resolver_max_connections=20, backend_timeout=10.0
+    )
+    client = await aiohttp_client(create_app(config))
+    body = {"names": ["a.delay-5000.polyloop.test"], "timeout": 8}
+    calls = [asyncio.create_task(client.post("/api/resolve", json=body)) for _ in range(30)]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while in_flight < 10 and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    assert in_flight == 10  # half of the resolver's 20 slots, the rest queue in the front
+    release.set()
+    responses = await asyncio.gather(*calls)
+    assert [r.status for r in responses] == [200] * 30
+    assert peak == 10

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from openapi_spec_validator import validate
 
+from services.common import hostname
 from services.web.app import create_app
 from services.web.config import WebConfig
 from services.web.openapi import openapi_document
@@ -52,3 +55,25 @@ async def test_the_document_is_served(aiohttp_client) -> None:
     response = await client.get("/api/openapi.json")
     assert response.status == 200
     validate(await response.json())
+
+
+def test_the_backend_limits_come_from_the_backends_variables() -> None:
+    config = WebConfig(resolver_max_names=3, resolver_max_timeout=2.0, udp_max_datagram=100)
+    schemas = openapi_document(config)["components"]["schemas"]
+    resolve = schemas["ResolveRequest"]["properties"]
+    assert resolve["names"]["maxItems"] == 3
+    assert resolve["timeout"]["maximum"] == 2.0
+    assert resolve["timeout"]["default"] == 2.0  # 5 s would be refused
+    assert schemas["UdpEchoRequest"]["properties"]["message"]["maxLength"] == 100
+    assert "over 100 bytes" in schemas["UdpEchoRequest"]["properties"]["message"]["description"]
+    assert resolve["names"]["items"]["pattern"] == hostname.PATTERN
+
+
+def test_the_published_host_name_pattern_is_the_one_enforced() -> None:
+    pattern = re.compile(
+        openapi_document(WebConfig())["components"]["schemas"]["ResolveRequest"]["properties"][
+            "names"
+        ]["items"]["pattern"]
+    )
+    for name in ["www.polyloop.test", "a", "host-1.polyloop.test.", "x" * 63, "-a", "a-", "a..b"]:
+        assert bool(pattern.search(name)) == hostname.is_host_name(name), name

@@ -59,8 +59,10 @@ class BackendClients:
                 try_timeout=config.udp_try_timeout,
                 retries=config.udp_retries,
             ),
+            # never every one of the resolver's RESOLVER_MAX_CONNECTIONS: its healthcheck
+            # and its direct clients must still get a connection while the front is busy
             resolver=ResolverClient(
-                config.resolver_host, config.resolver_port, limit=config.backend_concurrency
+                config.resolver_host, config.resolver_port, limit=config.resolver_pool_size
             ),
             dns=DnsProbe(config.dns_host, config.dns_port),
             calls=calls,
