@@ -23,10 +23,11 @@ from services.web.stats import BackendStats
 
 log = logging.getLogger(__name__)
 
+# the one definition: every response gets these, the dashboard page included
 SECURITY_HEADERS = {
     # no inline script or style anywhere: the dashboard's assets are files under /static
     "Content-Security-Policy": (
-        "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+        "default-src 'self'; connect-src 'self'; img-src 'self' data:; object-src 'none'; "
         "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
     "X-Content-Type-Options": "nosniff",

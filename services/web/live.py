@@ -2,7 +2,7 @@
 
 ``setup_live(app)`` adds, as aiohttp-demos ``demos/chat`` does:
 
-- ``GET /`` — the dashboard (``static/index.html``, served with a strict CSP),
+- ``GET /`` — the dashboard (``static/index.html``; the app's strict CSP applies),
 - ``/static/`` — its script, style and icons (nothing is fetched from elsewhere),
 - ``GET /ws/live`` — a WebSocket that receives one JSON message a second::
 
@@ -35,10 +35,6 @@ from services.web.health import check_backends
 from services.web.keys import STATS
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-CSP = (
-    "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
 PUSH_EVERY = 1.0
 CHECK_EVERY = 2.0
 SEND_TIMEOUT = 2.0
@@ -49,15 +45,9 @@ SOCKETS = web.AppKey("live_sockets", weakref.WeakSet[web.WebSocketResponse])
 
 
 async def index(request: web.Request) -> web.FileResponse:
-    """The dashboard page; its CSP forbids anything not served by this front."""
-    return web.FileResponse(
-        STATIC_DIR / "index.html",
-        headers={
-            "Content-Security-Policy": CSP,
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-cache",
-        },
-    )
+    """The dashboard page (its CSP, set on every response by ``app.security_headers``,
+    forbids anything not served by this front)."""
+    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
 async def live(request: web.Request) -> web.WebSocketResponse:

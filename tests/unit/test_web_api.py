@@ -32,13 +32,50 @@ async def test_healthz(front: MakeClient) -> None:
     assert await response.json() == {"status": "ok"}
 
 
+# spelled out, not imported: the test states what a browser must receive
+EXPECTED_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; connect-src 'self'; img-src 'self' data:; object-src 'none'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+def _security_headers(response) -> dict[str, str]:
+    return {name: response.headers.getone(name, None) for name in EXPECTED_SECURITY_HEADERS}
+
+
 async def test_security_headers_on_every_kind_of_response(front: MakeClient) -> None:
-    client = await front()
-    for method, path in [("GET", "/healthz"), ("GET", "/nowhere"), ("GET", "/"), ("PUT", "/")]:
-        response = await client.request(method, path)
-        for name, value in SECURITY_HEADERS.items():
-            assert response.headers.get(name) == value, (method, path, name)
-    assert "'unsafe-inline'" not in SECURITY_HEADERS["Content-Security-Policy"]
+    # a real client over a socket to the full app; each header exactly once
+    client = await front(max_body=2048)
+    requests = [
+        ("GET", "/healthz", {}),
+        ("GET", "/", {}),
+        ("GET", "/static/app.js", {}),
+        ("GET", "/nowhere", {}),
+        ("PUT", "/", {}),
+        ("POST", "/api/echo/tcp", {"data": b"{"}),
+        ("POST", "/api/echo/tcp", {"data": b"x" * 4096}),
+        ("GET", "/metrics", {}),
+    ]
+    for method, path, kwargs in requests:
+        response = await client.request(method, path, **kwargs)
+        assert _security_headers(response) == EXPECTED_SECURITY_HEADERS, (method, path)
+        for name in EXPECTED_SECURITY_HEADERS:
+            assert len(response.headers.getall(name)) == 1, (method, path, name)
+    handshake = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    async with client.get("/ws/live", headers=handshake) as response:
+        assert response.status == 101
+        assert _security_headers(response) == EXPECTED_SECURITY_HEADERS
+    assert SECURITY_HEADERS == EXPECTED_SECURITY_HEADERS
 
 
 async def test_readyz_names_all_four_backends_up(front: MakeClient) -> None:
