@@ -45,6 +45,9 @@ class WebConfig:
     udp_retries: int = 2
     udp_try_timeout: float = 0.5
     shutdown_timeout: float = 3.0
+    max_connections: int = 1024
+    body_timeout: float = 10.0
+    log_interval: float = 10.0
     log_level: str = "INFO"
     # the backends' own limits, read from their variables
     resolver_max_names: int = 256
@@ -95,6 +98,11 @@ class WebConfig:
                 "WEB_UDP_TRY_TIMEOUT", 0.5, minimum=0.05, maximum=30, env=env
             ),
             shutdown_timeout=env_float("WEB_SHUTDOWN_TIMEOUT", 3.0, minimum=0, maximum=60, env=env),
+            max_connections=env_int(
+                "WEB_MAX_CONNECTIONS", 1024, minimum=1, maximum=1_000_000, env=env
+            ),
+            body_timeout=env_float("WEB_BODY_TIMEOUT", 10.0, minimum=0.1, maximum=600, env=env),
+            log_interval=env_float("WEB_LOG_INTERVAL", 10.0, minimum=0.1, maximum=3600, env=env),
             log_level=env_log_level(env),
             resolver_max_names=env_int(
                 "RESOLVER_MAX_NAMES", 256, minimum=1, maximum=10_000, env=env

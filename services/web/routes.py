@@ -44,15 +44,16 @@ async def readyz(request: web.Request) -> web.Response:
 
 @routes.post("/api/echo/tcp", name="echo_tcp")
 async def echo_tcp(request: web.Request) -> web.Response:
-    body = await validation.json_object(request)
-    data = validation.message(body, request.app[CONFIG].max_message)
+    config = request.app[CONFIG]
+    body = await validation.json_object(request, config)
+    data = validation.message(body, config.max_message)
     return web.json_response(await _timed_echo(request.app[CLIENTS].echo_tcp, data))
 
 
 @routes.post("/api/echo/udp", name="echo_udp")
 async def echo_udp(request: web.Request) -> web.Response:
-    body = await validation.json_object(request)
     config = request.app[CONFIG]
+    body = await validation.json_object(request, config)
     data = validation.message(body, config.udp_max_message, datagram=config.udp_max_datagram)
     return web.json_response(await _timed_echo(request.app[CLIENTS].echo_udp, data))
 
@@ -60,8 +61,9 @@ async def echo_udp(request: web.Request) -> web.Response:
 @routes.post("/api/resolve", name="resolve")
 async def resolve(request: web.Request) -> web.Response:
     """The resolver's request in, its answer out, unchanged."""
-    body = await validation.json_object(request)
-    resolve_request = validation.resolve_request(body, request.app[CONFIG])
+    config = request.app[CONFIG]
+    body = await validation.json_object(request, config)
+    resolve_request = validation.resolve_request(body, config)
     answer = await request.app[CLIENTS].resolve(resolve_request)
     return web.json_response(answer)
 
@@ -69,8 +71,8 @@ async def resolve(request: web.Request) -> web.Response:
 @routes.post("/api/fanout", name="fanout")
 async def fanout(request: web.Request) -> web.Response:
     """TCP echo, UDP echo and resolve at once; a failed part is a problem in its own slot."""
-    body = await validation.json_object(request)
     config = request.app[CONFIG]
+    body = await validation.json_object(request, config)
     data = validation.message(body, config.udp_max_message, datagram=config.udp_max_datagram)
     resolve_request = validation.resolve_request({**body, "mode": "concurrent"}, config)
     clients = request.app[CLIENTS]

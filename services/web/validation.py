@@ -1,5 +1,7 @@
 """Validating request bodies at the edge: malformed JSON is a 400, the wrong shape a 422
-naming the field, a body over ``WEB_MAX_BODY`` a 413 (raised by aiohttp itself).
+naming the field, a body over ``WEB_MAX_BODY`` a 413 (at once when its ``Content-Length``
+says so, else raised by aiohttp as it grows past), a body still incomplete after
+``WEB_BODY_TIMEOUT`` a 408. Both close the connection: the rest is never read.
 
 The limits are the backends' own, from ``WebConfig`` (``RESOLVER_MAX_NAMES``,
 ``RESOLVER_MAX_TIMEOUT``, ``UDP_ECHO_MAX_DATAGRAM``), and the host-name rule is the
@@ -7,6 +9,7 @@ resolver's (``services.common.hostname``): what the front accepts, the backend a
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -14,14 +17,24 @@ from aiohttp import web
 
 from services.common.hostname import is_host_name
 from services.web.config import WebConfig
-from services.web.errors import InvalidField, MalformedJson
+from services.web.errors import BodyTimeout, BodyTooLarge, InvalidField, MalformedJson
 
 MODES = ("concurrent", "sequential")
 
 
-async def json_object(request: web.Request) -> dict[str, Any]:
+async def json_object(request: web.Request, config: WebConfig) -> dict[str, Any]:
     """The request's body as a JSON object (reading it raises 413 past ``client_max_size``)."""
-    raw = await request.read()
+    length = request.content_length
+    if length is not None and length > config.max_body:
+        raise BodyTooLarge(length, config.max_body)
+    if request.content.is_eof():
+        raw = await request.read()  # already here whole (the usual case): no clock needed
+    else:
+        try:
+            async with asyncio.timeout(config.body_timeout):
+                raw = await request.read()
+        except TimeoutError:
+            raise BodyTimeout(config.body_timeout) from None
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors

@@ -26,6 +26,11 @@ def test_defaults_match_the_readme() -> None:
     assert config.max_body == 65536
     assert config.max_message == 8192
     assert config.udp_max_message == 4096
+    assert config.max_connections == 1024
+    assert config.body_timeout == 10.0
+    assert config.log_interval == 10.0
+    assert (config.resolver_max_names, config.resolver_max_timeout) == (256, 30.0)
+    assert config.resolver_pool_size == 50  # half of RESOLVER_MAX_CONNECTIONS (100)
     assert config == WebConfig()
 
 
@@ -63,6 +68,9 @@ def test_environment_overrides() -> None:
         ("WEB_MAX_BODY", "-1"),
         ("UDP_ECHO_PORT", "70000"),
         ("LOG_LEVEL", "chatty"),
+        ("WEB_MAX_CONNECTIONS", "0"),
+        ("WEB_BODY_TIMEOUT", "0"),
+        ("WEB_LOG_INTERVAL", "never"),
     ],
 )
 def test_a_bad_value_names_the_variable(name: str, value: str) -> None:
