@@ -51,6 +51,9 @@ KEEPALIVE_TIMEOUT = 75.0
 LINGERING_TIME = 1.0
 # file descriptors kept free for everything but client connections (backend pools, files)
 FD_RESERVE = 64
+# asyncio accepts up to `backlog` connections per wake-up before any of them can be closed,
+# so a refusal briefly costs that many descriptors: they are reserved too
+BACKLOG = 128
 # the parser's errors name no request target; this URI says so
 UNPARSED = "urn:polyloop:request:unparsed"
 
@@ -227,7 +230,7 @@ class LimitedSite(web.BaseSite):
         await super().start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self.limiter, self._host, self._port, reuse_address=True, backlog=128
+            self.limiter, self._host, self._port, reuse_address=True, backlog=BACKLOG
         )
 
 
@@ -256,7 +259,8 @@ def connection_limit(wanted: int, config: WebConfig) -> int:
     """`wanted`, or less if the file-descriptor limit cannot hold it plus the backend pools
     (the soft limit is raised toward the hard one first)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    reserve = FD_RESERVE + config.tcp_pool_size + config.udp_pool_size + config.resolver_pool_size
+    pools = config.tcp_pool_size + config.udp_pool_size + config.resolver_pool_size
+    reserve = FD_RESERVE + BACKLOG + pools
     needed = wanted + reserve
     if soft != resource.RLIM_INFINITY and soft < needed:
         raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)

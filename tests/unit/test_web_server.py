@@ -285,11 +285,12 @@ def test_the_limit_is_lowered_to_fit_the_fd_limit(monkeypatch: pytest.MonkeyPatc
     def refuse(*_args: object) -> None:
         raise ValueError("not allowed")
 
-    monkeypatch.setattr(server.resource, "getrlimit", lambda _kind: (300, 300))
+    monkeypatch.setattr(server.resource, "getrlimit", lambda _kind: (500, 500))
     monkeypatch.setattr(server.resource, "setrlimit", refuse)
     config = WebConfig()
-    reserve = server.FD_RESERVE + config.tcp_pool_size + config.udp_pool_size + 50
-    assert server.connection_limit(1024, config) == 300 - reserve
+    pools = config.tcp_pool_size + config.udp_pool_size + 50
+    reserve = server.FD_RESERVE + server.BACKLOG + pools
+    assert server.connection_limit(1024, config) == 500 - reserve
     assert server.connection_limit(10, config) == 10
 
 
@@ -304,7 +305,7 @@ def test_a_connection_flood_under_a_low_fd_limit_stays_answered_and_quiet(
     log_path = tmp_path / "web.log"
 
     def low_fd_limit() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))
 
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
