@@ -3,9 +3,12 @@
 ``web.run_app`` has no connection limit and no say in the errors aiohttp's HTTP parser
 answers, so ``start(app, config)`` does what it does (runner, site, graceful cleanup) plus:
 
-- a connection limit (``WEB_MAX_CONNECTIONS``): past it a new connection gets a 503 problem
-  and is closed at once; the limit is kept below the process's file-descriptor limit, so
-  ``accept()`` never fails with EMFILE (which made asyncio log a traceback per retry);
+- a connection limit (``WEB_MAX_CONNECTIONS``): at the limit the oldest idle connection
+  (between requests, or still sending its headers) is closed to make room, and only when
+  every connection is busy with a request does a new one get a 503 problem, at once; so a
+  flood of idle connections cannot lock out a healthcheck. The limit is kept below the
+  process's file-descriptor limit, so ``accept()`` never fails with EMFILE (which made
+  asyncio log a traceback per retry);
 - parser-level errors (a bad ``Content-Length``, a URL or a header over 8 KiB, too many
   headers, obs-fold) as problem+json with the right status (400, 414, 431), the security
   headers, and no echo of the offending bytes (``ProblemRequestHandler.handle_error``);
@@ -98,10 +101,16 @@ class ProblemRequestHandler(web.RequestHandler):
         """Count this connection in `limiter.open` until it is lost."""
         self._limiter: ConnectionLimiter | None = limiter
 
+    @property
+    def idle(self) -> bool:
+        """Connected, and no request is being handled (aiohttp sets the flag around each
+        handler call, so a connection still sending its headers is idle too)."""
+        return self.transport is not None and not self._request_in_progress
+
     def connection_lost(self, exc: BaseException | None) -> None:
         limiter, self._limiter = getattr(self, "_limiter", None), None
         if limiter is not None:
-            limiter.open -= 1
+            limiter.lost(self)
         super().connection_lost(exc)
 
     def handle_error(
@@ -172,8 +181,10 @@ class ConnectionLimiter:
         self.server = server
         self.limit = limit
         self.throttle = throttle
-        self.open = 0
         self.refused = 0
+        self.evicted = 0
+        # open connections, oldest first (a dict keeps insertion order)
+        self._handlers: dict[ProblemRequestHandler, None] = {}
         self._refusal = _refusal(limit)
         self._handler_kwargs: dict[str, Any] = {
             "access_log_class": JsonAccessLogger,
@@ -184,9 +195,32 @@ class ConnectionLimiter:
             "max_headers": MAX_HEADERS,
         }
 
+    @property
+    def open(self) -> int:
+        return len(self._handlers)
+
+    def lost(self, handler: ProblemRequestHandler) -> None:
+        self._handlers.pop(handler, None)
+
+    def _evict_idle(self) -> bool:
+        for handler in self._handlers:
+            if handler.idle:
+                self._handlers.pop(handler)
+                handler.force_close()
+                self.evicted += 1
+                self.throttle.log(
+                    "connection evicted",
+                    logging.WARNING,
+                    "connection limit reached: oldest idle connection closed",
+                    limit=self.limit,
+                    evicted_total=self.evicted,
+                )
+                return True
+        return False
+
     def __call__(self) -> asyncio.BaseProtocol:
         # counted here, not in connection_made: a burst of accepts runs before any of them
-        if self.open >= self.limit:
+        if len(self._handlers) >= self.limit and not self._evict_idle():
             self.refused += 1
             self.throttle.log(
                 "connection limit",
@@ -196,11 +230,11 @@ class ConnectionLimiter:
                 refused_total=self.refused,
             )
             return _Refused(self._refusal)
-        self.open += 1
         handler = ProblemRequestHandler(
             self.server, loop=asyncio.get_running_loop(), **self._handler_kwargs
         )
         handler.count_in(self)
+        self._handlers[handler] = None
         return handler
 
 
