@@ -41,6 +41,7 @@ def _post(summary: str, request: str, ok: str, *, backend: bool = True) -> dict[
         "200": _json("Success", ok),
         "400": _problem("The body is not valid JSON"),
         "405": _problem("Method not allowed"),
+        "408": _problem("The body did not arrive whole within WEB_BODY_TIMEOUT"),
         "413": _problem("The body is larger than WEB_MAX_BODY"),
         "422": _problem("Valid JSON of the wrong shape; `field` names the culprit"),
         "500": _problem("Unexpected error (no internals disclosed)"),

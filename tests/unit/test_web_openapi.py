@@ -39,7 +39,7 @@ def test_every_api_error_is_problem_json() -> None:
     document = openapi_document(WebConfig())
     for path in ["/api/echo/tcp", "/api/echo/udp", "/api/resolve"]:
         responses = document["paths"][path]["post"]["responses"]
-        for status in ["400", "413", "422", "503", "504"]:
+        for status in ["400", "408", "413", "422", "503", "504"]:
             assert "application/problem+json" in responses[status]["content"], (path, status)
 
 
