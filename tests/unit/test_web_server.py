@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 
+from devstack import ROOT, free_port
 from services.web import server
 from services.web.app import create_app
 from services.web.config import WebConfig
 from services.web.server import RunningFront, start
 from services.web.throttle import LogThrottle
-from tests.stack import ROOT, free_port
 from tests.unit.web_fakes import HOST, FakeBackends
 
 DEADLINE = 5.0
@@ -334,6 +334,7 @@ def test_an_idle_connection_flood_under_a_low_fd_limit_stays_answered_and_quiet(
     def low_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))
 
+    # not devstack.start(): the descriptor limit must be set before exec, at the front's start
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "services.web"],
