@@ -88,6 +88,10 @@ def parser_error_status(exc: BaseException | None) -> int:
     return 400
 
 
+class _ParserErrorResponse(web.Response):
+    """An answer to a request the parser refused: logged by the throttle, not the access log."""
+
+
 class ProblemRequestHandler(web.RequestHandler):
     """aiohttp's connection handler, answering its own errors as problem+json.
 
@@ -106,6 +110,14 @@ class ProblemRequestHandler(web.RequestHandler):
         """Connected, and no request is being handled (aiohttp sets the flag around each
         handler call, so a connection still sending its headers is idle too)."""
         return self.transport is not None and not self._request_in_progress
+
+    def log_access(
+        self, request: web.BaseRequest, response: web.StreamResponse, time: float | None
+    ) -> None:
+        # a flood of malformed requests would cost an access line each: the throttled
+        # "malformed request refused" line counts them instead
+        if not isinstance(response, _ParserErrorResponse):
+            super().log_access(request, response, time)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         limiter, self._limiter = getattr(self, "_limiter", None), None
@@ -138,7 +150,7 @@ class ProblemRequestHandler(web.RequestHandler):
             )
         if request.writer.output_size > 0:
             raise ConnectionError("a response was already sent: no room for the error")
-        response = web.Response(
+        response = _ParserErrorResponse(
             status=status,
             body=_problem_bytes(status, detail, UNPARSED),
             content_type=PROBLEM_CONTENT_TYPE,
