@@ -16,12 +16,11 @@ import sys
 
 from twisted.internet import defer, error, interfaces, task
 from twisted.logger import STDLibLogObserver, globalLogBeginner
-from twisted.names import dns
 
 from services.common.config import ConfigError
 from services.common.logging import setup_logging
 from services.dns.config import DnsConfig
-from services.dns.server import AuthoritativeServerFactory, build_factory
+from services.dns.server import AuthoritativeServerFactory, ServerDatagramProtocol, build_factory
 
 log = logging.getLogger("services.dns")
 
@@ -32,7 +31,7 @@ def main(
     """Listen on UDP and TCP; the Deferred fires once both ports are closed at shutdown."""
     try:
         udp = reactor.listenUDP(
-            config.port, dns.DNSDatagramProtocol(controller=factory), interface=config.host
+            config.port, ServerDatagramProtocol(controller=factory), interface=config.host
         )
         tcp = reactor.listenTCP(config.port, factory, interface=config.host)
     except error.CannotListenError as exc:
