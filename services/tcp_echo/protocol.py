@@ -79,6 +79,11 @@ class Echo(Protocol, TimeoutMixin):
         # registered producer would hold the close open (see close())
         self.transport.unregisterProducer()
         self.transport.loseConnection()
+        if not _unflushed(self.transport):
+            # nothing left to send: the socket closes on the reactor's next pass, for sure.
+            # Free the slot now, as the FIN used to: a client that closes and reconnects
+            # at the limit (a pool, a healthcheck) would otherwise be refused meanwhile
+            self.factory.connection_closed(self)
 
     def writeConnectionLost(self) -> None:
         # only called after our own loseWriteConnection(), which Echo never does
@@ -140,6 +145,15 @@ class Echo(Protocol, TimeoutMixin):
             self._abort_call.cancel()
             self._abort_call = None
         self.factory.connection_closed(self)
+
+
+def _unflushed(transport: object) -> int:
+    """Bytes a Twisted TCP transport still holds to write. Its ``FileDescriptor`` keeps
+    them in ``dataBuffer`` (from ``offset``) and ``_tempDataBuffer`` (``_tempDataLen``
+    bytes), as its own ``_isSendBufferFull`` reads them; no public call says it. A
+    transport without them counts as empty."""
+    buffered = len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0)
+    return buffered + getattr(transport, "_tempDataLen", 0)
 
 
 class EchoFactory(Factory):

@@ -157,3 +157,25 @@ async def test_front_pool_survives_tcp_echo_closing_its_idle_connections(
     finally:
         await pool.close()
     wait_for(lambda: factory.open_connections == 0, "the pool's close releases the slot")
+
+
+def test_closing_then_reconnecting_at_the_limit_is_never_refused(
+    serve: Callable[..., tuple[EchoFactory, int]],
+) -> None:
+    # a pool or a healthcheck closes one connection and opens the next at once: the
+    # freed slot must be there, as it was before half-close kept connections open
+    factory, port = serve(max_connections=3)
+    for _ in range(50):
+        with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as sock:
+            sock.sendall(b"ping")
+            assert sock.recv(4) == b"ping"
+        held = [socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) for _ in range(3)]
+        try:
+            for sock in held:
+                sock.sendall(b"x")
+                assert sock.recv(1) == b"x"
+        finally:
+            for sock in held:
+                sock.close()
+        wait_for(lambda: factory.open_connections == 0, "the three are released")
+    assert factory.connections_refused == 0

@@ -223,3 +223,24 @@ def test_half_closed_peer_that_never_reads_is_aborted_at_the_idle_timeout(
     elapse(clock, 4.0)
     assert transport.disconnected
     assert (factory.idle_timeouts, factory.aborted) == (1, 1)
+
+
+def test_half_close_with_nothing_left_to_send_frees_the_slot_at_once(
+    factory: EchoFactory,
+) -> None:
+    # the socket closes on the reactor's next pass; a reconnect meanwhile must find room
+    echo, _ = connect(factory)
+    echo.readConnectionLost()
+    assert factory.open_connections == 0
+    assert factory.buildProtocol(PEER) is not None
+
+
+def test_half_close_with_echo_still_buffered_keeps_the_slot_until_closed(
+    factory: EchoFactory,
+) -> None:
+    echo, transport = connect(factory)
+    transport._tempDataLen = 4096  # what Twisted's FileDescriptor has yet to write
+    echo.readConnectionLost()
+    assert factory.open_connections == 1
+    disconnect(transport)
+    assert factory.open_connections == 0
