@@ -99,7 +99,8 @@ class Reply(dns._EDNSMessage):
     def toStr(self) -> bytes:
         message = self._toMessage()
         message.maxSize = 0
-        message.additional.sort(key=lambda record: record.type == dns.TSIG)
+        if len(message.additional) > 1:
+            message.additional.sort(key=lambda record: record.type == dns.TSIG)
         wire = message.toStr()
         if self.limit and len(wire) > self.limit:
             message.answers, message.authority = [], []
@@ -184,7 +185,7 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
     def messageReceived(self, message: dns.Message, proto, address=None) -> None:
         if message.answer:
             return
-        if not isinstance(message, dns._EDNSMessage):
+        if not hasattr(message, "ednsVersion"):  # not checked yet (edns_view sets it)
             try:
                 message = edns_view(message)
             except Malformed as bad:
@@ -326,33 +327,45 @@ def decode(message: dns.Message, data: bytes) -> None:
         raise Malformed("truncated")
 
 
-def edns_view(message: dns.Message) -> dns._EDNSMessage:
+def edns_view(message: dns.Message) -> dns.Message:
     """The message as Twisted's ``_EDNSMessage`` (its OPT read into attributes), once its
     names, its OPT (RFC 6891 6.1.1: one at most, owned by the root) and its TSIG (RFC 8945
-    5.1: one at most, the last record) are checked; else ``Malformed``."""
-    names = [query.name.name for query in message.queries]
-    for section in (message.answers, message.authority, message.additional):
-        names += [record.name.name for record in section]
-    if not all(_valid_name(name) for name in names):
-        raise Malformed("bad_name")
-    opts = [record for record in message.additional if record.type == dns.OPT]
-    if len(opts) > 1 or any(opt.name.name for opt in opts):
-        raise Malformed("bad_edns")
-    tsigs = [i for i, record in enumerate(message.additional) if record.type == dns.TSIG]
-    if tsigs and tsigs != [len(message.additional) - 1]:
-        raise Malformed("bad_tsig")
+    5.1: one at most, the last record) are checked; else ``Malformed``. Without an OPT
+    it is the message itself with ``ednsVersion = None``, as ``_EDNSMessage`` would say
+    (a plain query, the common case, skips the copy)."""
+    for query in message.queries:
+        if not _valid_name(query.name.name):
+            raise Malformed("bad_name")
+    opts: list[dns.RRHeader] = []
+    additional = message.additional
+    if message.answers or message.authority or additional:
+        for section in (message.answers, message.authority, additional):
+            for record in section:
+                if not _valid_name(record.name.name):
+                    raise Malformed("bad_name")
+        opts = [record for record in additional if record.type == dns.OPT]
+        if len(opts) > 1 or any(opt.name.name for opt in opts):
+            raise Malformed("bad_edns")
+        tsigs = [i for i, record in enumerate(additional) if record.type == dns.TSIG]
+        if tsigs and tsigs != [len(additional) - 1]:
+            raise Malformed("bad_tsig")
+    if not opts:
+        message.ednsVersion = None
+        message.dnssecOK = False
+        return message
     try:
-        view = dns._EDNSMessage._fromMessage(message)
+        return dns._EDNSMessage._fromMessage(message)
     except EOFError as exc:  # an option's length runs past the OPT's data
         raise Malformed("bad_edns") from exc
-    return view
 
 
 def _valid_name(name: bytes) -> bool:
-    # the wire form: one length octet per label, the labels, the root's zero octet
-    labels = name.split(b".") if name else []
-    return all(len(label) <= MAX_LABEL_OCTETS for label in labels) and (
-        sum(len(label) + 1 for label in labels) + 1 <= MAX_NAME_OCTETS
+    # the wire form of a name of n octets (dots included) is n + 2 octets: one length
+    # octet per label and the root's zero octet; a name this short has no long label
+    if len(name) <= MAX_LABEL_OCTETS:
+        return True
+    return len(name) + 2 <= MAX_NAME_OCTETS and (
+        max(map(len, name.split(b"."))) <= MAX_LABEL_OCTETS
     )
 
 
