@@ -28,6 +28,7 @@ import dns.tsigkeyring
 import pytest
 from twisted.internet.error import CannotListenError
 
+from devstack import free_port
 from services.dns.config import DnsConfig
 from services.dns.make_zone import render
 from services.dns.server import (
@@ -36,7 +37,6 @@ from services.dns.server import (
     ServerDatagramProtocol,
     build_factory,
 )
-from tests.stack import free_port
 from tests.twisted_thread import ReactorThread
 
 HOST = "127.0.0.1"
