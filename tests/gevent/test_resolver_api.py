@@ -205,7 +205,7 @@ def test_over_http_a_resolve_round_trip(server: str) -> None:
         assert response.headers["Content-Type"] == "application/json"
         document = json.load(response)
     assert document["mode"] == "concurrent"
-    assert document["results"][0]["addresses"] == ["192.0.2.10"]
+    assert document["results"][0]["addresses"] == ["192.0.2.10", "2001:db8::10"]
 
 
 def raw_exchange(server: str, payload: bytes) -> bytes:
