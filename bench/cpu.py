@@ -52,6 +52,7 @@ PROCESS_NAMES = {
     "tcp_echo": "tcp-echo",
     "udp_echo": "udp-echo",
     "dns": "dns",
+    "aiohttp": "aiohttp (minimal)",
 }
 FRONT_PROCESSES = ("web", "resolver", "tcp_echo", "udp_echo", "dns")
 
@@ -131,6 +132,7 @@ class Row:
     processes: tuple[str, ...]
     command: str  # the load, as a shell line for the report
     base: str = ""
+    peer: str = ""  # the minimal program's row doing the same job, when there is one
     runs: list[Run] = field(default_factory=list)
     error: str = ""
 
@@ -263,26 +265,29 @@ def run(tools: Toolbox, repeats: int, duration: float, log_dir: Path) -> CpuPart
             "names": [f"{SERVERS}/twisted_names.py"],
             "asyncio-udp": [f"{SERVERS}/asyncio_udp_echo.py"],
             "book": [f"{SERVERS}/book_echo.py"],
+            "aiohttp": [f"{SERVERS}/aiohttp_proxy.py"],
         }
         minimal_ports = {}
         for name, argv in minimal.items():
             port = free_port()
             minimal_ports[name] = port
-            pids[name] = servers.start(name, [PY, *argv, str(port)], cpus=server_cpus).pid
+            proc = servers.start(name, [PY, *argv, str(port)], ports.env(), server_cpus)
+            pids[name] = proc.pid
         ready = {
             "pywsgi": lambda: tcp_ready(minimal_ports["pywsgi"]),
             "names": lambda: dns_answers(minimal_ports["names"]),
             "asyncio-udp": lambda: udp_echo_ready(minimal_ports["asyncio-udp"]),
             "book": lambda: tcp_ready(minimal_ports["book"]),
+            "aiohttp": lambda: http_ok(f"http://127.0.0.1:{minimal_ports['aiohttp']}/healthz"),
         }
         for name, check in ready.items():
             servers.wait_until(name, check)
         loads: dict[str, Load] = {}
 
-        def add(key: str, label: str, main: str, processes, load_cmd, base: str = "") -> None:
+        def add(key, label, main, processes, load_cmd, base="", peer="") -> None:
             load, command = load_cmd
             loads[key] = load
-            part.rows.append(Row(key, label, main, tuple(processes), command, base))
+            part.rows.append(Row(key, label, main, tuple(processes), command, base, peer))
 
         one_name = {"names": ["www.polyloop.test"]}
         message = {"message": "hello, polyloop bench"}
@@ -314,19 +319,21 @@ def run(tools: Toolbox, repeats: int, duration: float, log_dir: Path) -> CpuPart
                 ("api-resolve", "POST /api/resolve, 1 cached name", "resolve.lua", one_name),
                 ("fanout", "POST /api/fanout (tcp + udp + 2 names)", "fanout.lua", None),
             ]
-            for key, label, script, document in front:
-                route = label.split()[1].rstrip(",")
-                if document is not None:
-                    warm(web + route, document)
-                add(
-                    key,
-                    f"web {label}",
-                    "web",
-                    FRONT_PROCESSES,
-                    wrk_load(tools.wrk, web + route, script),
-                    base="" if key == "healthz" else "healthz",
-                )
-            warm(web + "/api/fanout", {**message, "names": ["www.polyloop.test"]})
+            proxy = f"http://127.0.0.1:{minimal_ports['aiohttp']}"
+            fanout = {**message, "names": ["www.polyloop.test"]}
+            for prefix, url, main in (("", web, "web"), ("aiohttp-", proxy, "aiohttp")):
+                for key, label, script, document in front:
+                    route = label.split()[1].rstrip(",")
+                    warm(url + route, fanout if key == "fanout" else document)
+                    add(
+                        prefix + key,
+                        f"{'minimal aiohttp' if prefix else 'web'} {label}",
+                        main,
+                        (main, *FRONT_PROCESSES[1:]),
+                        wrk_load(tools.wrk, url + route, script),
+                        base="" if key == "healthz" else prefix + "healthz",
+                        peer="aiohttp-" + key if not prefix else "",
+                    )
         if tools.dnsperf:
             add(
                 "names",
@@ -422,8 +429,9 @@ def table(part: CpuPart) -> list[str]:
     """The markdown section: one row per load, CPU per process, both ratios, commands."""
     by = part.by_key()
     lines = [
-        "| row | req/s | x base req/s | CPU µs/request (main process first) | x base CPU | notes |",
-        "|---|---|---|---|---|---|",
+        "| row | req/s | x base req/s | CPU µs/request (main process first) | x base CPU "
+        "| x minimal, same route | notes |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in part.rows:
         base = by.get(row.base)
@@ -434,10 +442,13 @@ def table(part: CpuPart) -> list[str]:
         )
         rate_ratio = ratio(row.rate, base.rate) if base else None
         cpu_ratio = ratio(row.main_us, base.main_us) if base else None
+        peer = by.get(row.peer)
+        peer_ratio = ratio(row.main_us, peer.main_us) if peer else None
         lines.append(
             f"| {row.label} | {_us(row.rate)} | "
             f"{f'{rate_ratio:.2f}x' if rate_ratio else '—'} | {shown or '—'} | "
-            f"{f'{cpu_ratio:.2f}x' if cpu_ratio else '—'} | {row.error} |"
+            f"{f'{cpu_ratio:.2f}x' if cpu_ratio else '—'} | "
+            f"{f'{peer_ratio:.2f}x' if peer_ratio else '—'} | {row.error} |"
         )
     lines += ["", "Commands (PORT: the server's free port, N: seconds per run):", ""]
     lines += ["```"] + [f"{row.key}: {row.command}" for row in part.rows] + ["```"]

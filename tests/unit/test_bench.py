@@ -172,7 +172,7 @@ def test_cpu_rows_divide_cpu_by_requests_and_compare_with_their_base() -> None:
     assert "- resolver CPU/request ≤ 1.3x minimal pywsgi: not measured" in goals
     assert "- resolver 200 x delay-100 concurrent ≤ 0.3 s: 0.280 s — reached" in goals
     text = "\n".join(section(part))
-    assert "| web POST /api/fanout | 900 | 0.16x | web 210, resolver 100 | 3.82x |  |" in text
+    assert "| web POST /api/fanout | 900 | 0.16x | web 210, resolver 100 | 3.82x | — |  |" in text
     assert "fanout: wrk" in text
 
 
