@@ -1,6 +1,7 @@
 """Run a service under cProfile, switched on and off by signals, counting CPU time only.
 
-    python -m bench.profiled OUT.prof services.resolver     # then:
+    python -m bench.profiled OUT.prof services.resolver     # a module, or a script + args:
+    python -m bench.profiled OUT.prof bench/servers/pywsgi_resolve.py 27201
     kill -USR1 PID    # start profiling (after the warm-up)
     kill -USR2 PID    # stop and write OUT.prof (read it with python -m pstats OUT.prof)
 
@@ -17,7 +18,7 @@ import sys
 import time
 
 
-def main(out: str, module: str) -> None:
+def main(out: str, target: str, *args: str) -> None:
     # perf_counter, not process_time: the CPU clock is a system call per event here, which
     # multiplied the cost of every Python call by four; a function's own time ("tottime")
     # still excludes the time the loop waits in epoll (that is the hub's, or the loop's)
@@ -32,9 +33,12 @@ def main(out: str, module: str) -> None:
 
     signal.signal(signal.SIGUSR1, begin)
     signal.signal(signal.SIGUSR2, end)
-    sys.argv = [module]
-    runpy.run_module(module, run_name="__main__", alter_sys=True)
+    sys.argv = [target, *args]
+    if target.endswith(".py"):
+        runpy.run_path(target, run_name="__main__")
+    else:
+        runpy.run_module(target, run_name="__main__", alter_sys=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:])
