@@ -166,11 +166,14 @@ def test_cpu_rows_divide_cpu_by_requests_and_compare_with_their_base() -> None:
     assert healthz.us() == {"web": 55.0}  # median of 50 and 60 µs
     assert healthz.rate == 5500.0
     assert fanout.us() == pytest.approx({"web": 210.0, "resolver": 100.0})
-    part = CpuPart([healthz, fanout, resolver], delay_runs=[0.25, 0.31, 0.28])
+    part = CpuPart([healthz, fanout, resolver], delay_runs=[0.25, 0.31, 0.28], delay_cpu=[0.2])
     goals = goal_lines(part)
     assert "- front /api/fanout web CPU ≤ 4x /healthz: 3.82x — reached" in goals
     assert "- resolver CPU/request ≤ 1.3x minimal pywsgi: not measured" in goals
-    assert "- resolver 200 x delay-100 concurrent ≤ 0.3 s: 0.280 s — reached" in goals
+    assert (
+        "- resolver 200 x delay-100 concurrent ≤ 0.3 s: 0.280 s, resolver CPU 0.200 s — reached"
+        in goals
+    )
     text = "\n".join(section(part))
     assert "| web POST /api/fanout | 900 | 0.16x | web 210, resolver 100 | 3.82x | — |  |" in text
     assert "fanout: wrk" in text
