@@ -267,3 +267,31 @@ def test_over_http_a_declared_oversize_body_is_413_at_once(server: str) -> None:
     assert head.startswith(b"HTTP/1.1 413 ")
     assert b"Connection: close" in head
     assert json.loads(body)["status"] == 413
+
+
+def test_metric_children_are_looked_up_once_and_still_count(
+    app: ResolverApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # labels() checks its arguments and takes a lock each call: the app keeps its children
+    post_resolve(app, {"names": ["www.polyloop.test"]})
+    looked_up: list[tuple] = []
+    for metric in (app.metrics.requests, app.metrics.latency, app.metrics.names):
+        original = metric.labels
+        monkeypatch.setattr(
+            metric, "labels", lambda *labels, _o=original: looked_up.append(labels) or _o(*labels)
+        )
+    for _ in range(3):
+        assert post_resolve(app, {"names": ["www.polyloop.test"]}).status == 200
+    assert looked_up == []
+    registry = app.metrics.registry
+    assert (
+        registry.get_sample_value(
+            "resolver_http_requests_total", {"method": "POST", "route": "/resolve", "status": "200"}
+        )
+        == 4
+    )
+    assert registry.get_sample_value("resolver_names_resolved_total", {"outcome": "ok"}) == 4
+    assert (
+        registry.get_sample_value("resolver_resolve_duration_seconds_count", {"mode": "concurrent"})
+        == 4
+    )
