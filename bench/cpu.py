@@ -29,8 +29,10 @@ import os
 import re
 import statistics
 import subprocess
+import sys
 import time
 import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +41,10 @@ from bench.build import Toolbox
 from bench.echo import run_client
 from bench.loadtools import DNS_CLIENTS, HTTP_CONNS, LUA, _client, query_file
 from bench.procs import Servers, cores, free_port, tcp_ready, udp_echo_ready
-from bench.stack import PY, dns_answers, http_ok, post_json, start
+from bench.stack import post_json, start
+from services.dns.healthcheck import check as dns_check
+
+PY = sys.executable
 
 LOG = logging.getLogger("bench.cpu")
 SERVERS = "bench/servers"
@@ -150,6 +155,19 @@ class Row:
     @property
     def main_us(self) -> float | None:
         return self.us().get(self.main)
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - 127.0.0.1 only
+            return response.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def dns_answers(port: int) -> bool:
+    """The dns service's own healthcheck: ``www.polyloop.test`` answered over UDP."""
+    return dns_check(port, timeout=0.5) is None
 
 
 def ratio(value: float | None, base: float | None) -> float | None:

@@ -27,10 +27,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench.cpu import cpu_seconds, dnsperf_load, warm, wrk_load
+from bench.cpu import PY, cpu_seconds, dns_answers, dnsperf_load, http_ok, warm, wrk_load
 from bench.loadtools import query_file
 from bench.procs import ROOT, Servers, cores, free_port
-from bench.stack import PY, dns_answers, http_ok, start
+from bench.stack import start
 
 ALL = ("dns", "tcp_echo", "udp_echo", "resolver")
 # name: (load kind, services it needs, script of a minimal program or "" for the service)

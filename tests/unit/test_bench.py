@@ -204,7 +204,7 @@ def test_minimal_pywsgi_program_answers_the_resolvers_shape(tmp_path: Path) -> N
 def test_minimal_twisted_names_serves_the_zone_file(tmp_path: Path) -> None:
     import sys
 
-    from bench.stack import dns_answers
+    from bench.cpu import dns_answers
 
     port = free_port()
     with Servers(tmp_path / "logs") as servers:
