@@ -295,3 +295,23 @@ def test_metric_children_are_looked_up_once_and_still_count(
         registry.get_sample_value("resolver_resolve_duration_seconds_count", {"mode": "concurrent"})
         == 4
     )
+
+
+def test_bodies_are_parsed_without_a_decoder_per_request(
+    app: ResolverApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[dict] = []
+
+    class CountingDecoder(json.JSONDecoder):
+        def __init__(self, **options: object) -> None:
+            built.append(options)
+            super().__init__(**options)
+
+    monkeypatch.setattr(json, "JSONDecoder", CountingDecoder)
+    document = '{"names": ["www.polyloop.test"]}'
+    for body in (document.encode(), document.encode("utf-16"), b"\xef\xbb\xbf" + document.encode()):
+        # UTF-8, UTF-16 with its BOM, UTF-8 with a BOM: what json.loads takes from bytes
+        assert call(app, "POST", "/resolve", body).status == 200
+    nan = b'{"names": ["www.polyloop.test"], "timeout": NaN}'
+    assert call(app, "POST", "/resolve", nan).status == 400
+    assert built == []
