@@ -210,3 +210,30 @@ def test_minimal_twisted_names_serves_the_zone_file(tmp_path: Path) -> None:
     with Servers(tmp_path / "logs") as servers:
         servers.start("names", [sys.executable, "bench/servers/twisted_names.py", str(port)])
         servers.wait_until("names", lambda: dns_answers(port), timeout=15)
+
+
+def test_profile_sums_own_time_by_library() -> None:
+    from bench.profile import by_group
+
+    class FakeStats:
+        stats = {
+            ("/v/site-packages/aiohttp/client_reqrep.py", 1, "send"): (1, 1, 0.3, 0.5, {}),
+            ("/v/site-packages/aiohttp/web_protocol.py", 2, "start"): (1, 1, 0.2, 0.9, {}),
+            ("/repo/services/dns/delay.py", 3, "delay_of"): (1, 1, 0.1, 0.1, {}),
+            ("/v/site-packages/dns/name.py", 4, "from_text"): (1, 1, 0.05, 0.1, {}),
+            ("~", 0, "<method 'send' of '_socket.socket' objects>"): (1, 1, 0.25, 0.25, {}),
+            ("~", 0, "<built-in method builtins.len>"): (1, 1, 0.1, 0.1, {}),
+        }
+
+    groups = dict(by_group(FakeStats()))  # type: ignore[arg-type]
+    assert groups == pytest.approx(
+        {
+            "aiohttp client": 0.3,
+            "aiohttp server": 0.2,
+            "services (polyloop's own code)": 0.1,
+            "dnspython": 0.05,
+            "system calls (socket send/recv, epoll)": 0.25,
+            "C built-ins (len, isinstance, str methods, ...)": 0.1,
+        }
+    )
+    assert next(iter(by_group(FakeStats()))) == ("aiohttp client", 0.3)  # type: ignore[arg-type]
