@@ -315,3 +315,17 @@ def test_bodies_are_parsed_without_a_decoder_per_request(
     nan = b'{"names": ["www.polyloop.test"], "timeout": NaN}'
     assert call(app, "POST", "/resolve", nan).status == 400
     assert built == []
+
+
+def test_metric_values_take_the_threads_own_lock(app: ResolverApp) -> None:
+    # gevent's patched Lock costs more than the increment it guards; nothing inside switches
+    import threading
+
+    from gevent import monkey
+
+    post_resolve(app, {"names": ["www.polyloop.test"]})
+    native = type(monkey.get_original("threading", "Lock")())
+    assert threading.Lock is not monkey.get_original("threading", "Lock")  # patched here
+    child = app.metrics.child(app.metrics.names, "ok")
+    assert type(child._value._lock) is native
+    assert type(app.metrics.requests._lock) is native
