@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench.cpu import PY, cpu_seconds, dns_answers, dnsperf_load, http_ok, warm, wrk_load
 from bench.loadtools import query_file
-from bench.procs import ROOT, Servers, cores, free_port
+from bench.procs import ROOT, Servers, cores, free_port, tcp_ready
 from bench.stack import start
 
 ALL = ("dns", "tcp_echo", "udp_echo", "resolver")
@@ -90,7 +90,13 @@ def main(argv: list[str] | None = None) -> int:
             load, command = dnsperf_load(_tool("dnsperf"), port, queries)
             route = "dnsperf"
         else:
-            servers.wait_until(args.service, lambda: http_ok(f"http://127.0.0.1:{port}/healthz"))
+            # the minimal pywsgi program answers POST /resolve only: a connect is its sign
+            up = (
+                (lambda: tcp_ready(port))
+                if args.service == "pywsgi"
+                else (lambda: http_ok(f"http://127.0.0.1:{port}/healthz"))
+            )
+            servers.wait_until(args.service, up)
             url = f"http://127.0.0.1:{port}{route}"
             warm(url, DOCUMENTS.get(script or ""), count=50)
             load, command = wrk_load(_tool("wrk"), url, script)
