@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import time
 
+import pytest
 from aiohttp import web
 
 from services.web.app import SECURITY_HEADERS, create_app
@@ -297,3 +298,40 @@ async def test_lowered_backend_limits_are_refused_by_the_front_itself(
     assert (await client.post("/api/resolve", json={"names": names[:3]})).status == 200
     assert backends.resolve_requests[-1]["timeout"] == 2.0
     assert (await client.post("/api/echo/udp", json={"message": "u" * 100})).status == 200
+
+
+async def test_request_metric_children_are_kept_and_bounded(
+    front: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.web import metrics as web_metrics
+    from services.web.keys import METRICS
+
+    monkeypatch.setattr(web_metrics, "MAX_KEPT_CHILDREN", 1, raising=False)
+    client = await front()
+    metrics = client.app[METRICS]
+    looked_up: list[tuple] = []
+    for metric in (metrics.requests, metrics.request_seconds):
+        original = metric.labels
+        monkeypatch.setattr(
+            metric, "labels", lambda *labels, _o=original: looked_up.append(labels) or _o(*labels)
+        )
+    for _ in range(3):
+        assert (await client.get("/healthz")).status == 200
+    assert len(looked_up) == 2  # the first request only: its children are kept
+    for _ in range(2):
+        assert (await client.get("/nowhere")).status == 404
+    assert len(looked_up) == 6  # past the bound, looked up each time: never kept
+    text = await (await client.get("/metrics")).text()
+    assert 'polyloop_web_requests_total{method="GET",route="/healthz",status="200"} 3.0' in text
+
+
+def test_the_access_log_builds_no_record_below_info() -> None:
+    import logging
+
+    from services.web.access_log import JsonAccessLogger
+
+    logger = logging.getLogger("tests.access")
+    logger.setLevel(logging.WARNING)
+    assert JsonAccessLogger(logger, "").enabled is False
+    logger.setLevel(logging.INFO)
+    assert JsonAccessLogger(logger, "").enabled is True
