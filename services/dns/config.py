@@ -9,6 +9,8 @@
 - DNS_METRICS_PORT (9104): TCP port of GET /metrics, served from a thread; 0 = any free.
 - POLYLOOP_METRICS, POLYLOOP_LAG_INTERVAL: see ``services.common.metrics``.
 - LOG_LEVEL (INFO): DEBUG, INFO, WARNING, ERROR or CRITICAL.
+- DNS_STATS_INTERVAL (10): seconds between the summary lines of malformed messages and
+  refused delays (one line per interval with counts, never one per message); 0: only at stop.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class DnsConfig:
     max_pending_delays: int = 10_000
     tcp_idle_timeout: float = 30.0
     log_level: str = "INFO"
+    stats_interval: float = 10.0
     metrics_port: int = 9104
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
@@ -62,4 +65,7 @@ class DnsConfig:
             metrics_port=env_metrics_port("DNS_METRICS_PORT", 9104, env),
             metrics=MetricsSettings.from_env(env),
             log_level=env_log_level(env),
+            stats_interval=env_float(
+                "DNS_STATS_INTERVAL", 10.0, minimum=0.0, maximum=86_400.0, env=env
+            ),
         )

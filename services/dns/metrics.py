@@ -27,7 +27,7 @@ class DnsCollector:
 
     def collect(self) -> Iterator[Metric]:
         f = self.factory
-        replies = dict(f.replies)  # copies: the reactor keeps counting meanwhile
+        replies = dict(f.answered)  # copies: the reactor keeps counting meanwhile
         refused = dict(f.refused)
         yield CounterMetricFamily(
             "polyloop_requests",

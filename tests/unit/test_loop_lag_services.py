@@ -23,11 +23,10 @@ import dns.query
 import pytest
 from aiohttp import web
 from twisted.internet import selectreactor, threads
-from twisted.names import dns as tdns
 
 from services.dns.config import DnsConfig
 from services.dns.metrics import start_metrics as start_dns_metrics
-from services.dns.server import build_factory
+from services.dns.server import ServerDatagramProtocol, build_factory
 from services.tcp_echo.config import TcpEchoConfig
 from services.tcp_echo.metrics import start_metrics as start_tcp_metrics
 from services.tcp_echo.protocol import Echo, EchoFactory
@@ -128,7 +127,7 @@ def test_dns_shows_its_blocked_reactor_and_counts_each_query() -> None:
 
         def setup() -> tuple[int, int]:
             factory = build_factory(config, reactor)
-            protocol = tdns.DNSDatagramProtocol(controller=factory, reactor=reactor)
+            protocol = ServerDatagramProtocol(controller=factory, reactor=reactor)
             port = reactor.listenUDP(0, protocol, interface="127.0.0.1")
             started = start_dns_metrics(reactor, factory, config)
             return port.getHost().port, started.server.port

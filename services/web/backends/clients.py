@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from services.web.backends import Backend
 from services.web.backends.call import BackendCall
 from services.web.backends.dns import DnsProbe
 from services.web.backends.resolver import ResolverClient
@@ -19,37 +21,36 @@ from services.web.backends.udp import UdpEchoPool
 from services.web.config import WebConfig
 from services.web.errors import BadBackendReply
 from services.web.metrics import Metrics
-from services.web.stats import BACKENDS, BackendStats
+from services.web.stats import BackendStats
 
 # the resolver answers at its own `timeout`; allow it this long to send the answer back
 RESOLVE_MARGIN = 1.0
-RESOLVE_MAX_TIMEOUT = 30.0
+# what the readiness probes echo
+PROBE = b"ping"
 
 
 @dataclass
-class Backends:
-    config: WebConfig
+class BackendClients:
     tcp: TcpEchoPool
     udp: UdpEchoPool
     resolver: ResolverClient
     dns: DnsProbe
-    calls: dict[str, BackendCall]
+    calls: dict[Backend, BackendCall]
 
     @classmethod
-    def open(cls, config: WebConfig, stats: BackendStats, metrics: Metrics) -> Backends:
+    def open(cls, config: WebConfig, stats: BackendStats, metrics: Metrics) -> BackendClients:
         """Create the clients (connections are opened lazily, on first use)."""
         calls = {
-            name: BackendCall(
-                name,
+            backend: BackendCall(
+                backend,
                 timeout=config.backend_timeout,
                 concurrency=config.backend_concurrency,
                 stats=stats,
                 metrics=metrics,
             )
-            for name in BACKENDS
+            for backend in Backend
         }
         return cls(
-            config=config,
             tcp=TcpEchoPool(config.tcp_echo_host, config.tcp_echo_port, config.tcp_pool_size),
             udp=UdpEchoPool(
                 config.udp_echo_host,
@@ -58,31 +59,46 @@ class Backends:
                 try_timeout=config.udp_try_timeout,
                 retries=config.udp_retries,
             ),
+            # never every one of the resolver's RESOLVER_MAX_CONNECTIONS: its healthcheck
+            # and its direct clients must still get a connection while the front is busy
             resolver=ResolverClient(
-                config.resolver_host, config.resolver_port, limit=config.backend_concurrency
+                config.resolver_host, config.resolver_port, limit=config.resolver_pool_size
             ),
             dns=DnsProbe(config.dns_host, config.dns_port),
             calls=calls,
         )
 
-    async def echo_tcp(self, data: bytes, timeout: float | None = None) -> bytes:
+    async def echo_tcp(self, data: bytes) -> bytes:
         echo = self.tcp.echo
-        return await self.calls["tcp-echo"].run(lambda: _checked("tcp-echo", echo, data), timeout)
+        call = self.calls[Backend.TCP_ECHO]
+        return await call.run(lambda: _checked(Backend.TCP_ECHO, echo, data))
 
-    async def echo_udp(self, data: bytes, timeout: float | None = None) -> bytes:
+    async def echo_udp(self, data: bytes) -> bytes:
         echo = self.udp.echo
-        return await self.calls["udp-echo"].run(lambda: _checked("udp-echo", echo, data), timeout)
+        call = self.calls[Backend.UDP_ECHO]
+        return await call.run(lambda: _checked(Backend.UDP_ECHO, echo, data))
 
     async def resolve(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Pass a validated resolve request through; bounded by its own timeout + a margin."""
-        timeout = min(float(request["timeout"]), RESOLVE_MAX_TIMEOUT) + RESOLVE_MARGIN
-        return await self.calls["resolver"].run(lambda: self.resolver.resolve(request), timeout)
+        """Pass a validated resolve request through; bounded by its own timeout + a margin
+        (validation already capped it at the resolver's ``RESOLVER_MAX_TIMEOUT``)."""
+        timeout = float(request["timeout"]) + RESOLVE_MARGIN
+        call = self.calls[Backend.RESOLVER]
+        return await call.run(lambda: self.resolver.resolve(request), timeout)
 
-    async def ping_resolver(self, timeout: float) -> None:
-        await self.calls["resolver"].run(self.resolver.ping, timeout)
-
-    async def query_dns(self, timeout: float) -> None:
-        await self.calls["dns"].run(lambda: self.dns.query(timeout), timeout)
+    async def probe(self, backend: Backend, timeout: float) -> None:
+        """One readiness round trip to `backend` within `timeout`, raising a ``Problem`` if
+        it fails; counted as a probe, never as traffic (the live stats leave it out)."""
+        call: Callable[[], Awaitable[object]]
+        match backend:
+            case Backend.TCP_ECHO:
+                call = partial(_checked, backend, self.tcp.echo, PROBE)
+            case Backend.UDP_ECHO:
+                call = partial(_checked, backend, self.udp.echo, PROBE)
+            case Backend.RESOLVER:
+                call = self.resolver.ping
+            case Backend.DNS:
+                call = partial(self.dns.query, timeout)
+        await self.calls[backend].run(call, timeout, probe=True)
 
     async def close(self) -> None:
         await self.tcp.close()
@@ -90,7 +106,7 @@ class Backends:
         await self.resolver.close()
 
 
-async def _checked(name: str, echo: Callable[[bytes], Awaitable[bytes]], data: bytes) -> bytes:
+async def _checked(name: Backend, echo: Callable[[bytes], Awaitable[bytes]], data: bytes) -> bytes:
     reply = await echo(data)
     if reply != data:
         raise BadBackendReply(name, "the echo differs from the message sent")

@@ -13,6 +13,7 @@ import dns.asyncquery
 import dns.message
 import dns.rcode
 
+from services.web.backends import Backend
 from services.web.errors import BadBackendReply
 
 PROBE_NAME = "www.polyloop.test"
@@ -31,4 +32,4 @@ class DnsProbe:
         question = dns.message.make_query(PROBE_NAME, "A")
         answer = await dns.asyncquery.udp(question, address, timeout=timeout, port=self.port)
         if answer.rcode() != dns.rcode.NOERROR:
-            raise BadBackendReply("dns", f"answered {dns.rcode.to_text(answer.rcode())}")
+            raise BadBackendReply(Backend.DNS, f"answered {dns.rcode.to_text(answer.rcode())}")

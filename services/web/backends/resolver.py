@@ -10,9 +10,10 @@ from typing import Any
 
 import aiohttp
 
+from services.web.backends import Backend
 from services.web.errors import BadBackendReply
 
-NAME = "resolver"
+NAME = Backend.RESOLVER
 
 
 class ResolverClient:
