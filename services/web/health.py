@@ -22,7 +22,8 @@ PROBE = b"ping"
 
 
 async def check_backends(app: web.Application) -> dict[str, dict]:
-    """``{"tcp-echo": {"state": "up"|"down", "latency_ms": float|None, "error": str|None}, ...}``
+    """``{"tcp-echo": {"state": "up"|"down", "latency_ms": float|None, "error": str|None,
+    "replicas": {"count", "up", "replicas": [{"address", "state", ...}]}}, ...}``
     for tcp-echo, udp-echo, resolver and dns, in that order."""
     backends = app[BACKENDS]
     timeout = app[CONFIG].health_timeout
@@ -33,7 +34,11 @@ async def check_backends(app: web.Application) -> dict[str, dict]:
         "dns": lambda: backends.query_dns(timeout),
     }
     results = await asyncio.gather(*(_probe(probe) for probe in probes.values()))
-    return dict(zip(probes, results, strict=True))
+    checks = dict(zip(probes, results, strict=True))
+    for name, check in checks.items():
+        # every replica the name resolves to, and what the front knows of each
+        check["replicas"] = backends.replicas[name].snapshot()
+    return checks
 
 
 async def _probe(probe: Callable[[], Awaitable[object]]) -> dict:

@@ -18,8 +18,14 @@ import dns.rrset
 import pytest
 from aiohttp import web
 
+from services.common.config import ConfigError
 from services.web.backends import replicas as r
+from services.web.backends.clients import replica_sets
 from services.web.backends.replicas import ReplicaSet, ReplicaWatcher, call_on_replica
+from services.web.backends.resolver import ResolverClient
+from services.web.backends.tcp import TcpEchoPool
+from services.web.backends.udp import UdpEchoPool
+from services.web.config import WebConfig
 
 ADDRESSES = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 
@@ -294,6 +300,147 @@ async def test_the_http_probe_wants_a_200() -> None:
         await runner.cleanup()
 
 
+async def test_a_lone_replica_is_probed_only_while_down(echoes: list[EchoReplica]) -> None:
+    port = echoes[0].port
+    replicas = replica_set(Names(ADDRESSES[:1]), port, probe=r.probe_tcp_echo)
+    await replicas.refresh()
+    await replicas.probe_all(timeout=1.0)
+    assert echoes[0].echoed == 0  # nothing to choose between: no traffic of its own
+    replicas.failed("127.0.0.2", "refused")
+    await replicas.probe_all(timeout=1.0)
+    assert echoes[0].echoed == 1
+    assert replicas.up() == ["127.0.0.2"]
+
+
 def test_url_host_brackets_ipv6() -> None:
     assert r.url_host("10.0.1.5") == "10.0.1.5"
     assert r.url_host("fd00::5") == "[fd00::5]"
+
+
+# ---- the front's clients over several replicas
+
+
+async def test_the_tcp_pool_keeps_connections_per_replica_and_fails_over(
+    echoes: list[EchoReplica],
+) -> None:
+    port = echoes[0].port
+    names = Names(ADDRESSES)
+    pool = TcpEchoPool("tcp-echo", port, size=8, replicas=replica_set(names, port))
+    try:
+        for i in range(30):
+            assert await pool.echo(f"m{i}".encode()) == f"m{i}".encode()
+        assert [server.echoed for server in echoes] == [10, 10, 10]
+        assert pool.opened == 3  # one pooled connection per replica, reused
+        await echoes[1].stop()  # its pooled connection is reset, its port closed
+        results = await asyncio.gather(*(pool.echo(f"k{i}".encode()) for i in range(30)))
+        assert results == [f"k{i}".encode() for i in range(30)]  # not one failed call
+        assert pool.replicas.up() == ["127.0.0.2", "127.0.0.4"]
+        names.addresses = ["127.0.0.2"]  # scaled down: .4's idle connections go
+        await pool.replicas.refresh()
+        assert await pool.echo(b"last") == b"last"
+        assert {owner for owner, _ in pool._idle} == {"127.0.0.2"}
+        assert len(pool._idle) <= 8
+    finally:
+        await pool.close()
+
+
+async def test_the_udp_pool_spreads_and_leaves_a_refusing_replica() -> None:
+    loop = asyncio.get_running_loop()
+    first, a = await loop.create_datagram_endpoint(Counting, local_addr=("127.0.0.2", 0))
+    port = first.get_extra_info("sockname")[1]
+    second, b = await loop.create_datagram_endpoint(Counting, local_addr=("127.0.0.3", port))
+    replicas = ReplicaSet("udp-echo", "udp-echo", port, resolve=Names(ADDRESSES[:2]))
+    pool = UdpEchoPool("udp-echo", port, 4, try_timeout=0.5, retries=1, replicas=replicas)
+    try:
+        for i in range(10):
+            assert await pool.echo(f"d{i}".encode()) == f"d{i}".encode()
+        assert (a.received, b.received) == (5, 5)
+        second.close()  # .3 now answers with ICMP port unreachable
+        for i in range(10):
+            assert await pool.echo(f"e{i}".encode()) == f"e{i}".encode()
+        assert replicas.up() == ["127.0.0.2"]
+    finally:
+        await pool.close()
+        first.close()
+
+
+async def test_the_resolver_client_spreads_its_calls_and_fails_over() -> None:
+    received: dict[str, int] = {"127.0.0.2": 0, "127.0.0.3": 0}
+    runners = []
+
+    async def resolve(request: web.Request) -> web.Response:
+        received[request.host.split(":")[0]] += 1
+        body = await request.json()
+        return web.json_response({"results": [], "elapsed_ms": 0.1, "mode": body["mode"]})
+
+    port = 0
+    for address in received:
+        app = web.Application()
+        app.router.add_post("/resolve", resolve)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, address, port)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        runners.append(runner)
+    replicas = ReplicaSet("resolver", "resolver", port, resolve=Names(ADDRESSES[:2]))
+    client = ResolverClient("resolver", port, limit=8, replicas=replicas)
+    request = {"names": [], "timeout": 1.0, "mode": "concurrent"}
+    try:
+        for _ in range(10):
+            assert (await client.resolve(request))["mode"] == "concurrent"
+        assert received == {"127.0.0.2": 5, "127.0.0.3": 5}
+        await runners.pop().cleanup()  # .3 stops
+        for _ in range(10):
+            await client.resolve(request)
+        assert received["127.0.0.2"] == 15
+        assert replicas.up() == ["127.0.0.2"]
+    finally:
+        await client.close()
+        for runner in runners:
+            await runner.cleanup()
+
+
+class Counting(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.received = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.received += 1
+        self.transport.sendto(data, addr)  # type: ignore[attr-defined]
+
+
+def test_the_replica_limits_are_read_and_bounded() -> None:
+    config = WebConfig.from_env({})
+    assert (config.replica_refresh, config.max_replicas, config.connect_timeout) == (2.0, 64, 1.0)
+    env = {"WEB_REPLICA_REFRESH": "0.5", "WEB_MAX_REPLICAS": "3", "WEB_CONNECT_TIMEOUT": "0.2"}
+    config = WebConfig.from_env(env)
+    assert (config.replica_refresh, config.max_replicas, config.connect_timeout) == (0.5, 3, 0.2)
+    for bad in ({"WEB_REPLICA_REFRESH": "0"}, {"WEB_MAX_REPLICAS": "0"}, {"WEB_MAX_REPLICAS": "x"}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            WebConfig.from_env(bad)
+    sets = replica_sets(WebConfig.from_env({"WEB_MAX_REPLICAS": "3"}))
+    assert list(sets) == ["tcp-echo", "udp-echo", "resolver", "dns"]
+    assert {s.max_replicas for s in sets.values()} == {3}
+    assert sets["dns"].probe is r.probe_dns
+
+
+async def test_the_tcp_connect_is_bounded_apart_from_the_call() -> None:
+    # a listener that never accepts, its backlog full: the kernel drops further SYNs, so a
+    # connect hangs as it does to a replica that vanished without a reset
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind(("127.0.0.2", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        filler.connect(("127.0.0.2", port))
+        replicas = ReplicaSet("tcp-echo", "tcp-echo", port, resolve=Names(["127.0.0.2"]))
+        pool = TcpEchoPool("tcp-echo", port, 1, replicas, connect_timeout=0.2)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(pool.echo(b"x"), 5.0)
+        assert loop.time() - start < 2.0
+        assert replicas.snapshot()["replicas"][0]["state"] == "down"

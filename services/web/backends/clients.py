@@ -7,10 +7,12 @@ bad reply (502), not a success.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from services.web.backends import replicas as rep
 from services.web.backends.call import BackendCall
 from services.web.backends.dns import DnsProbe
 from services.web.backends.resolver import ResolverClient
@@ -34,10 +36,14 @@ class Backends:
     resolver: ResolverClient
     dns: DnsProbe
     calls: dict[str, BackendCall]
+    # every replica of each backend, refreshed and probed by `watcher` (backends/replicas.py)
+    replicas: dict[str, rep.ReplicaSet]
+    watcher: rep.ReplicaWatcher
 
     @classmethod
     def open(cls, config: WebConfig, stats: BackendStats, metrics: Metrics) -> Backends:
-        """Create the clients (connections are opened lazily, on first use)."""
+        """Create the clients (connections are opened lazily, on first use) and start the
+        replica watcher (so: from a running loop)."""
         calls = {
             name: BackendCall(
                 name,
@@ -48,21 +54,38 @@ class Backends:
             )
             for name in BACKENDS
         }
+        replicas = replica_sets(config)
+        watcher = rep.ReplicaWatcher(
+            replicas.values(), every=config.replica_refresh, probe_timeout=config.health_timeout
+        )
+        watcher.start()
         return cls(
             config=config,
-            tcp=TcpEchoPool(config.tcp_echo_host, config.tcp_echo_port, config.tcp_pool_size),
+            tcp=TcpEchoPool(
+                config.tcp_echo_host,
+                config.tcp_echo_port,
+                config.tcp_pool_size,
+                replicas["tcp-echo"],
+                config.connect_timeout,
+            ),
             udp=UdpEchoPool(
                 config.udp_echo_host,
                 config.udp_echo_port,
                 config.udp_pool_size,
                 try_timeout=config.udp_try_timeout,
                 retries=config.udp_retries,
+                replicas=replicas["udp-echo"],
             ),
             resolver=ResolverClient(
-                config.resolver_host, config.resolver_port, limit=config.backend_concurrency
+                config.resolver_host,
+                config.resolver_port,
+                limit=config.backend_concurrency,
+                replicas=replicas["resolver"],
             ),
-            dns=DnsProbe(config.dns_host, config.dns_port),
+            dns=DnsProbe(config.dns_host, config.dns_port, replicas["dns"]),
             calls=calls,
+            replicas=replicas,
+            watcher=watcher,
         )
 
     async def echo_tcp(self, data: bytes, timeout: float | None = None) -> bytes:
@@ -85,9 +108,32 @@ class Backends:
         await self.calls["dns"].run(lambda: self.dns.query(timeout), timeout)
 
     async def close(self) -> None:
+        await self.watcher.close()
         await self.tcp.close()
         await self.udp.close()
         await self.resolver.close()
+
+
+def replica_sets(config: WebConfig) -> dict[str, rep.ReplicaSet]:
+    """One ``ReplicaSet`` per backend, each with its protocol's own probe."""
+    udp = socket.SOCK_DGRAM
+    specs = {
+        "tcp-echo": (config.tcp_echo_host, config.tcp_echo_port, rep.probe_tcp_echo, None),
+        "udp-echo": (config.udp_echo_host, config.udp_echo_port, rep.probe_udp_echo, udp),
+        "resolver": (config.resolver_host, config.resolver_port, rep.probe_http_healthz, None),
+        "dns": (config.dns_host, config.dns_port, rep.probe_dns, udp),
+    }
+    return {
+        name: rep.ReplicaSet(
+            name,
+            host,
+            port,
+            probe=probe,
+            socktype=socktype or socket.SOCK_STREAM,
+            max_replicas=config.max_replicas,
+        )
+        for name, (host, port, probe, socktype) in specs.items()
+    }
 
 
 async def _checked(name: str, echo: Callable[[bytes], Awaitable[bytes]], data: bytes) -> bytes:

@@ -40,9 +40,10 @@ T = TypeVar("T")
 Resolve = Callable[[str, int], Awaitable[list[str]]]
 Probe = Callable[[str, int, float], Awaitable[None]]
 
-# defaults of WEB_REPLICA_REFRESH and WEB_MAX_REPLICAS (services/web/config.py)
+# defaults of WEB_REPLICA_REFRESH, WEB_MAX_REPLICAS, WEB_CONNECT_TIMEOUT (services/web/config.py)
 REFRESH_EVERY = 2.0
 MAX_REPLICAS = 64
+CONNECT_TIMEOUT = 1.0
 PING = b"ping"
 DNS_PROBE_NAME = "www.polyloop.test"
 
@@ -189,11 +190,15 @@ class ReplicaSet:
             self._set(replica, "down", replica.error)
 
     async def probe_all(self, timeout: float) -> None:
-        """Ask every replica the protocol's question concurrently (no-op without a probe)."""
+        """Ask the replicas the protocol's question concurrently (no-op without a probe):
+        every one when there are several (the front chooses among them), else only a
+        replica that is down (to put it back): a single backend gets no extra traffic."""
         if self.probe is None:
             return
         probe = self.probe
         addresses = self.addresses
+        if len(addresses) < 2:
+            addresses = [a for a in addresses if self._replicas[a].state == "down"]
 
         async def one(address: str) -> None:
             try:
