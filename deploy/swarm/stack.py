@@ -6,6 +6,8 @@
 
 What changes from compose.yaml, and why (README "Docker Swarm" says the same):
 
+- healthchecks keep their command but get swarm's own timing (``SWARM_HEALTH_TIMING``):
+  swarm replaces an unhealthy task, compose only reports it;
 - ``mem_limit`` / ``cpus`` become ``deploy.resources.limits`` (``docker stack deploy``
   rejects the first and ignores the second); ``restart: unless-stopped`` becomes
   ``deploy.restart_policy`` (``condition: any``).
@@ -59,6 +61,11 @@ NETWORK = "polyloop"
 # compose keys stack deploy ignores or rejects (README: what swarm cannot apply)
 DROPPED = ("build", "depends_on", "security_opt", "pids_limit", "profiles", "restart")
 MOVED = ("mem_limit", "cpus")
+# Swarm acts on health where compose only reports it: a task that fails its healthcheck
+# `retries` times is stopped and replaced. On a busy 2-core machine a `python -m ...
+# healthcheck` can take seconds to start, so swarm gets a wider margin than compose's
+# 3 s / 3 tries (the check itself, the same command, is unchanged).
+SWARM_HEALTH_TIMING = {"interval": "5s", "timeout": "10s", "retries": 5, "start_period": "60s"}
 
 
 def variable(service: str) -> str:
@@ -121,6 +128,8 @@ def swarm_service(name: str, service: dict[str, Any]) -> dict[str, Any]:
         limits["memory"] = str(service["mem_limit"]).upper()
     if "cpus" in service:
         limits["cpus"] = str(float(service["cpus"]))
+    if "healthcheck" in out:
+        out["healthcheck"] = {**out["healthcheck"], **SWARM_HEALTH_TIMING}
     out["networks"] = [NETWORK]
     out["deploy"] = {
         "replicas": f"${{{variable(name)}:-{REPLICAS.get(name, 1)}}}",

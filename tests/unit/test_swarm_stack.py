@@ -22,7 +22,7 @@ from tests.stack import IN_CI
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ["dns", "tcp-echo", "udp-echo", "resolver", "web"]
-KEPT = ["user", "read_only", "cap_drop", "sysctls", "init", "stop_grace_period", "healthcheck"]
+KEPT = ["user", "read_only", "cap_drop", "sysctls", "init", "stop_grace_period"]
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,10 @@ def test_each_service_keeps_what_swarm_supports(name: str, compose: dict) -> Non
     for key in KEPT:
         assert out.get(key) == source.get(key), key
     assert out.get("command") == source.get("command")
+    # the same healthcheck, with the wider timing swarm gets (it replaces unhealthy tasks)
+    assert out["healthcheck"]["test"] == source["healthcheck"]["test"]
+    assert out["healthcheck"]["retries"] >= source["healthcheck"]["retries"]
+    assert out["healthcheck"]["timeout"] == "10s"
     assert out["image"] == f"${{SWARM_IMAGE_PREFIX:-polyloop-}}{name}:${{SWARM_IMAGE_TAG:-latest}}"
     limits = out["deploy"]["resources"]["limits"]
     assert limits == {"memory": source["mem_limit"].upper(), "cpus": str(float(source["cpus"]))}
