@@ -152,6 +152,27 @@ async def test_calls_reach_several_replicas_of_each_backend(
     assert min(spread["tcp-echo"].values()) >= 30 // EXPECTED["tcp-echo"] - 2, spread
 
 
+def test_the_dashboard_map_shows_every_replica() -> None:
+    """Headless Chromium (as tests/e2e): each backend's node lists its replicas, one dot each."""
+    from playwright.sync_api import expect, sync_playwright
+
+    chromium = os.environ.get("CHROMIUM", "").strip() or "/usr/bin/chromium"
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=args, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(f"{FRONT}/")
+            for name in BACKENDS:
+                count = EXPECTED[name]
+                line = page.locator(f'.node[data-node="{name}"] .replicas')
+                expect(line).to_contain_text(f"{count} replicas · {count} up", timeout=20_000)
+                expect(line.locator('.dot[data-state="up"]')).to_have_count(count)
+        finally:
+            browser.close()
+
+
 async def test_killing_a_tcp_echo_task_under_load_costs_a_handful_of_calls(
     http: aiohttp.ClientSession,
 ) -> None:
