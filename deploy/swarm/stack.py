@@ -21,7 +21,8 @@ What changes from compose.yaml, and why (README "Docker Swarm" says the same):
   kernel has no IPVS, so VIPs and the routing mesh do not answer (scripts/swarm.sh checks),
   and with dnsrr the service name resolves to every task, which is what the front needs.
 - Only the front (and Locust's UI with ``--load``) is published, in ``mode: host``
-  (``SWARM_WEB_PORT``, ``SWARM_LOCUST_PORT``): the backends' host ports of compose are not.
+  (``SWARM_WEB_PORT``, ``SWARM_LOCUST_PORT``), at most one task per node (the port binds
+  once): the backends' host ports of compose are not published.
 - A value-less ``environment:`` entry (compose passes the host's value through) becomes
   ``${NAME:-}``: stack deploy interpolates it from the deploying shell; empty means the
   service's own default.
@@ -138,6 +139,9 @@ def swarm_service(name: str, service: dict[str, Any]) -> dict[str, Any]:
         "restart_policy": {"condition": "any", "delay": "2s"},
         "update_config": {"parallelism": 1, "order": "stop-first"},
     }
+    if name in PUBLISHED:
+        # a host-mode port binds once per node: a second task there could only fail
+        out["deploy"]["placement"] = {"max_replicas_per_node": 1}
     return out
 
 

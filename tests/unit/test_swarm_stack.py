@@ -74,6 +74,9 @@ def test_only_the_front_and_locust_ui_are_published_in_host_mode(compose: dict) 
         "locust-master": [{"target": 8089, "published": "${SWARM_LOCUST_PORT:-8090}",
                            "protocol": "tcp", "mode": "host"}],
     }  # fmt: skip
+    for name, svc in services.items():
+        placement = svc["deploy"].get("placement")
+        assert (placement == {"max_replicas_per_node": 1}) is (name in published), name
 
 
 def test_the_issue_replica_counts() -> None:
