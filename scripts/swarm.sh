@@ -40,7 +40,13 @@ check_ipvs() {
 
 ensure_swarm() {
     case "$(node_state)" in
-    active) log "this engine is already in a swarm: deploying there (it will not be left on down)" ;;
+    active)
+        if [ -f "$CREATED" ]; then
+            log "the single-node swarm an earlier swarm-up created is active: deploying there"
+        else
+            log "this engine is already in a swarm: deploying there (swarm-down will not leave it)"
+        fi
+        ;;
     *)
         log "initialising a single-node swarm advertised on 127.0.0.1"
         docker swarm init --advertise-addr 127.0.0.1 >/dev/null
@@ -74,11 +80,18 @@ build_images() {
     fi
 }
 
-# every service at its replica count, every task's container healthy
+# every service at its replica count and done updating, every task's container healthy
 converged() {
-    local lines want=0 have=0 healthy
+    local lines want=0 have=0 healthy ids
+    ids=$(docker stack services "$STACK" -q 2>/dev/null) || return 1
+    [ -n "$ids" ] || return 1
+    # a redeploy rolls the tasks over one by one: the old ones look converged meanwhile
+    # shellcheck disable=SC2086
+    if docker service inspect $ids --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' \
+        | grep -qE 'updating|paused|rollback_started'; then
+        return 1
+    fi
     lines=$(docker stack services "$STACK" --format '{{.Replicas}}' 2>/dev/null) || return 1
-    [ -n "$lines" ] || return 1
     while IFS=/ read -r running desired; do
         desired=${desired%% *}
         [ "$running" = "$desired" ] || return 1
