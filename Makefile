@@ -5,10 +5,11 @@ SHELL := /bin/bash
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PYTEST  := $(PY) -m pytest
-# `make load` knobs (a bounded headless Locust run against the running stack)
-USERS    ?= 20
-RATE     ?= 10
-DURATION ?= 20s
+# `make load` knobs (a bounded headless Locust run against the running stack): USERS, RATE,
+# DURATION; unset, the defaults of scripts/load_gates.sh apply (stated there, and only there)
+USERS    ?=
+RATE     ?=
+DURATION ?=
 
 .PHONY: help venv pypy-venv engine up down ps logs test test-unit lint fmt load bench lock clean \
 	swarm-up swarm-down swarm-ps test-swarm

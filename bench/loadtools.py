@@ -12,7 +12,8 @@ from pathlib import Path
 
 from bench.echo import Cell
 from bench.procs import ROOT, Servers, cores, free_port, tcp_ready
-from bench.stack import dns_answers, post_json, start
+from bench.stack import post_json, start
+from services.dns.healthcheck import check as dns_check
 
 LOG = logging.getLogger("bench.loadtools")
 LUA = ROOT / "bench" / "lua"
@@ -146,7 +147,7 @@ def dns_cells(
                 cells[key].runs.append(rate)
                 cells[key].error = note or cells[key].error
                 LOG.info("dns %-8s run: %8.0f q/s %s", key, rate, note)
-        if "dns" in targets and not dns_answers(targets["dns"]):
+        if "dns" in targets and dns_check(targets["dns"], timeout=0.5) is not None:
             cells["dns"].error = "stopped answering during the run"
     return list(cells.values())
 

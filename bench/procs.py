@@ -17,6 +17,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import devstack
+from devstack import free_port
+
+__all__ = ["ROOT", "Servers", "cores", "free_port", "tcp_ready", "udp_echo_ready"]
+
 ROOT = Path(__file__).resolve().parent.parent
 LOG = logging.getLogger("bench.procs")
 
@@ -27,22 +32,6 @@ def cores() -> tuple[set[int], set[int]]:
     if len(allowed) < 2:
         return set(allowed), set(allowed)
     return {allowed[0]}, set(allowed[1:])
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port free for both TCP and UDP on 127.0.0.1 (the kernel picks, we check the other)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, kind) as first:
-            first.bind(("127.0.0.1", 0))
-            port = first.getsockname()[1]
-            other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
-            with socket.socket(socket.AF_INET, other) as second:
-                try:
-                    second.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port on 127.0.0.1")
 
 
 def tcp_ready(port: int) -> bool:
@@ -94,6 +83,16 @@ class Servers(contextlib.AbstractContextManager):
         log.close()
         self.procs.append((name, proc))
         return proc
+
+    def start_service(
+        self, name: str, env: dict[str, str], cpus: set[int] | None = None, **options
+    ) -> devstack.Process:
+        """One of the stack's services via devstack (its own healthcheck says when it is up),
+        stopped with the others when the block ends."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        process = devstack.start(name, env, cpus=cpus, log=self.log_dir / f"{name}.log", **options)
+        self.procs.append((name, process.popen))  # its own session: stop() kills its group
+        return process
 
     def wait_until(self, name: str, ready, timeout: float = 20.0) -> None:
         """Poll ``ready()`` until true; fail early if the process died, late on the deadline."""

@@ -26,7 +26,7 @@ from bench.build import Toolbox
 from bench.echo import Cell, Target, measure, run_client
 from bench.loadtools import dnsperf, query_file
 from bench.procs import ROOT, Servers, cores, free_port, tcp_ready
-from bench.stack import dns_answers
+from services.dns.healthcheck import check as dns_check
 
 LOG = logging.getLogger("bench.pypy")
 CPYTHON = sys.executable
@@ -38,6 +38,11 @@ IMAGES = {
     "tcp-echo": ("polyloop-tcp-echo", "polyloop-tcp-echo-pypy"),
     "dns": ("polyloop-dns", "polyloop-dns-pypy"),
 }
+
+
+def dns_ready(port: int) -> bool:
+    """The dns service's own healthcheck query, answered."""
+    return dns_check(port, timeout=0.5) is None
 
 
 def pypy_venv() -> Path | None:
@@ -111,7 +116,7 @@ def throughput(tools: Toolbox, pypy: Path, repeats: int, duration: float, log_di
                     {**QUIET, **env, "DNS_PORT": str(port)},
                     cores()[0],
                 )
-                servers.wait_until(f"dns-{kind}", lambda port=port: dns_answers(port), 30)
+                servers.wait_until(f"dns-{kind}", lambda port=port: dns_ready(port), 30)
                 ports[kind] = port
             time.sleep(2)
             for kind, proc in procs.items():
@@ -190,7 +195,7 @@ def warmup(tools: Toolbox, pypy: Path, seconds: float, log_dir: Path) -> dict:
                 (
                     [py, "-m", "services.dns"],
                     {**QUIET, **env, "DNS_PORT": str(port)},
-                    lambda port=port: dns_answers(port),
+                    lambda port=port: dns_ready(port),
                 ),
                 lambda port=port: dnsperf(tools.dnsperf, port, queries, WINDOW)[0],
                 log_dir,

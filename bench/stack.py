@@ -5,15 +5,11 @@ local processes on free 127.0.0.1 ports, wired to each other by their env variab
 from __future__ import annotations
 
 import json
-import socket
-import sys
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from bench.procs import Servers, cores, free_port, tcp_ready, udp_echo_ready
-
-PY = sys.executable
+from bench.procs import Servers, cores, free_port
+from devstack import SERVICES
 
 
 @dataclass(frozen=True)
@@ -33,50 +29,15 @@ class Ports:
         return env
 
 
-def http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - 127.0.0.1 only
-            return response.status == 200
-    except (OSError, urllib.error.URLError):
-        return False
-
-
-def dns_answers(port: int) -> bool:
-    """A real query for www.polyloop.test A, built by hand (no dnspython needed here)."""
-    query = (
-        b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
-        + b"\x03www\x08polyloop\x04test\x00"
-        + b"\x00\x01\x00\x01"
-    )
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(0.5)
-        try:
-            sock.sendto(query, ("127.0.0.1", port))
-            reply = sock.recv(2048)
-        except OSError:
-            return False
-    return reply[:2] == b"\x12\x34" and reply[3] & 0x0F == 0
-
-
 def start(
     servers: Servers, only: tuple[str, ...], extra_env: dict[str, str] | None = None
 ) -> Ports:
-    """Start the named services (and nothing else) and wait until each answers."""
+    """Start the named services (and nothing else), each once its own healthcheck passes."""
     ports = Ports(*(free_port() for _ in range(5)))
     env = {**ports.env(), **(extra_env or {})}
-    checks = {
-        "dns": lambda: dns_answers(ports.dns),
-        "tcp_echo": lambda: tcp_ready(ports.tcp_echo),
-        "udp_echo": lambda: udp_echo_ready(ports.udp_echo),
-        "resolver": lambda: http_ok(f"http://127.0.0.1:{ports.resolver}/healthz"),
-        "web": lambda: http_ok(f"http://127.0.0.1:{ports.web}/healthz"),
-    }
-    for name in ("dns", "tcp_echo", "udp_echo", "resolver", "web"):
+    for name in SERVICES:  # devstack's start order: dependencies first
         if name in only:
-            servers.start(name, [PY, "-m", f"services.{name}"], env, cores()[0])
-    for name in ("dns", "tcp_echo", "udp_echo", "resolver", "web"):
-        if name in only:
-            servers.wait_until(name, checks[name], timeout=30)
+            servers.start_service(name, env, cores()[0])
     return ports
 
 

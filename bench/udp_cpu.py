@@ -28,8 +28,9 @@ import timeit
 from contextlib import ExitStack
 from pathlib import Path
 
+from devstack import free_port
 from services.common.logging import setup_logging
-from services.udp_echo.healthcheck import echo_round_trip
+from services.udp_echo.healthcheck import check as udp_echo_check
 from services.udp_echo.protocol import ServerUdpEchoProtocol
 
 log = logging.getLogger("bench.udp_cpu")
@@ -54,19 +55,13 @@ asyncio.run(main())
 """
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start(command: list[str], port: int, env: dict[str, str]) -> subprocess.Popen:
     # the command is this interpreter and a constant script or module: nothing untrusted
     proc = subprocess.Popen(  # noqa: S603
         command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 15
-    while not echo_round_trip("127.0.0.1", port, timeout=0.2, tries=1):
+    while udp_echo_check(port, timeout=0.2, tries=1) is not None:
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             raise RuntimeError(f"{command} did not start echoing on {port}")
@@ -164,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     cpus = sorted(os.sched_getaffinity(0))
     client_cpu, server_cpu = (cpus[0], cpus[1]) if len(cpus) > 1 else (cpus[0], cpus[0])
     os.sched_setaffinity(0, {client_cpu})
-    ports = {"minimal": free_udp_port(), "udp-echo": free_udp_port()}
+    ports = {"minimal": free_port(), "udp-echo": free_port()}
     rates: dict[str, list[float]] = {name: [] for name in ports}
     # CPU per echo is steadier than echoes/s on a busy machine: it ignores time not scheduled
     cpu_per_echo: dict[str, list[float]] = {name: [] for name in ports}

@@ -1,7 +1,8 @@
 """What a correct HTTP answer looks like, for the users that load the JSON APIs.
 
-Each check takes the decoded JSON body and raises ``WrongAnswer`` when it is not
-what STACK.md promises; ``judge`` turns that into a Locust failure on a
+Each check takes the decoded JSON body and raises ``WrongAnswer`` when it is not what the
+API promises (the web front's OpenAPI document, ``GET /api/openapi.json``, and the
+resolver's ``POST /resolve`` in the README); ``judge`` turns that into a Locust failure on a
 ``catch_response`` response, so a wrong answer fails the run like an error does.
 """
 

@@ -5,7 +5,9 @@
 # loadtest/budgets.toml is breached (failure ratio, p95 per request): the gates live in
 # loadtest/gates.py and set Locust's own exit code. Extra arguments go to Locust.
 #
-#   LOAD_USERS=30 LOAD_RATE=10 LOAD_TIME=30s scripts/load_gates.sh  (these are the defaults)
+#   LOAD_USERS=20 LOAD_RATE=10 LOAD_TIME=20s scripts/load_gates.sh  (the defaults: set here
+#                                                                  only; make load's USERS,
+#                                                                  RATE, DURATION override them)
 #   LOAD_REPORTS=dir scripts/load_gates.sh                        # reports elsewhere
 #   LOAD_BUDGETS=path/to/budgets.toml scripts/load_gates.sh      # other gates
 #   LOAD_SHAPE=step scripts/load_gates.sh                         # or spike
@@ -20,5 +22,5 @@ reports="${LOAD_REPORTS:-reports/load}"
 mkdir -p "$reports"
 
 exec "$locust" -f loadtest --headless \
-    --users "${LOAD_USERS:-30}" --spawn-rate "${LOAD_RATE:-10}" --run-time "${LOAD_TIME:-30s}" \
+    --users "${LOAD_USERS:-20}" --spawn-rate "${LOAD_RATE:-10}" --run-time "${LOAD_TIME:-20s}" \
     --html "$reports/report.html" --csv "$reports/load" --only-summary "$@"

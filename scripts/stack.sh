@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The stack's lifecycle behind `make up|down|ps|logs`.
 #   scripts/stack.sh up     containers when a Docker engine answers, else local processes
+#                           (`python -m devstack up|down|ps|logs`: devstack/ runs those)
 #   scripts/stack.sh down   stops whichever mode is running
 #   scripts/stack.sh ps | logs
 #   POLYLOOP_PYPY=1 scripts/stack.sh up    tcp-echo and dns on PyPy (compose.pypy.yaml)
@@ -12,9 +13,6 @@ cd "$(dirname "$0")/.."
 
 RUN=.run
 PY=${PY:-.venv/bin/python}
-PYPY_PY=build/pypy-venv/bin/python
-SERVICES=(dns tcp_echo udp_echo resolver web)   # start order: dependencies first
-PYPY_SERVICES=" dns tcp_echo "                  # the Twisted ones
 export COMPOSE_BAKE=false
 log() { printf '[polyloop] %s\n' "$*" >&2; }
 
@@ -64,50 +62,10 @@ up_docker() {
 }
 
 up_local() {
-    log "NO DOCKER ENGINE ANSWERS: running the five services as LOCAL PROCESSES on 127.0.0.1"
-    log "(same code, same config variables; 'make down' stops them; logs in $RUN/*.log)"
+    log "NO DOCKER ENGINE ANSWERS: the stack runs as LOCAL PROCESSES (python -m devstack)"
     [ -x "$PY" ] || { log "no $PY: run 'make venv' first"; exit 1; }
-    if pypy; then
-        log "POLYLOOP_PYPY=1: dns and tcp_echo on PyPy ($PYPY_PY)"
-        bash scripts/pypy-venv.sh
-    fi
-    mkdir -p "$RUN"
-    for svc in "${SERVICES[@]}"; do
-        local pidfile=$RUN/$svc.pid python=$PY
-        if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-            continue
-        fi
-        if pypy && [[ $PYPY_SERVICES == *" $svc "* ]]; then python=$PYPY_PY; fi
-        # PYPY_GC_NURSERY as in the PyPy images (services/Dockerfile says why)
-        PYPY_GC_NURSERY=${PYPY_GC_NURSERY:-4MB} LISTEN_HOST=127.0.0.1 nohup "$python" -m "services.$svc" >"$RUN/$svc.log" 2>&1 &
-        echo $! >"$pidfile"
-        wait_healthy "$svc"
-    done
-    echo local >"$RUN/mode"
-    log "stack is up as local processes"
+    "$PY" -m devstack up
     urls
-}
-
-wait_healthy() {
-    local svc=$1 deadline=$((SECONDS + 60))
-    until "$PY" -m "services.$svc.healthcheck" >/dev/null 2>&1; do
-        if ! kill -0 "$(cat "$RUN/$svc.pid")" 2>/dev/null; then
-            log "$svc exited; its log:"; tail -20 "$RUN/$svc.log" >&2; exit 1
-        fi
-        [ $SECONDS -lt $deadline ] || { log "$svc not healthy after 60 s; see $RUN/$svc.log"; exit 1; }
-        sleep 0.3
-    done
-    log "$svc healthy"
-}
-
-down_local() {
-    for svc in "${SERVICES[@]}"; do
-        local pidfile=$RUN/$svc.pid
-        [ -f "$pidfile" ] || continue
-        kill -TERM "$(cat "$pidfile")" 2>/dev/null || true
-        rm -f "$pidfile"
-    done
-    log "local processes stopped"
 }
 
 case "${1:-}" in
@@ -115,22 +73,14 @@ up)
     if engine_answers; then up_docker; else up_local; fi ;;
 down)
     case "$(mode)" in
-    local) down_local ;;
+    local) "$PY" -m devstack down ;;
     *) if engine_answers; then docker compose --profile load down --remove-orphans; fi ;;
     esac
     rm -f "$RUN/mode" "$RUN/compose-file" ;;
 ps)
-    if [ "$(mode)" = local ]; then
-        for svc in "${SERVICES[@]}"; do
-            pid=$(cat "$RUN/$svc.pid" 2>/dev/null || echo -)
-            if [ "$pid" != - ] && kill -0 "$pid" 2>/dev/null; then s=running; else s=stopped; fi
-            printf '%-10s pid %-8s %s\n' "$svc" "$pid" "$s"
-        done
-    else
-        docker compose --profile load ps
-    fi ;;
+    if [ "$(mode)" = local ]; then "$PY" -m devstack ps; else docker compose --profile load ps; fi ;;
 logs)
-    if [ "$(mode)" = local ]; then tail -n 50 -f "$RUN"/*.log; else docker compose --profile load logs -f --tail 50; fi ;;
+    if [ "$(mode)" = local ]; then "$PY" -m devstack logs; else docker compose --profile load logs -f --tail 50; fi ;;
 *)
     echo "usage: $0 up|down|ps|logs" >&2; exit 2 ;;
 esac

@@ -97,19 +97,3 @@ def compose(*args: str, timeout: float = 120, check: bool = True) -> subprocess.
         timeout=timeout,
         check=check,
     )
-
-
-def free_port() -> int:
-    """A 127.0.0.1 port free for TCP and UDP alike, for a service a test starts itself
-    (the dns service binds both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no port free for both TCP and UDP on 127.0.0.1")

@@ -15,35 +15,38 @@ import logging
 import sys
 
 from twisted.internet import defer, error, interfaces, task
-from twisted.logger import STDLibLogObserver, globalLogBeginner
 from twisted.names import dns
 
 from services.common.config import ConfigError
-from services.common.logging import setup_logging
+from services.common.logging import forward_twisted_logs, setup_logging
 from services.dns.config import DnsConfig
-from services.dns.server import AuthoritativeServerFactory, build_factory
+from services.dns.server import build_factory
 
 log = logging.getLogger("services.dns")
 
 
-def main(
-    reactor: interfaces.IReactorCore, config: DnsConfig, factory: AuthoritativeServerFactory
-) -> defer.Deferred:
-    """Listen on UDP and TCP; the Deferred fires once both ports are closed at shutdown."""
+def main(reactor: interfaces.IReactorCore, config: DnsConfig) -> defer.Deferred:
+    """Build the server on the reactor it is handed and listen on UDP and TCP; the Deferred
+    fires once both ports are closed at shutdown (or fails with SystemExit: the exit code)."""
+    try:
+        factory = build_factory(config, reactor)
+    except (OSError, ValueError, IndexError, NotImplementedError) as exc:
+        # a broken zone file stops the start with its reason, not a traceback
+        log.error(
+            "cannot load the zone file",
+            extra={"zone_file": str(config.zone_file), "error": str(exc)},
+        )
+        return defer.fail(SystemExit(2))
+    where = {"host": config.listen_host, "port": config.port}
     try:
         udp = reactor.listenUDP(
-            config.port, dns.DNSDatagramProtocol(controller=factory), interface=config.host
+            config.port, dns.DNSDatagramProtocol(controller=factory), interface=config.listen_host
         )
-        tcp = reactor.listenTCP(config.port, factory, interface=config.host)
+        tcp = reactor.listenTCP(config.port, factory, interface=config.listen_host)
     except error.CannotListenError as exc:
-        log.error(
-            "cannot listen", extra={"host": config.host, "port": config.port, "error": str(exc)}
-        )
+        log.error("cannot listen", extra={**where, "error": str(exc)})
         return defer.fail(SystemExit(1))
-    log.info(
-        "serving polyloop.test",
-        extra={"host": config.host, "port": config.port, "zone_file": str(config.zone_file)},
-    )
+    log.info("serving polyloop.test", extra={**where, "zone_file": str(config.zone_file)})
     stopped: defer.Deferred = defer.Deferred()
 
     def stop_listening() -> defer.Deferred:
@@ -63,19 +66,11 @@ def run() -> None:
         config = DnsConfig.from_env()
     except ConfigError as exc:
         setup_logging("dns")
-        log.error("invalid configuration: %s", exc)
+        log.error("invalid configuration", extra={"error": str(exc)})
         sys.exit(2)
     setup_logging("dns", config.log_level)
-    globalLogBeginner.beginLoggingTo([STDLibLogObserver(name="twisted")], redirectStandardIO=False)
-    from twisted.internet import reactor
-
-    try:
-        factory = build_factory(config, reactor)
-    except (OSError, ValueError, IndexError, NotImplementedError) as exc:
-        # a broken zone file stops the start with its reason, not a traceback
-        log.error("cannot load the zone file %s: %s", config.zone_file, exc)
-        sys.exit(2)
-    task.react(main, [config, factory])
+    forward_twisted_logs()
+    task.react(main, [config])
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from services.dns.zone import ZONE_FILE
 
 @dataclass(frozen=True)
 class DnsConfig:
-    host: str = "127.0.0.1"
+    listen_host: str = "127.0.0.1"
     port: int = 1053
     zone_file: Path = ZONE_FILE
     max_delay_ms: int = 10_000
@@ -44,7 +44,7 @@ class DnsConfig:
         if not zone_file.is_file():
             raise ConfigError(f"DNS_ZONE_FILE={str(zone_file)!r}: no such file")
         return cls(
-            host=listen_host(env),
+            listen_host=listen_host(env),
             port=env_port("DNS_PORT", 1053, env),
             zone_file=zone_file,
             max_delay_ms=env_int("DNS_MAX_DELAY_MS", 10_000, minimum=0, maximum=600_000, env=env),

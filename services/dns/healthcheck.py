@@ -1,14 +1,13 @@
-"""Healthcheck of the ``dns`` service: a real DNS query, exit 0 if healthy, 1 otherwise.
+"""Is the ``dns`` service answering? A real DNS query: ``www.polyloop.test A`` over UDP to
+127.0.0.1:DNS_PORT (whatever LISTEN_HOST is) must answer ``192.0.2.10`` within two seconds.
 
-Asks ``www.polyloop.test A`` over UDP of 127.0.0.1:DNS_PORT (whatever LISTEN_HOST is)
-and expects ``192.0.2.10`` within two seconds. Run it:
-
-    DNS_PORT=11053 .venv/bin/python -m services.dns.healthcheck; echo $?
+Run: ``DNS_PORT=11053 python -m services.dns.healthcheck; echo $?`` — exit 0 if healthy,
+else 1 and one JSON line saying why (compose uses it as the container's healthcheck; the
+contract is in services/common/healthcheck.py).
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import dns.exception
@@ -17,14 +16,11 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 
-from services.common.config import ConfigError, env_port
-from services.common.logging import setup_logging
+from services.common import healthcheck
 
 NAME = "www.polyloop.test"
 EXPECTED = "192.0.2.10"
 TIMEOUT = 2.0
-
-log = logging.getLogger("services.dns.healthcheck")
 
 
 def check(port: int, host: str = "127.0.0.1", timeout: float = TIMEOUT) -> str | None:
@@ -42,17 +38,5 @@ def check(port: int, host: str = "127.0.0.1", timeout: float = TIMEOUT) -> str |
     return None
 
 
-def main() -> int:
-    setup_logging("dns-healthcheck", "WARNING")
-    try:
-        problem = check(env_port("DNS_PORT", 1053))
-    except ConfigError as exc:
-        problem = str(exc)
-    if problem:
-        log.error("unhealthy: %s", problem)
-        return 1
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(healthcheck.main("dns", "DNS_PORT", 1053, check))

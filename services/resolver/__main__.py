@@ -6,7 +6,7 @@ Try it: curl -s localhost:8053/resolve -d '{"names": ["www.polyloop.test"]}'
 import os
 
 # gevent reads GEVENT_RESOLVER when the hub is created: choose before anything else
-# (see resolve.py for why dnspython rather than gevent's default thread pool)
+# (see backends.py for why dnspython rather than gevent's default thread pool)
 os.environ.setdefault("GEVENT_RESOLVER", "dnspython")
 
 from gevent import monkey
@@ -31,17 +31,17 @@ log = logging.getLogger("services.resolver")
 
 
 def main() -> int:
-    setup_logging("resolver")  # INFO until the configuration is known to be valid
     try:
         config = ResolverConfig.from_env()
     except ConfigError as exc:
-        log.error("bad configuration: %s", exc)
+        setup_logging("resolver")
+        log.error("invalid configuration", extra={"error": str(exc)})
         return 2
-    logging.getLogger().setLevel(config.log_level)
+    setup_logging("resolver", config.log_level)
     try:
         dns_ip = server_address(config.dns_host, config.dns_port)
     except OSError as exc:
-        log.error("cannot resolve DNS_HOST=%s: %s", config.dns_host, exc)
+        log.error("cannot resolve DNS_HOST", extra={"host": config.dns_host, "error": str(exc)})
         return 1
     resolver = Resolver(
         dns_ip,
@@ -49,6 +49,8 @@ def main() -> int:
         backend=config.backend,
         pool_size=config.pool_size,
         cache_size=config.cache_size,
+        max_lookups=config.max_lookups,
+        external=config.external,
     )
     app = ResolverApp(
         resolver,
@@ -60,11 +62,13 @@ def main() -> int:
         app,
         max_connections=config.max_connections,
         client_timeout=config.client_timeout,
+        request_timeout=config.request_timeout,
     )
     try:
         server.start()
     except OSError as exc:
-        log.error("cannot listen on %s:%s: %s", config.listen_host, config.port, exc)
+        where = {"host": config.listen_host, "port": config.port}
+        log.error("cannot listen", extra={**where, "error": str(exc)})
         return 1
 
     if config.dns_host != dns_ip:
@@ -85,6 +89,8 @@ def main() -> int:
             "gevent_resolver": os.environ["GEVENT_RESOLVER"],
             "pool_size": config.pool_size,
             "cache_size": config.cache_size,
+            "max_lookups": config.max_lookups,
+            "external": config.external,
         },
     )
     server.serve_forever(stop_timeout=config.drain_seconds)

@@ -6,8 +6,10 @@
 
 Errors are ``application/problem+json`` (RFC 9457) ``{"type", "title", "status",
 "detail"}``: 400 malformed JSON, 413 body over ``RESOLVER_MAX_BODY``, 422 wrong shape,
-404 unknown path, 405 wrong method, 408 body slower than ``RESOLVER_CLIENT_TIMEOUT``;
-never a traceback.
+404 unknown path, 405 wrong method, 408 a request slower than ``RESOLVER_REQUEST_TIMEOUT``
+(or silent for ``RESOLVER_CLIENT_TIMEOUT``); never a traceback. The server (``server.py``)
+answers what pywsgi refuses before the app is called (400, 414, 431, 408, and 503 when every
+connection slot is busy) in the same shape.
 
 Try it::
 
@@ -36,6 +38,12 @@ StartResponse = Callable[..., Any]
 Response = tuple[int, str, bytes, list[tuple[str, str]]]
 
 ROUTES = {"/resolve": ("POST",), "/healthz": ("GET", "HEAD"), "/metrics": ("GET", "HEAD")}
+# the ``method`` label's values: any other token a client sends counts as "other"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+# the server's hook (``server.py``): called once the whole request has arrived, it ends
+# the request's deadline so that it never fires while the names are being resolved
+END_OF_REQUEST = "resolver.end_of_request"
 
 
 class ResolverApp:
@@ -55,9 +63,13 @@ class ResolverApp:
         except Problem as problem:
             status, content_type, body, headers = _problem(problem)
         except Exception:  # the last guard: logged with its traceback, answered 500 without
-            log.exception("request failed", extra={"method": method, "path": path})
+            log.exception("request failed", extra={"method": method[:40], "path": path[:200]})
             status, content_type, body, headers = _problem(Problem(500, "internal error"))
-        self.metrics.requests.labels(method, path if path in ROUTES else "other", str(status)).inc()
+        self.metrics.requests.labels(
+            method if method in METHODS else "other",
+            path if path in ROUTES else "other",
+            str(status),
+        ).inc()
         phrase = HTTPStatus(status).phrase
         start_response(
             f"{status} {phrase}",
@@ -68,7 +80,7 @@ class ResolverApp:
     def route(self, method: str, path: str, environ: dict[str, Any]) -> Response:
         allowed = ROUTES.get(path)
         if allowed is None:
-            raise Problem(404, f"no resource at {path}; try POST /resolve")
+            raise Problem(404, f"no resource at {path[:100]!r}; try POST /resolve")
         if method not in allowed:
             # the Allow header travels with the problem
             raise _MethodNotAllowed(method, path, allowed)
@@ -79,7 +91,11 @@ class ResolverApp:
         return self.resolve(environ)
 
     def resolve(self, environ: dict[str, Any]) -> Response:
-        request = parse_request(self._body(environ), self.limits)
+        body = self._body(environ)
+        end_of_request = environ.get(END_OF_REQUEST)
+        if end_of_request is not None:
+            end_of_request()
+        request = parse_request(body, self.limits)
         started = time.monotonic()
         with self.metrics.in_flight.track_inprogress():
             results = self.resolver.resolve_many(request.names, request.timeout, request.mode)
@@ -120,7 +136,9 @@ class ResolverApp:
         except TimeoutError:
             raise Problem(408, "the body did not arrive in time", close=True) from None
         except (OSError, ValueError) as exc:  # a broken chunked encoding, a reset
-            raise Problem(400, f"the body could not be read: {exc}", close=True) from None
+            # the error's text repeats the client's bytes: name the kind only
+            detail = f"the body could not be read ({type(exc).__name__})"
+            raise Problem(400, detail, close=True) from None
         if len(body) > self.max_body:
             raise Problem(413, f"the body is over {self.max_body} bytes", close=True)
         return body
@@ -128,7 +146,9 @@ class ResolverApp:
 
 class _MethodNotAllowed(Problem):
     def __init__(self, method: str, path: str, allowed: tuple[str, ...]) -> None:
-        super().__init__(405, f"{method} is not allowed on {path}; use {', '.join(allowed)}")
+        # a method is any token up to the request line's 8 KiB: never echo it whole
+        shown = method if method in METHODS else f"{method[:20]!r}"
+        super().__init__(405, f"{shown} is not allowed on {path}; use {', '.join(allowed)}")
         self.allowed = allowed
 
 
@@ -136,13 +156,18 @@ def _json(status: int, document: dict[str, Any]) -> Response:
     return status, "application/json", json.dumps(document).encode(), []
 
 
-def _problem(problem: Problem) -> Response:
-    document = {
+def problem_document(status: int, detail: str) -> dict[str, Any]:
+    """The RFC 9457 body of every error the resolver answers."""
+    return {
         "type": "about:blank",
-        "title": HTTPStatus(problem.status).phrase,
-        "status": problem.status,
-        "detail": problem.detail,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
     }
+
+
+def _problem(problem: Problem) -> Response:
+    document = problem_document(problem.status, problem.detail)
     headers = []
     if isinstance(problem, _MethodNotAllowed):
         headers.append(("Allow", ", ".join(problem.allowed)))

@@ -7,12 +7,18 @@
 - RESOLVER_BACKEND (dnspython): ``dnspython`` (cooperative sockets) or ``threadpool``
   (the same lookups in gevent's default thread pool, to compare).
 - RESOLVER_POOL_SIZE (256): lookups of one request running at once (the gevent Pool).
+- RESOLVER_MAX_LOOKUPS (256): lookups in flight across every request (each holds up to
+  two sockets, A and AAAA); beyond it names wait, then are ``"overloaded"``.
+- RESOLVER_EXTERNAL (0): 1 sends names outside polyloop.test to the system resolver;
+  0 answers them ``"refused"`` without a lookup.
 - RESOLVER_CACHE_SIZE (10000): answers of the zone kept for their TTL (0: no cache).
 - RESOLVER_MAX_NAMES (256): names in one request; more is a 422.
 - RESOLVER_MAX_TIMEOUT (30): largest ``timeout`` a request may ask, in seconds.
 - RESOLVER_MAX_BODY (65536): request body bytes; more is a 413.
 - RESOLVER_MAX_CONNECTIONS (100): HTTP connections served at once.
 - RESOLVER_CLIENT_TIMEOUT (30): seconds a silent client keeps its connection.
+- RESOLVER_REQUEST_TIMEOUT (10): seconds for a whole request (line, headers, body) to
+  arrive once its first byte has, however it trickles in.
 - RESOLVER_DRAIN_SECONDS (3): at SIGTERM, how long requests in flight may finish.
 - LOG_LEVEL (INFO); GEVENT_RESOLVER (dnspython, set by ``__main__`` when unset).
 
@@ -46,12 +52,15 @@ class ResolverConfig:
     dns_port: int = 1053
     backend: str = "dnspython"
     pool_size: int = 256
+    max_lookups: int = 256
+    external: bool = False
     cache_size: int = 10_000
     max_names: int = 256
     max_timeout: float = 30.0
     max_body: int = 64 * 1024
     max_connections: int = 100
     client_timeout: float = 30.0
+    request_timeout: float = 10.0
     drain_seconds: float = 3.0
     log_level: str = "INFO"
 
@@ -72,6 +81,8 @@ class ResolverConfig:
             dns_port=env_port("DNS_PORT", 1053, env),
             backend=backend,
             pool_size=env_int("RESOLVER_POOL_SIZE", 256, minimum=1, maximum=10_000, env=env),
+            max_lookups=env_int("RESOLVER_MAX_LOOKUPS", 256, minimum=1, maximum=10_000, env=env),
+            external=bool(env_int("RESOLVER_EXTERNAL", 0, minimum=0, maximum=1, env=env)),
             cache_size=env_int(
                 "RESOLVER_CACHE_SIZE", 10_000, minimum=0, maximum=1_000_000, env=env
             ),
@@ -83,6 +94,9 @@ class ResolverConfig:
             ),
             client_timeout=env_float(
                 "RESOLVER_CLIENT_TIMEOUT", 30.0, minimum=0.1, maximum=3600, env=env
+            ),
+            request_timeout=env_float(
+                "RESOLVER_REQUEST_TIMEOUT", 10.0, minimum=0.1, maximum=3600, env=env
             ),
             drain_seconds=env_float("RESOLVER_DRAIN_SECONDS", 3.0, minimum=0, maximum=60, env=env),
             log_level=env_log_level(env),

@@ -1,35 +1,24 @@
-"""Compose's healthcheck: ``python -m services.resolver.healthcheck`` exits 0 when
-``GET http://127.0.0.1:$RESOLVER_PORT/healthz`` answers 200 ``{"status": "ok"}``, else 1.
+"""Is the resolver serving? ``GET http://127.0.0.1:$RESOLVER_PORT/healthz`` must answer 200
+``{"status": "ok"}`` within two seconds.
+
+Run: ``python -m services.resolver.healthcheck`` — exit 0 if healthy, else 1 and one JSON
+line saying why (compose uses it as the container's healthcheck; the contract is in
+services/common/healthcheck.py).
 """
 
 from __future__ import annotations
 
-import json
 import sys
-import urllib.request
 
-from services.common.config import ConfigError, env_port
+from services.common import healthcheck
 
 TIMEOUT = 2.0
 
 
-def healthy(port: int, timeout: float = TIMEOUT) -> bool:
-    url = f"http://127.0.0.1:{port}/healthz"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status == 200 and json.load(response).get("status") == "ok"
-    except (OSError, ValueError):
-        return False
-
-
-def main() -> int:
-    try:
-        port = env_port("RESOLVER_PORT", 8053)
-    except ConfigError as exc:
-        sys.stderr.write(f"resolver healthcheck: {exc}\n")
-        return 1
-    return 0 if healthy(port) else 1
+def check(port: int, host: str = "127.0.0.1", timeout: float = TIMEOUT) -> str | None:
+    """None when /healthz answers ok, else what went wrong."""
+    return healthcheck.check_healthz(host, port, timeout)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(healthcheck.main("resolver", "RESOLVER_PORT", 8053, check))

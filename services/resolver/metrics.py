@@ -15,6 +15,7 @@ from prometheus_client import (
 )
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+SHED_REASONS = ("idle", "slow", "deadline", "full")
 
 
 class Metrics:
@@ -41,6 +42,15 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.connections_shed = Counter(
+            "resolver_connections_shed",
+            "Connections ended to keep slots free: idle or slow (cut for a new one), "
+            "deadline (408), full (503, every slot busy).",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in SHED_REASONS:  # every series from 0, before the first shed
+            self.connections_shed.labels(reason)
         self.in_flight = Gauge(
             "resolver_requests_in_flight",
             "POST /resolve requests being answered.",

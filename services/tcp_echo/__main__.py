@@ -2,7 +2,10 @@
 
 connect with: nc 127.0.0.1 8000
 
-This module only wires config, JSON logging, the listening endpoint and SIGTERM.
+This module only wires config, JSON logging, the listening endpoint and SIGTERM, in the shape
+every ``__main__`` has: read config -> ``setup_logging`` -> build with the loop it is handed
+(``task.react`` hands ``main`` the reactor) -> serve. Logged through ``twisted.logger``:
+each field of an event is also a JSON key of the line (``forward_twisted_logs``).
 On SIGTERM (or Ctrl-C) the reactor's "before shutdown" trigger stops listening, lets
 every connection flush what it already echoed for up to TCP_ECHO_DRAIN_SECONDS,
 aborts the rest, and the process exits 0.
@@ -16,10 +19,10 @@ import sys
 from twisted.internet import defer, endpoints, task
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorCore
-from twisted.logger import Logger, STDLibLogObserver, globalLogBeginner
+from twisted.logger import Logger
 
 from services.common.config import ConfigError
-from services.common.logging import setup_logging
+from services.common.logging import forward_twisted_logs, setup_logging
 from services.tcp_echo.config import TcpEchoConfig
 from services.tcp_echo.protocol import Echo, EchoFactory
 
@@ -91,10 +94,10 @@ def run() -> None:
         config = TcpEchoConfig.from_env()
     except ConfigError as exc:
         setup_logging(SERVICE)
-        logging.getLogger("tcp_echo").error("invalid configuration: %s", exc)
+        logging.getLogger("tcp_echo").error("invalid configuration", extra={"error": str(exc)})
         sys.exit(2)
     setup_logging(SERVICE, config.log_level)
-    globalLogBeginner.beginLoggingTo([STDLibLogObserver()], redirectStandardIO=False)
+    forward_twisted_logs()
     task.react(main, [config])
 
 

@@ -1,55 +1,52 @@
-"""Is tcp-echo answering? An echo round trip to 127.0.0.1:TCP_ECHO_PORT.
+"""Is tcp-echo answering? The book's ``EchoClient`` (services/tcp_echo/client.py) sends a
+random payload to 127.0.0.1:TCP_ECHO_PORT, which must come back whole within two seconds.
 
-Run: ``python -m services.tcp_echo.healthcheck`` — exit 0 if healthy, 1 otherwise
-(compose uses it as the container's healthcheck).
+Run: ``python -m services.tcp_echo.healthcheck`` — exit 0 if healthy, else 1 and one JSON
+line saying why (compose uses it as the container's healthcheck every few seconds, so the
+client is exercised all the time; the contract is in services/common/healthcheck.py).
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import socket
 import sys
-import time
 
-from services.common.config import ConfigError, env_port
-from services.common.logging import setup_logging
+from twisted.internet import defer
+
+from services.common import healthcheck
+from services.tcp_echo.client import FAILURES, echo_within
 
 TIMEOUT = 2.0
 
 
-def echo_round_trip(host: str, port: int, timeout: float = TIMEOUT) -> bool:
-    """Send a random payload and expect exactly it back within `timeout` seconds."""
+def check(port: int, host: str = "127.0.0.1", timeout: float = TIMEOUT) -> str | None:
+    """None when the payload comes back unchanged, else what went wrong.
+
+    Runs Twisted's global reactor until the round trip ends, so once per process (a reactor
+    does not restart): that is how ``python -m services.tcp_echo.healthcheck`` calls it.
+    """
+    from twisted.internet import reactor
+
     payload = b"healthcheck " + os.urandom(8).hex().encode()
-    deadline = time.monotonic() + timeout
-    received = b""
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(payload)
-            while len(received) < len(payload):
-                sock.settimeout(max(deadline - time.monotonic(), 0.001))
-                chunk = sock.recv(len(payload) - len(received))
-                if not chunk:
-                    break
-                received += chunk
-    except OSError:
-        return False
-    return received == payload
+    outcome: list[str | None] = []
 
+    async def round_trip() -> None:
+        try:
+            echoed = await echo_within(reactor, timeout, host, port, payload)
+        except FAILURES as exc:
+            outcome.append(f"no echo from {host}:{port} within {timeout}s: {exc}")
+        else:
+            if echoed == payload:
+                outcome.append(None)
+            else:
+                outcome.append(f"sent {len(payload)} bytes to {host}:{port}, got {echoed!r}")
+        finally:
+            reactor.stop()
 
-def main() -> int:
-    setup_logging("tcp-echo-healthcheck")
-    log = logging.getLogger("tcp_echo.healthcheck")
-    try:
-        port = env_port("TCP_ECHO_PORT", 8000)
-    except ConfigError as exc:
-        log.error("invalid configuration: %s", exc)
-        return 1
-    if echo_round_trip("127.0.0.1", port):
-        return 0
-    log.error("no echo from 127.0.0.1:%d within %ss", port, TIMEOUT)
-    return 1
+    reactor.callWhenRunning(lambda: defer.ensureDeferred(round_trip()))
+    reactor.run(installSignalHandlers=False)
+    return outcome[0] if outcome else "the reactor stopped before the round trip ended"
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(healthcheck.main("tcp-echo", "TCP_ECHO_PORT", 8000, check))

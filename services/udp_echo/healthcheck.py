@@ -1,22 +1,20 @@
-"""Compose healthcheck: ``python -m services.udp_echo.healthcheck``.
+"""Is udp-echo answering? One real echo round trip to 127.0.0.1:UDP_ECHO_PORT (a random
+payload must come back unchanged), two tries of one second each. A TCP connect would prove
+nothing for a UDP service.
 
-One real echo round trip to 127.0.0.1:UDP_ECHO_PORT (a random payload must come back
-unchanged), two tries of one second each. Exit 0 when healthy, 1 otherwise, with a
-JSON log line saying why. A TCP connect would prove nothing for a UDP service.
+Run: ``python -m services.udp_echo.healthcheck`` — exit 0 if healthy, else 1 and one JSON
+line saying why (compose uses it as the container's healthcheck; the contract is in
+services/common/healthcheck.py).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import sys
 import time
 
-from services.common.config import ConfigError, env_port
-from services.common.logging import setup_logging
-
-log = logging.getLogger("services.udp_echo.healthcheck")
+from services.common import healthcheck
 
 TRIES = 2
 TIMEOUT = 1.0
@@ -37,35 +35,20 @@ def try_echo(host: str, port: int, timeout: float = TIMEOUT) -> None:
     raise TimeoutError(f"no echo within {timeout}s")
 
 
-def echo_round_trip(host: str, port: int, timeout: float = TIMEOUT, tries: int = TRIES) -> bool:
-    """True when one of `tries` payloads sent to host:port comes back unchanged."""
+def check(
+    port: int, host: str = "127.0.0.1", timeout: float = TIMEOUT, tries: int = TRIES
+) -> str | None:
+    """None when one of `tries` payloads comes back unchanged, else the last failure."""
+    reason = "no try made"
     for _ in range(tries):
         try:
             try_echo(host, port, timeout)
-        except OSError:
-            continue
-        return True
-    return False
-
-
-def main() -> int:
-    setup_logging("udp-echo-healthcheck", "WARNING")
-    try:
-        port = env_port("UDP_ECHO_PORT", 9999)
-    except ConfigError as exc:
-        log.error("invalid configuration", extra={"error": str(exc)})
-        return 1
-    error = ""
-    for _ in range(TRIES):
-        try:
-            try_echo("127.0.0.1", port)
         except OSError as exc:  # timeout, refused: try again, then report
-            error = f"{type(exc).__name__}: {exc}"
+            reason = f"no echo from {host}:{port} in {tries} tries: {type(exc).__name__}: {exc}"
             continue
-        return 0
-    log.error("udp echo unhealthy", extra={"port": port, "tries": TRIES, "error": error})
-    return 1
+        return None
+    return reason
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(healthcheck.main("udp-echo", "UDP_ECHO_PORT", 9999, check))

@@ -16,83 +16,27 @@ from gevent import monkey
 monkey.patch_all()
 
 import json  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from io import BytesIO  # noqa: E402
-from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-import dns.exception  # noqa: E402
-import dns.resolver  # noqa: E402
 import pytest  # noqa: E402
 
+from devstack import start, stop  # noqa: E402
 from services.resolver.api import ResolverApp  # noqa: E402
 from services.resolver.request import Limits  # noqa: E402
 from services.resolver.resolve import Resolver  # noqa: E402
 from services.resolver.server import ResolverServer  # noqa: E402
-from tests.stack import free_port  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
-STARTUP_DEADLINE = 20.0
-
-
-def dns_answers(port: int) -> bool:
-    probe = dns.resolver.Resolver(configure=False)
-    probe.nameservers = ["127.0.0.1"]
-    probe.port = port
-    try:
-        probe.resolve("www.polyloop.test", "A", lifetime=0.5)
-    except (dns.exception.DNSException, OSError):
-        return False
-    return True
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
-def start(
-    module: str, env: dict[str, str | None], log_path: Path, ready: Callable[[], bool], what: str
-) -> subprocess.Popen:
-    """`python -m module` with its output in `log_path`, polled until `ready()` holds.
-
-    `env` is added to this process's environment; a None value removes the variable."""
-    merged = {**os.environ, "LISTEN_HOST": "127.0.0.1", **env}
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", module],
-            cwd=ROOT,
-            env={name: value for name, value in merged.items() if value is not None},
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + STARTUP_DEADLINE
-    while not ready():
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(process)
-            pytest.fail(f"{what} did not start: {log_path.read_text()}")
-        time.sleep(0.1)  # polling interval, not synchronisation
-    return process
 
 
 @pytest.fixture(scope="session")
 def dns_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """The stack's real dns service (python -m services.dns) on a free port."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("dns") / "dns.log"
-    env = {"DNS_PORT": str(port), "LOG_LEVEL": "WARNING"}
-    process = start("services.dns", env, log_path, lambda: dns_answers(port), "the dns service")
+    log = tmp_path_factory.mktemp("dns") / "dns.log"
+    process = start("dns", {"LOG_LEVEL": "WARNING"}, log=log)
     try:
-        yield port
+        yield process.port
     finally:
         stop(process)
 

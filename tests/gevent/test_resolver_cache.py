@@ -8,41 +8,12 @@ Run: .venv/bin/pytest tests/gevent -p no:cacheprovider
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
-import gevent
 import pytest
 
 from services.resolver.resolve import Resolver
-
-
-class CountingRelay:
-    """Forwards each datagram to the dns service and its answer back; counts questions."""
-
-    def __init__(self, upstream_port: int) -> None:
-        self.upstream = ("127.0.0.1", upstream_port)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.queries = 0
-        self._loop = gevent.spawn(self._serve)
-
-    def _serve(self) -> None:
-        while True:
-            query, client = self.sock.recvfrom(65535)
-            self.queries += 1
-            gevent.spawn(self._forward, query, client)
-
-    def _forward(self, query: bytes, client: tuple[str, int]) -> None:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as upstream:
-            upstream.settimeout(5)
-            upstream.sendto(query, self.upstream)
-            self.sock.sendto(upstream.recv(65535), client)
-
-    def close(self) -> None:
-        self._loop.kill()
-        self.sock.close()
+from tests.gevent.relay import CountingRelay
 
 
 @pytest.fixture

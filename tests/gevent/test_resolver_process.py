@@ -10,17 +10,19 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import gevent
 import pytest
 
-from tests.gevent.conftest import ROOT, free_port, start, stop
+from devstack import ROOT, Process, free_port, start, stop
 
 
 def healthcheck(port: int) -> int:
@@ -34,31 +36,26 @@ def healthcheck(port: int) -> int:
 
 
 class Service:
-    def __init__(self, process: subprocess.Popen, port: int, log_path: Path) -> None:
-        self.process = process
-        self.port = port
-        self.log_path = log_path
+    def __init__(self, started: Process) -> None:
+        self.started = started
+        self.process = started.popen
+        self.port = started.port
 
     def log(self) -> list[dict]:
-        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line]
+        return [json.loads(line) for line in self.started.log_lines() if line]
 
 
 @pytest.fixture
 def service(dns_port: int, tmp_path: Path) -> Iterator[Service]:
-    port = free_port()
-    log_path = tmp_path / "resolver.log"
     env = {
-        "RESOLVER_PORT": str(port),
         "DNS_HOST": "localhost",  # a host name, resolved once at start
         "DNS_PORT": str(dns_port),
         "RESOLVER_DRAIN_SECONDS": "3",
         "GEVENT_RESOLVER": None,  # unset: __main__ chooses
     }
-    process = start(
-        "services.resolver", env, log_path, lambda: healthcheck(port) == 0, "the resolver"
-    )
+    process = start("resolver", env, log=tmp_path / "resolver.log")
     try:
-        yield Service(process, port, log_path)
+        yield Service(process)
     finally:
         stop(process)
 
@@ -79,6 +76,46 @@ def test_it_serves_and_logs_json(service: Service) -> None:
     assert started["gevent_resolver"] == "dnspython"
     assert started["dns"].startswith("127.0.0.1:")
     assert any(entry["msg"] == "resolved" and entry["names"] == 1 for entry in entries)
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS line")
+
+
+def test_thousands_of_odd_methods_leave_rss_and_metrics_flat(service: Service) -> None:
+    # the attack of issue 8: distinct 4,000-character methods, each once
+    def metrics_bytes() -> int:
+        return sum(len(line) + 1 for line in metrics(service.port))
+
+    with socket.create_connection(("127.0.0.1", service.port), timeout=5) as sock:
+        replies = sock.makefile("rb")
+
+        def odd_requests(count: int) -> None:
+            for _ in range(count):
+                method = ("M" + uuid.uuid4().hex.upper() * 125)[:4000]
+                sock.sendall(f"{method} /healthz HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+                length = 0
+                while (line := replies.readline()) not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                assert len(replies.read(length)) == length
+
+        odd_requests(500)  # warm up: the allocator's first arenas are not a leak
+        rss, size = rss_mib(service.process.pid), metrics_bytes()
+        odd_requests(3000)
+    assert rss_mib(service.process.pid) - rss < 8  # the labels alone would be 12 MB
+    assert metrics_bytes() - size < 200
+
+
+def test_by_default_a_name_outside_the_zone_is_refused(service: Service) -> None:
+    # refused before any lookup: nothing is asked of the system resolver
+    results = resolve(service.port, ["outside.invalid", "www.polyloop.test"])["results"]
+    assert [result["error"] for result in results] == ["refused", None]
+    started = next(entry for entry in service.log() if entry["msg"] == "listening")
+    assert started["external"] is False
 
 
 def test_sigterm_finishes_the_request_in_flight_then_exits_0(service: Service) -> None:
@@ -150,5 +187,5 @@ def test_a_bad_setting_stops_the_start_with_a_clear_message(variable: str, value
     assert finished.returncode == 2
     assert "Traceback" not in finished.stdout + finished.stderr
     error = json.loads(finished.stdout.splitlines()[-1])
-    assert error["level"] == "error"
-    assert variable in error["msg"]
+    assert (error["level"], error["msg"]) == ("error", "invalid configuration")
+    assert variable in error["error"]

@@ -111,22 +111,23 @@ def test_a_full_pool_still_ends_at_the_timeout(dns_port: int) -> None:
 
 
 class Watched(Resolver):
-    """Remembers every greenlet that looked a name up (the A/AAAA children too)."""
+    """Remembers every greenlet that looked a name up (the A child and the AAAA one too)."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.greenlets: list[gevent.Greenlet] = []
-        ask = self._ask
+        ask, answer = self.lookups.ask, self.lookups._answer
 
-        def watched_ask(name: str, rdtype: str, deadline: float) -> list[str]:
+        def watched_ask(name: str, deadline: float) -> list[str]:
             self.greenlets.append(gevent.getcurrent())
-            return ask(name, rdtype, deadline)
+            return ask(name, deadline)
 
-        self._ask = watched_ask
+        def watched_answer(key: str, rdtype: str, deadline: float) -> object:
+            self.greenlets.append(gevent.getcurrent())
+            return answer(key, rdtype, deadline)
 
-    def lookup(self, name: str, deadline: float) -> list[str]:
-        self.greenlets.append(gevent.getcurrent())
-        return super().lookup(name, deadline)
+        self.lookups.ask = watched_ask
+        self.lookups._answer = watched_answer
 
 
 @pytest.mark.parametrize("mode", ["concurrent", "sequential"])

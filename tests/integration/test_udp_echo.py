@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from services.udp_echo import probe
-from services.udp_echo.healthcheck import echo_round_trip
+from services.udp_echo.healthcheck import check as udp_echo_check
 from tests.stack import ROOT, Stack, stack_mode, unavailable
 
 MAX_DATAGRAM = int(os.environ.get("UDP_ECHO_MAX_DATAGRAM", "").strip() or "4096")
@@ -35,7 +35,7 @@ IN_NETWORK_PORT = 9999
 
 @pytest.fixture(scope="module", autouse=True)
 def udp_echo(stack: Stack) -> None:
-    if not echo_round_trip(stack.host, stack.udp_echo_port):
+    if udp_echo_check(stack.udp_echo_port, stack.host) is not None:
         unavailable(f"udp-echo at {stack.host}:{stack.udp_echo_port}/udp")
 
 

@@ -224,6 +224,18 @@ def test_each_deployment_agrees_with_its_compose_service(
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert ctr[probe]["exec"]["command"] == check, probe
     assert ctr.get("args") == service.get("command")
+    # and compose's timing: readiness as its healthcheck, startup covering its start period
+    timing = service["healthcheck"]
+    seconds = {k: int(str(timing[k]).rstrip("s")) for k in ("interval", "timeout", "start_period")}
+    ready = ctr["readinessProbe"]
+    assert (ready["periodSeconds"], ready["timeoutSeconds"], ready["failureThreshold"]) == (
+        seconds["interval"],
+        seconds["timeout"],
+        timing["retries"],
+    )
+    startup = ctr["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= seconds["start_period"]
+    assert ctr["livenessProbe"]["timeoutSeconds"] == seconds["timeout"]
 
 
 def test_the_configmaps_hold_exactly_compose_variables(compose: dict, load: dict) -> None:

@@ -11,18 +11,17 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from devstack import ROOT, Process, start, stop
 from services.dns.healthcheck import check as dns_check
-from services.tcp_echo.healthcheck import echo_round_trip
-from tests.stack import IN_CI, ROOT, free_port
+from tests.stack import IN_CI
 
 PYPY = ROOT / "build" / "pypy-venv" / "bin" / "python"
-START_TIMEOUT = 30.0  # PyPy starts slower than CPython
+PYPY_ENV = {"PYPY_GC_NURSERY": "4MB"}  # as in the PyPy images (services/Dockerfile says why)
 
 
 @pytest.fixture(scope="module")
@@ -43,55 +42,23 @@ def pypy() -> Path:
     return PYPY
 
 
-def start(pypy: Path, module: str, env: dict[str, str], ready, log: Path) -> subprocess.Popen:
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(pypy), "-m", module],
-            cwd=ROOT,
-            env={**os.environ, "LISTEN_HOST": "127.0.0.1", "PYPY_GC_NURSERY": "4MB", **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline and process.poll() is None:
-        if ready():
-            return process
-        time.sleep(0.1)
-    stop(process)
-    pytest.fail(f"{module} on PyPy did not answer:\n{log.read_text()}")
-
-
-def stop(process: subprocess.Popen) -> int:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
-
-
 @pytest.fixture
-def tcp_echo(pypy: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, int]]:
-    port = free_port()
-    ready = lambda: echo_round_trip("127.0.0.1", port, timeout=0.5)  # noqa: E731
-    process = start(pypy, "services.tcp_echo", {"TCP_ECHO_PORT": str(port)}, ready, tmp_path / "t")
-    yield process, port
+def tcp_echo(pypy: Path, tmp_path: Path) -> Iterator[Process]:
+    # devstack polls the healthcheck with the same interpreter: PyPy answers it too
+    process = start("tcp_echo", PYPY_ENV, python=pypy, log=tmp_path / "tcp-echo.log")
+    yield process
     stop(process)
 
 
 @pytest.fixture
-def dns_server(pypy: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, int]]:
-    port = free_port()
-    ready = lambda: dns_check(port, timeout=0.5) is None  # noqa: E731
-    process = start(pypy, "services.dns", {"DNS_PORT": str(port)}, ready, tmp_path / "d")
-    yield process, port
+def dns_server(pypy: Path, tmp_path: Path) -> Iterator[Process]:
+    process = start("dns", PYPY_ENV, python=pypy, log=tmp_path / "dns.log")
+    yield process
     stop(process)
 
 
-def test_tcp_echo_on_pypy_echoes_and_stops_on_sigterm(tcp_echo, pypy: Path) -> None:
-    process, port = tcp_echo
+def test_tcp_echo_on_pypy_echoes_and_stops_on_sigterm(tcp_echo: Process, pypy: Path) -> None:
+    process, port = tcp_echo, tcp_echo.port
     payload = os.urandom(64 * 1024)
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(payload)
@@ -113,8 +80,8 @@ def test_tcp_echo_on_pypy_echoes_and_stops_on_sigterm(tcp_echo, pypy: Path) -> N
     assert stop(process) == 0
 
 
-def test_dns_on_pypy_answers_the_zone(dns_server, pypy: Path) -> None:
-    process, port = dns_server
+def test_dns_on_pypy_answers_the_zone(dns_server: Process, pypy: Path) -> None:
+    process, port = dns_server, dns_server.port
     assert dns_check(port) is None  # www.polyloop.test A -> 192.0.2.10, from CPython
     health = subprocess.run(
         [str(pypy), "-m", "services.dns.healthcheck"],

@@ -5,6 +5,7 @@ peer that never reads, the healthcheck. Nothing else needs to be running."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -17,24 +18,28 @@ from pathlib import Path
 
 import pytest
 
-from services.tcp_echo.healthcheck import echo_round_trip
-from tests.stack import ROOT, free_port
+from devstack import ROOT, Process, free_port, start, stop
 
-START_TIMEOUT = 15.0
 MiB = 1024 * 1024
 
 
 @dataclass
 class Service:
-    process: subprocess.Popen
-    port: int
-    log: Path
+    started: Process
+
+    @property
+    def process(self) -> subprocess.Popen:
+        return self.started.popen
+
+    @property
+    def port(self) -> int:
+        return self.started.port
 
     def connect(self, timeout: float = 5.0) -> socket.socket:
         return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
 
     def log_lines(self) -> list[str]:
-        return self.log.read_text().splitlines()
+        return self.started.log_lines()
 
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -43,55 +48,22 @@ class Service:
         raise AssertionError("no VmRSS for the service process")
 
 
-def start_service(tmp_path: Path, **env: str) -> Service:
-    """Start `python -m services.tcp_echo` on a free port and wait for its first echo."""
-    for attempt in range(3):
-        port = free_port()
-        log = tmp_path / f"tcp-echo-{port}.log"
-        with log.open("wb") as out:  # the child keeps its own copy of the descriptor
-            process = subprocess.Popen(
-                [sys.executable, "-m", "services.tcp_echo"],
-                cwd=ROOT,
-                env={**os.environ, "LISTEN_HOST": "127.0.0.1", "TCP_ECHO_PORT": str(port), **env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline and process.poll() is None:
-            if echo_round_trip("127.0.0.1", port, timeout=0.5):
-                return Service(process, port, log)
-            time.sleep(0.05)
-        stop(process)
-        if attempt == 2 or "Address already in use" not in log.read_text():
-            pytest.fail(f"tcp-echo did not start:\n{log.read_text()}")
-    raise AssertionError("unreachable")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 StartService = Callable[..., Service]
 
 
 @pytest.fixture
 def service_factory(tmp_path: Path) -> Iterator[StartService]:
-    started: list[Service] = []
+    """Start `python -m services.tcp_echo` on a free port (devstack), stopped after the test."""
+    started: list[Process] = []
 
-    def start(**env: str) -> Service:
-        service = start_service(tmp_path, **env)
-        started.append(service)
-        return service
+    def start_service(**env: str) -> Service:
+        process = start("tcp_echo", env, log=tmp_path / f"tcp-echo-{len(started)}.log")
+        started.append(process)
+        return Service(process)
 
-    yield start
-    for service in started:
-        stop(service.process)
+    yield start_service
+    for process in started:
+        stop(process)
 
 
 def echo(sock: socket.socket, payload: bytes) -> bytes:
@@ -268,3 +240,18 @@ def test_idle_connection_is_closed_by_the_running_service(service_factory: Start
     with service.connect(timeout=5) as client:
         assert echo(client, b"then silence") == b"then silence"
         assert client.recv(1) == b"", "expected a clean close of the idle connection"
+
+
+def test_every_log_field_is_a_json_key(service_factory: StartService) -> None:
+    service = service_factory(TCP_ECHO_MAX_CONNECTIONS="7")
+    service.process.send_signal(signal.SIGTERM)
+    assert service.process.wait(timeout=15) == 0
+    lines = [json.loads(line) for line in service.log_lines()]  # every line is JSON
+    listening = next(line for line in lines if line["msg"].startswith("listening on"))
+    assert (listening["logger"], listening["port"], listening["limit"]) == (
+        "tcp_echo",
+        service.port,
+        7,
+    )
+    stopped = next(line for line in lines if line["msg"].startswith("stopped:"))
+    assert stopped["total"] >= 1  # devstack's healthcheck connected once

@@ -5,31 +5,22 @@ Needs nothing running: each test starts what it uses on 127.0.0.1 and stops it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import queue
 import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from devstack import ROOT, Process, free_port, start, stop
 from services.udp_echo import probe
-from services.udp_echo.healthcheck import echo_round_trip
-from tests.stack import ROOT
+from services.udp_echo.healthcheck import check as udp_echo_check
 
 PROBE_SOURCE = Path(probe.__file__).read_text()
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_module(module: str, *args: str, env: dict[str, str], **kwargs) -> subprocess.Popen:
@@ -44,65 +35,18 @@ def run_module(module: str, *args: str, env: dict[str, str], **kwargs) -> subpro
     )
 
 
-class Service:
-    """A running `python -m services.udp_echo`, its stdout read line by line by a thread."""
-
-    def __init__(self, port: int, loop: str = "asyncio") -> None:
-        self.port = port
-        self.proc = run_module(
-            "services.udp_echo", env={"UDP_ECHO_PORT": str(port), "UDP_ECHO_LOOP": loop}
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line)
-
-    def first_message(self, timeout: float = 15) -> str:
-        return self.first_line(timeout)["msg"]
-
-    def first_line(self, timeout: float = 15) -> dict:
-        try:
-            self.first = json.loads(self.lines.get(timeout=timeout))
-            return self.first
-        except queue.Empty:
-            self.proc.kill()
-            pytest.fail(f"udp-echo said nothing in {timeout}s: {self.proc.communicate()[1]}")
-
-    def stop(self, timeout: float = 5) -> tuple[int, list[dict], str]:
-        """Wait for the exit: (return code, the JSON lines after the first, stderr)."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=timeout)
-        if self.proc.poll() is None:
-            self.proc.kill()
-        _, err = self.proc.communicate(timeout=10)
-        self._reader.join(timeout=10)
-        rest = []
-        while not self.lines.empty():
-            rest.append(json.loads(self.lines.get_nowait()))
-        return self.proc.wait(), rest, err
-
-
 @pytest.fixture(params=["asyncio", "uvloop"])
-def service(request: pytest.FixtureRequest) -> Iterator[Service]:
-    """udp-echo on a free port, on each event loop (UDP_ECHO_LOOP); its own "listening"
-    line proves the port is its own and names the loop it runs on."""
-    for _ in range(3):
-        started = Service(free_udp_port(), request.param)
-        if started.first_message() == "udp echo listening":
-            assert started.first["loop"] == request.param
-            break
-        started.stop()  # the port was taken between our probe and its bind: another one
-    else:
-        pytest.fail("udp-echo could not bind a free port in 3 tries")
+def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Process]:
+    """udp-echo on a free port (devstack), on each event loop (UDP_ECHO_LOOP); its own
+    "listening" line names the loop it runs on."""
+    env = {"UDP_ECHO_LOOP": request.param}
+    process = start("udp_echo", env, log=tmp_path / f"udp-echo-{request.param}.log")
     try:
-        yield started
+        first = json_lines(process.log_text())[0]
+        assert (first["msg"], first["loop"]) == ("udp echo listening", request.param)
+        yield process
     finally:
-        started.stop(timeout=0)
+        stop(process)
 
 
 def json_lines(text: str) -> list[dict]:
@@ -110,14 +54,15 @@ def json_lines(text: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_stop_signal_exits_0_at_once(service: Service, signum: signal.Signals) -> None:
-    assert echo_round_trip("127.0.0.1", service.port)
-    service.proc.send_signal(signum)
-    returncode, lines, err = service.stop(timeout=5)
-    assert returncode == 0, err
-    assert [line["msg"] for line in lines] == ["stopping", "udp echo closed"]
-    assert lines[-1]["echoed"] == 1
-    assert err == ""
+def test_a_stop_signal_exits_0_at_once(service: Process, signum: signal.Signals) -> None:
+    assert udp_echo_check(service.port) is None
+    service.popen.send_signal(signum)
+    assert service.popen.wait(timeout=5) == 0, service.log_text()
+    # stdout and stderr share the log: every line JSON means nothing raw on stderr
+    lines = json_lines(service.log_text())
+    assert [line["msg"] for line in lines[1:]] == ["stopping", "udp echo closed"]
+    # ours, after the healthcheck devstack waited on (2 datagrams if its first try timed out)
+    assert lines[-1]["echoed"] in {2, 3}
 
 
 def test_a_bad_setting_exits_2_with_one_clear_line() -> None:
@@ -141,17 +86,21 @@ def test_a_port_in_use_exits_1_with_one_clear_line() -> None:
     assert err == ""
 
 
-def test_healthcheck_exits_0_when_it_echoes(service: Service) -> None:
+def test_healthcheck_exits_0_when_it_echoes(service: Process) -> None:
     check = run_module("services.udp_echo.healthcheck", env={"UDP_ECHO_PORT": str(service.port)})
     out, _ = check.communicate(timeout=10)
     assert check.returncode == 0, out
 
 
 def test_healthcheck_exits_1_when_nothing_answers() -> None:
-    check = run_module("services.udp_echo.healthcheck", env={"UDP_ECHO_PORT": str(free_udp_port())})
-    out, _ = check.communicate(timeout=10)
+    port = free_port()
+    check = run_module("services.udp_echo.healthcheck", env={"UDP_ECHO_PORT": str(port)})
+    out, err = check.communicate(timeout=10)
     assert check.returncode == 1
-    assert json_lines(out)[-1]["msg"] == "udp echo unhealthy"
+    (line,) = json_lines(out)
+    assert (line["msg"], line["port"]) == ("unhealthy", port)
+    assert "ConnectionRefusedError" in line["reason"]
+    assert err == ""
 
 
 def run_piped_probe(*args: str) -> dict:
@@ -169,7 +118,7 @@ def run_piped_probe(*args: str) -> dict:
     return json.loads(done.stdout)
 
 
-def test_probe_as_a_module_and_piped_on_stdin(service: Service) -> None:
+def test_probe_as_a_module_and_piped_on_stdin(service: Process) -> None:
     port = service.port
     module = run_module(
         "services.udp_echo.probe", "127.0.0.1", str(port), "--source-port", "0", env={}
@@ -196,7 +145,7 @@ def free_privileged_port() -> int:
     pytest.skip("no free UDP port below 1024")
 
 
-def test_probe_from_a_privileged_port_gets_no_reply(service: Service) -> None:
+def test_probe_from_a_privileged_port_gets_no_reply(service: Process) -> None:
     port = service.port
     source = free_privileged_port()
     result = run_piped_probe("127.0.0.1", str(port), "--source-port", str(source))

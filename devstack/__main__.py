@@ -1,0 +1,139 @@
+"""The stack as LOCAL PROCESSES: what ``make up`` runs when no Docker engine answers.
+
+    python -m devstack up      start the five services on 127.0.0.1, each once healthy
+    python -m devstack down    SIGTERM them (SIGKILL after a grace), wait until they are gone
+    python -m devstack ps      pid and state of each
+    python -m devstack logs    follow their logs (.run/<service>.log)
+
+Ports come from the same variables as compose (WEB_PORT, TCP_ECHO_PORT, ...; README
+defaults). ``POLYLOOP_PYPY=1`` runs dns and tcp_echo on build/pypy-venv. State lives in
+.run/: a pid file per service, its log, and ``mode`` ("local"), which the tests read.
+``scripts/stack.sh`` (``make up|down|ps|logs``) calls this; it handles containers itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from devstack import ROOT, SERVICES, STOP_GRACE, Service, StartError, start
+
+RUN = ROOT / ".run"
+PYPY = ROOT / "build" / "pypy-venv" / "bin" / "python"
+
+
+def say(message: str) -> None:
+    # the user's terminal, like scripts/stack.sh's own lines (stderr keeps stdout for data)
+    print(f"[polyloop] {message}", file=sys.stderr, flush=True)
+
+
+def pypy_wanted() -> bool:
+    return os.environ.get("POLYLOOP_PYPY", "0").lower() in {"1", "true", "yes"}
+
+
+def pid_file(service: Service) -> Path:
+    return RUN / f"{service.name}.pid"
+
+
+def running_pid(service: Service) -> int | None:
+    """The pid in .run/<name>.pid if that process is alive and still runs this service
+    (a pid file left by a crash may name a pid reused since)."""
+    try:
+        pid = int(pid_file(service).read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if service.module.encode() in cmdline.split(b"\0") else None
+
+
+def stack_env() -> dict[str, str]:
+    """Every service's port variables, from the environment or the README defaults: each
+    service is told where the others are."""
+    env = {}
+    for service in SERVICES.values():
+        for variable, default in service.ports.items():
+            env[variable] = os.environ.get(variable, "").strip() or str(default)
+    # as in the PyPy images (services/Dockerfile says why)
+    env["PYPY_GC_NURSERY"] = os.environ.get("PYPY_GC_NURSERY", "4MB")
+    return env
+
+
+def up() -> int:
+    say("running the five services as LOCAL PROCESSES on 127.0.0.1")
+    say(f"(same code, same config variables; 'make down' stops them; logs in {RUN.name}/*.log)")
+    if pypy_wanted():
+        say(f"POLYLOOP_PYPY=1: dns and tcp_echo on PyPy ({PYPY.relative_to(ROOT)})")
+        subprocess.run(["bash", "scripts/pypy-venv.sh"], cwd=ROOT, check=True)
+    RUN.mkdir(exist_ok=True)
+    # first: if a service fails to start, `make down` still stops the ones already running
+    (RUN / "mode").write_text("local\n")
+    env = stack_env()
+    for service in SERVICES.values():
+        if running_pid(service) is not None:
+            say(f"{service.label} already running")
+            continue
+        python = PYPY if pypy_wanted() and service.pypy else sys.executable
+        try:
+            process = start(service.name, env, python=python, log=RUN / f"{service.name}.log")
+        except StartError as exc:
+            say(str(exc))
+            return 1
+        pid_file(service).write_text(f"{process.pid}\n")
+        say(f"{service.label} healthy (pid {process.pid}, {service.port_variable}={process.port})")
+    say("stack is up as local processes")
+    return 0
+
+
+def down() -> int:
+    stopping: list[tuple[Service, int]] = []
+    for service in SERVICES.values():
+        pid = running_pid(service)
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            stopping.append((service, pid))
+    deadline = time.monotonic() + STOP_GRACE
+    for service, pid in stopping:
+        # not our children (an earlier `up` started them): poll until the pid is gone
+        while running_pid(service) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling interval, not synchronisation
+        if running_pid(service) is not None:
+            say(f"{service.label} (pid {pid}) ignored SIGTERM for {STOP_GRACE:.0f} s: SIGKILL")
+            os.kill(pid, signal.SIGKILL)
+    for service in SERVICES.values():
+        pid_file(service).unlink(missing_ok=True)
+    if (RUN / "mode").exists() and (RUN / "mode").read_text().strip() == "local":
+        (RUN / "mode").unlink()
+    say(f"local processes stopped ({len(stopping)} were running)")
+    return 0
+
+
+def ps() -> int:
+    for service in SERVICES.values():
+        pid = running_pid(service)
+        state = "running" if pid is not None else "stopped"
+        print(f"{service.label:<10} pid {pid or '-':<8} {state}")
+    return 0
+
+
+def logs() -> int:
+    files = sorted(str(path) for path in RUN.glob("*.log"))
+    if not files:
+        say(f"no logs in {RUN}")
+        return 1
+    os.execvp("tail", ["tail", "-n", "50", "-f", *files])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["up", "down", "ps", "logs"])
+    command = parser.parse_args(argv).command
+    return {"up": up, "down": down, "ps": ps, "logs": logs}[command]()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""devstack, the dev-only process starter: start() waits on the service's own healthcheck,
+fails with the tail of its log, stop() returns the exit code; ``python -m devstack`` is the
+local mode of ``make up``. Starts real services on free 127.0.0.1 ports; nothing else needs
+to run."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devstack import ROOT, SERVICES, StartError, bound, check, free_port, start, stop
+
+
+def test_the_table_names_each_service_its_module_and_healthcheck() -> None:
+    assert list(SERVICES) == ["dns", "tcp_echo", "udp_echo", "resolver", "web"]
+    for service in SERVICES.values():
+        assert (ROOT / "services" / service.name / "__main__.py").is_file()
+        assert (ROOT / "services" / service.name / "healthcheck.py").is_file()
+        assert service.port_variable.endswith("_PORT")
+    assert {name for name, service in SERVICES.items() if service.pypy} == {"dns", "tcp_echo"}
+
+
+def test_start_waits_for_the_healthcheck_and_stop_returns_the_exit_code(tmp_path: Path) -> None:
+    process = start("udp_echo", log=tmp_path / "udp.log")
+    # start() returned: the service's own healthcheck passes now
+    assert check(SERVICES["udp_echo"], process.env) is None
+    assert stop(process) == 0
+    assert "unhealthy" in (check(SERVICES["udp_echo"], process.env) or "")
+
+
+def test_a_service_that_exits_while_starting_fails_with_the_tail_of_its_log(
+    tmp_path: Path,
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = str(taken.getsockname()[1])
+        with pytest.raises(StartError, match="udp-echo exited with 1") as failure:
+            start("udp_echo", {"UDP_ECHO_PORT": port}, log=tmp_path / "udp.log")
+    assert "cannot listen" in str(failure.value)  # the service's own last log line
+
+
+def test_a_service_that_never_gets_healthy_is_stopped_at_the_deadline(tmp_path: Path) -> None:
+    # it runs, but drops every datagram over 1 byte: the healthcheck's payload never returns
+    with pytest.raises(StartError, match=r"not healthy after 1 s") as failure:
+        start(
+            "udp_echo",
+            {"UDP_ECHO_PORT": str(port := free_port()), "UDP_ECHO_MAX_DATAGRAM": "1"},
+            log=tmp_path / "udp.log",
+            deadline=1.0,
+        )
+    assert "udp echo listening" in str(failure.value)  # the tail of its log
+    assert not bound(port), "start() left the unhealthy service running"
+
+
+def test_free_port_is_free_for_tcp_and_udp() -> None:
+    port = free_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+        tcp.bind(("127.0.0.1", port))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", port))
+
+
+def test_the_cli_refuses_an_unknown_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "devstack", "restart"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "invalid choice: 'restart'" in done.stderr
