@@ -444,3 +444,21 @@ async def test_the_tcp_connect_is_bounded_apart_from_the_call() -> None:
             await asyncio.wait_for(pool.echo(b"x"), 5.0)
         assert loop.time() - start < 2.0
         assert replicas.snapshot()["replicas"][0]["state"] == "down"
+
+
+async def test_a_flapping_replica_cannot_flood_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    now = [100.0]
+    replicas = ReplicaSet(
+        "tcp-echo", "tcp-echo", 8000, resolve=Names(ADDRESSES[:1]), clock=lambda: now[0]
+    )
+    await replicas.refresh()
+    with caplog.at_level("INFO", logger=r.__name__):
+        for _ in range(1000):  # down and back up, a thousand times within one second
+            replicas.failed("127.0.0.2", "refused")
+            replicas.succeeded("127.0.0.2")
+        now[0] += 1.5
+        replicas.failed("127.0.0.2", "refused")
+    changes = [rec for rec in caplog.records if rec.getMessage().startswith("replica ")]
+    assert len(changes) == 2
+    assert changes[1].changes_not_logged == 1999  # type: ignore[attr-defined]
+    assert replicas.snapshot()["replicas"][0]["failures"] == 1001

@@ -45,6 +45,7 @@ REFRESH_EVERY = 2.0
 MAX_REPLICAS = 64
 CONNECT_TIMEOUT = 1.0
 PING = b"ping"
+LOG_EVERY = 1.0  # seconds between two logged state changes of one replica
 DNS_PROBE_NAME = "www.polyloop.test"
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class Replica:
     failures: int = 0
     error: str | None = None
     changed: float = 0.0  # monotonic time of the last state change
+    logged: float = float("-inf")  # when a state change was last logged
+    unlogged: int = 0  # state changes since then, not logged (a flapping replica)
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -223,11 +226,21 @@ class ReplicaSet:
     def _set(self, replica: Replica, state: str, error: str | None) -> None:
         replica.state = state
         replica.error = error
-        replica.changed = self._clock()
+        replica.changed = now = self._clock()
+        # one line per replica per LOG_EVERY at most: a flapping one cannot flood the log
+        if now - replica.logged < LOG_EVERY:
+            replica.unlogged += 1
+            return
         log.info(
             "replica " + state,
-            extra={"service": self.service, "address": replica.address, "error": error},
+            extra={
+                "service": self.service,
+                "address": replica.address,
+                "error": error,
+                "changes_not_logged": replica.unlogged,
+            },
         )
+        replica.logged, replica.unlogged = now, 0
 
 
 async def call_on_replica(
