@@ -41,6 +41,18 @@ class WebConfig:
     max_replicas: int = 64
     connect_timeout: float = 1.0
     log_level: str = "INFO"
+    # every service's own metrics endpoint (issue 10's contract), scraped by services/web/scrape.py
+    web_host: str = "127.0.0.1"
+    tcp_echo_metrics_port: int = 9101
+    udp_echo_metrics_port: int = 9102
+    resolver_metrics_port: int = 9103
+    dns_metrics_port: int = 9104
+    metrics_port: int = 9105  # WEB_METRICS_PORT: the front's own, scraped like the others
+    scrape_timeout: float = 0.5
+    # the /ws/live feed (services/web/live.py)
+    live_max_clients: int = 100
+    live_max_message: int = 1024
+    live_send_timeout: float = 2.0
 
     @property
     def udp_max_message(self) -> int:
@@ -80,4 +92,20 @@ class WebConfig:
                 "WEB_CONNECT_TIMEOUT", 1.0, minimum=0.05, maximum=30, env=env
             ),
             log_level=env_log_level(env),
+            web_host=env_str("WEB_HOST", "127.0.0.1", env),
+            tcp_echo_metrics_port=env_port("TCP_ECHO_METRICS_PORT", 9101, env),
+            udp_echo_metrics_port=env_port("UDP_ECHO_METRICS_PORT", 9102, env),
+            resolver_metrics_port=env_port("RESOLVER_METRICS_PORT", 9103, env),
+            dns_metrics_port=env_port("DNS_METRICS_PORT", 9104, env),
+            metrics_port=env_port("WEB_METRICS_PORT", 9105, env),
+            scrape_timeout=env_float("WEB_SCRAPE_TIMEOUT", 0.5, minimum=0.05, maximum=0.9, env=env),
+            live_max_clients=env_int(
+                "WEB_LIVE_MAX_CLIENTS", 100, minimum=1, maximum=10_000, env=env
+            ),
+            live_max_message=env_int(
+                "WEB_LIVE_MAX_MESSAGE", 1024, minimum=64, maximum=2**20, env=env
+            ),
+            live_send_timeout=env_float(
+                "WEB_LIVE_SEND_TIMEOUT", 2.0, minimum=0.1, maximum=30, env=env
+            ),
         )

@@ -1,17 +1,27 @@
 """The dashboard page and its live feed over WebSocket.
 
-``setup_live(app)`` adds, as aiohttp-demos ``demos/chat`` does:
+``setup_live(app, check=...)`` adds, as aiohttp-demos ``demos/chat`` does:
 
-- ``GET /`` — the dashboard (``static/index.html``, served with a strict CSP),
+- ``GET /`` — the dashboard (``static/index.html``),
 - ``/static/`` — its script, style and icons (nothing is fetched from elsewhere),
-- ``GET /ws/live`` — a WebSocket that receives one JSON message a second::
+- ``GET /ws/live`` — a one-way WebSocket that receives one JSON message a second::
 
       {"type": "stats", "ts": <unix seconds>,
        "stats": {backend: {rps, errors_per_s, p50_ms, p95_ms, p99_ms, total, errors_total}},
-       "backends": {backend: {state, latency_ms, error}}}
+       "backends": {backend: {state, latency_ms, error}},
+       "services": {service: {state, rate, lag_p99_ms, blocked_ms, error, metrics}}}
 
-The numbers are the front's own measurements of its backend calls (``app[STATS]``);
-backend states come from ``check_backends``, run at most every two seconds.
+``stats`` are the front's own measurements of its backend calls (``app[STATS]``);
+``backends`` their states from the injected checker (``check_backends``: a real round trip
+each), refreshed every two seconds while someone watches; ``services`` is what every
+service says of itself on its metrics port (``services.web.scrape``), for any client's
+traffic. ``live_picture(app)`` is the same as one JSON object, served at ``GET /api/live``.
+
+The feed is bounded: at most ``WEB_LIVE_MAX_CLIENTS`` subscribers (the next one is closed
+with 1013, try again later), a client message over ``WEB_LIVE_MAX_MESSAGE`` bytes closes it
+with 1009, and each subscriber has its own sender holding only the newest message, so a
+client that stops reading is dropped after ``WEB_LIVE_SEND_TIMEOUT`` without ever holding up
+the others.
 
 Try it: open http://127.0.0.1:8080/ in a browser; the feed alone:
 ``websocat ws://127.0.0.1:8080/ws/live``.
@@ -24,15 +34,15 @@ import contextlib
 import json
 import logging
 import time
-import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import WSCloseCode, web
 
 from services.web.health import check_backends
-from services.web.keys import STATS
+from services.web.keys import CONFIG, STATS
+from services.web.scrape import SCRAPER, scrape_ctx
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CSP = (
@@ -41,11 +51,130 @@ CSP = (
 )
 PUSH_EVERY = 1.0
 CHECK_EVERY = 2.0
-SEND_TIMEOUT = 2.0
+REFUSED_LOG_EVERY = 10.0  # seconds: one summary line for a burst of refused clients
 
 log = logging.getLogger(__name__)
 
-SOCKETS = web.AppKey("live_sockets", weakref.WeakSet[web.WebSocketResponse])
+Checker = Callable[[web.Application], Awaitable[dict[str, Any]]]
+
+
+class Subscriber:
+    """One feed client: the newest message it has not been sent yet, and its own sender.
+
+    The feed is a snapshot a second, so a message that a newer one replaces before it was
+    sent is worth nothing: holding only the newest bounds what a slow client costs.
+    """
+
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request, timeout: float) -> None:
+        self.ws = ws
+        self._request = request
+        self._timeout = timeout
+        self._pending: str | None = None
+        self._ready = asyncio.Event()
+
+    def offer(self, data: str) -> None:
+        """Replace whatever was waiting with `data`; never waits."""
+        self._pending = data
+        self._ready.set()
+
+    async def send_forever(self) -> None:
+        """Send each newest message; a send that takes longer than the timeout drops the client."""
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            data, self._pending = self._pending, None
+            if data is None or self.ws.closed:
+                continue
+            try:
+                await asyncio.wait_for(self.ws.send_str(data), self._timeout)
+            except (ConnectionError, RuntimeError) as exc:
+                log.info("live client gone", extra={"error": repr(exc)})
+                self.abort()
+                return
+            except TimeoutError:
+                # a client that has not read for this long will not read a close frame
+                # either: abort (a plain close keeps the socket until its buffer drains)
+                log.info("live client not reading: dropped", extra={"timeout_s": self._timeout})
+                self.abort()
+                return
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once, with whatever it had not sent."""
+        transport = self._request.transport
+        if transport is not None:
+            transport.abort()
+
+    async def close(self, code: int, message: bytes = b"") -> None:
+        """Close with `code`, bounded by the send timeout (then aborted)."""
+        await close_within(self.ws, self._request, self._timeout, code, message)
+
+
+async def close_within(
+    ws: web.WebSocketResponse, request: web.Request, timeout: float, code: int, message: bytes
+) -> None:
+    """``ws.close(code)`` bounded by `timeout`; a close that did not finish, or left bytes
+    unsent, ends with the TCP connection aborted (a plain close would keep the socket and its
+    buffer until the peer reads)."""
+    transport = request.transport
+    try:
+        await asyncio.wait_for(ws.close(code=code, message=message), timeout)
+    except (TimeoutError, ConnectionError):
+        pass
+    except asyncio.CancelledError:
+        # aiohttp's drain waits share one future: once an earlier wait on it was cancelled
+        # (a send timeout), close() raises CancelledError too. Pass on only our own.
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+    finally:
+        if transport is not None and (not ws.closed or transport.get_write_buffer_size()):
+            transport.abort()
+
+
+class LiveFeed:
+    """The subscribers, the last backend states, and the checker that refreshes them."""
+
+    def __init__(
+        self, check: Checker, *, max_clients: int, max_message: int, send_timeout: float
+    ) -> None:
+        self.check = check
+        self.max_clients = max_clients
+        self.max_message = max_message
+        self.send_timeout = send_timeout
+        self.subscribers: set[Subscriber] = set()
+        self.backends: dict[str, Any] = {}
+        self.watched = asyncio.Event()  # set while there is at least one subscriber
+        self._refused = 0
+        self._refused_logged_at = -REFUSED_LOG_EVERY
+
+    def add(self, subscriber: Subscriber) -> None:
+        self.subscribers.add(subscriber)
+        self.watched.set()
+
+    def discard(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
+        if not self.subscribers:
+            self.watched.clear()
+
+    def publish(self, data: str) -> None:
+        """Offer `data` to every subscriber; returns at once whatever their sockets do."""
+        for subscriber in self.subscribers:
+            subscriber.offer(data)
+
+    def refused(self) -> None:
+        """Count a client refused at the cap; log once per burst, not once per client."""
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._refused_logged_at >= REFUSED_LOG_EVERY:
+            log.warning(
+                "live clients refused at the cap",
+                extra={"refused": self._refused, "max_clients": self.max_clients},
+            )
+            self._refused = 0
+            self._refused_logged_at = now
+
+
+LIVE = web.AppKey("live_feed", LiveFeed)
 
 
 async def index(request: web.Request) -> web.FileResponse:
@@ -61,103 +190,124 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 async def live(request: web.Request) -> web.WebSocketResponse:
-    """Subscribe to the feed; the client only listens (anything it sends is ignored)."""
-    ws = web.WebSocketResponse(heartbeat=30.0)
-    await ws.prepare(request)
-    sockets = request.app[SOCKETS]
-    sockets.add(ws)
+    """Subscribe to the feed; the client only listens (what it sends is read and ignored)."""
+    feed = request.app[LIVE]
+    # compress=False: a deflate context costs ~256 KiB per client, and every client gets
+    # the same bytes anyway; timeout bounds the wait for a client's close reply
+    ws = web.WebSocketResponse(
+        heartbeat=30.0, max_msg_size=feed.max_message, timeout=feed.send_timeout, compress=False
+    )
+    if len(feed.subscribers) >= feed.max_clients:
+        feed.refused()
+        await ws.prepare(request)
+        await close_within(
+            ws, request, feed.send_timeout, WSCloseCode.TRY_AGAIN_LATER, b"too many live clients"
+        )
+        return ws
+    subscriber = Subscriber(ws, request, feed.send_timeout)
+    feed.add(subscriber)  # before prepare() yields, so a burst of handshakes cannot pass the cap
     try:
-        async for _message in ws:
-            pass  # the feed is one-way; reading keeps the close handshake and pings going
+        await ws.prepare(request)
+        sender = asyncio.create_task(subscriber.send_forever())
+        try:
+            # reading keeps pings and the close handshake going; a message over
+            # max_msg_size makes aiohttp close with 1009 instead of buffering it
+            with contextlib.suppress(ConnectionError):
+                async for _message in ws:
+                    pass
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
     finally:
-        sockets.discard(ws)
+        feed.discard(subscriber)
     return ws
 
 
-async def _check(app: web.Application) -> dict[str, Any]:
-    return await check_backends(app)
+def live_picture(app: web.Application) -> dict[str, Any]:
+    """What the dashboard shows, as ``GET /api/live`` returns it."""
+    return {
+        "services": app[SCRAPER].picture(),
+        "front": {"stats": app[STATS].snapshot(), "backends": app[LIVE].backends},
+        "ts": time.time(),
+    }
 
 
-async def _broadcast(app: web.Application, message: dict[str, Any]) -> None:
-    data = json.dumps(message)
-    sockets = [ws for ws in app[SOCKETS] if not ws.closed]
-
-    async def send(ws: web.WebSocketResponse) -> None:
-        try:
-            await asyncio.wait_for(ws.send_str(data), SEND_TIMEOUT)
-        except (ConnectionError, TimeoutError, RuntimeError) as exc:
-            # a client that cannot keep up or went away is dropped, not waited for
-            log.info("live socket dropped", extra={"error": repr(exc)})
-            app[SOCKETS].discard(ws)
-            await ws.close(code=WSCloseCode.GOING_AWAY)
-
-    await asyncio.gather(*(send(ws) for ws in sockets))
+def _message(app: web.Application) -> dict[str, Any]:
+    return {
+        "type": "stats",
+        "ts": time.time(),
+        "stats": app[STATS].snapshot(),
+        "backends": app[LIVE].backends,
+        "services": app[SCRAPER].picture(),
+    }
 
 
-async def _push_forever(app: web.Application) -> None:
-    """One message a second to every open socket; backend checks every CHECK_EVERY at most."""
+async def _every(period: float, work: Callable[[], Awaitable[None]]) -> None:
+    # a fixed schedule, so that a slow round does not drift the charts
     loop = asyncio.get_running_loop()
-    backends: dict[str, Any] = {}
-    check: asyncio.Task[dict[str, Any]] | None = None
-    checked_at = -CHECK_EVERY
     next_tick = loop.time()
-    try:
-        while True:
-            if app[SOCKETS]:
-                if check is None and loop.time() - checked_at >= CHECK_EVERY:
-                    checked_at = loop.time()
-                    check = asyncio.create_task(_check(app))
-                if check is not None and not backends:
-                    # first message: wait (briefly) for states rather than show none
-                    await asyncio.wait({check}, timeout=PUSH_EVERY)
-                if check is not None and check.done():
-                    backends = _result(check, backends)
-                    check = None
-                await _broadcast(
-                    app,
-                    {
-                        "type": "stats",
-                        "ts": time.time(),
-                        "stats": app[STATS].snapshot(),
-                        "backends": backends,
-                    },
-                )
-            # tick on a fixed schedule so a slow send or check does not drift the charts
-            next_tick = max(next_tick + PUSH_EVERY, loop.time())
-            await asyncio.sleep(next_tick - loop.time())
-    finally:
-        if check is not None:
-            check.cancel()
+    while True:
+        await work()
+        next_tick = max(next_tick + period, loop.time())
+        await asyncio.sleep(next_tick - loop.time())
 
 
-def _result(check: asyncio.Task[dict[str, Any]], last: dict[str, Any]) -> dict[str, Any]:
-    if check.cancelled():
-        return last
-    exc = check.exception()
-    if exc is not None:
-        log.warning("backend check failed", extra={"error": repr(exc)})
-        return last
-    return check.result()
+async def _refresh_states(app: web.Application) -> None:
+    """Backend states every CHECK_EVERY seconds, only while someone watches (each check is
+    real traffic to every backend)."""
+    feed = app[LIVE]
+    loop = asyncio.get_running_loop()
+    while True:
+        await feed.watched.wait()
+        started = loop.time()
+        try:
+            feed.backends = await feed.check(app)
+        except Exception as exc:  # noqa: BLE001 -- any failure keeps the last states, logged
+            log.warning("backend check failed", extra={"error": repr(exc)})
+        await asyncio.sleep(max(0.0, CHECK_EVERY - (loop.time() - started)))
+
+
+async def _push(app: web.Application) -> None:
+    """One message a second to every subscriber."""
+    feed = app[LIVE]
+
+    async def push() -> None:
+        if feed.subscribers:
+            feed.publish(json.dumps(_message(app)))
+
+    await _every(PUSH_EVERY, push)
 
 
 async def _feed(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(_push_forever(app))
+    tasks = [asyncio.create_task(_refresh_states(app)), asyncio.create_task(_push(app))]
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
-async def _close_sockets(app: web.Application) -> None:
-    for ws in set(app[SOCKETS]):
-        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"Server shutdown")
+async def _close_subscribers(app: web.Application) -> None:
+    await asyncio.gather(  # each close is bounded by the send timeout
+        *(s.close(WSCloseCode.GOING_AWAY, b"Server shutdown") for s in set(app[LIVE].subscribers))
+    )
 
 
-def setup_live(app: web.Application) -> None:
-    """Register the dashboard, its static files and the live feed on `app` (needs app[STATS])."""
-    app[SOCKETS] = weakref.WeakSet()
+def setup_live(app: web.Application, check: Checker = check_backends) -> None:
+    """Register the dashboard, its static files, the live feed and the metrics scraper on
+    `app` (needs app[STATS] and app[CONFIG]); `check` gives the backends' states."""
+    config = app[CONFIG]
+    app[LIVE] = LiveFeed(
+        check,
+        max_clients=config.live_max_clients,
+        max_message=config.live_max_message,
+        send_timeout=config.live_send_timeout,
+    )
     app.router.add_get("/", index, name="dashboard")
     app.router.add_static("/static/", STATIC_DIR, name="static")
     app.router.add_get("/ws/live", live, name="live")
+    app.cleanup_ctx.append(scrape_ctx)
     app.cleanup_ctx.append(_feed)
-    app.on_shutdown.append(_close_sockets)
+    app.on_shutdown.append(_close_subscribers)

@@ -2,6 +2,7 @@
 
 Try it:
   curl -s http://127.0.0.1:8080/readyz
+  curl -s http://127.0.0.1:8080/api/live
   curl -s -d '{"message": "hello"}' http://127.0.0.1:8080/api/echo/tcp
   curl -s -d '{"names": ["www.polyloop.test"]}' http://127.0.0.1:8080/api/resolve
   curl -s -d '{"message": "hi", "names": ["host-1.polyloop.test"]}' \
@@ -23,6 +24,7 @@ from services.web.config import UDP_MAX_DATAGRAM
 from services.web.errors import Problem
 from services.web.health import check_backends
 from services.web.keys import BACKENDS, CONFIG, METRICS
+from services.web.live import live_picture
 from services.web.openapi import openapi_document
 
 routes = web.RouteTableDef()
@@ -102,6 +104,12 @@ async def metrics(request: web.Request) -> web.Response:
     response = web.Response(body=payload)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
+
+
+@routes.get("/api/live", name="api_live")
+async def api_live(request: web.Request) -> web.Response:
+    """What the dashboard shows: every service's own rate and loop lag, the front's view."""
+    return web.json_response(live_picture(request.app))
 
 
 @routes.get("/api/openapi.json", name="openapi")

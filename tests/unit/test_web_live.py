@@ -1,33 +1,57 @@
 """The dashboard page, its static files and the /ws/live feed, in-process.
 
-The app here is the minimum ``setup_live`` needs: ``app[STATS]``. No backend is
-configured, so the feed's backend check fails (and is logged) while the stats keep
-flowing — which is also what the page must survive.
+The app here is the minimum ``setup_live`` needs: ``app[STATS]`` and ``app[CONFIG]``, with
+the checker injected. No backend is configured (the default checker fails, and is logged,
+while the stats keep flowing — which is also what the page must survive) and the metrics
+ports point where nothing listens.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import itertools
+import os
 import re
+import socket
 from html.parser import HTMLParser
 
 import pytest
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
-from services.web.keys import STATS
-from services.web.live import CSP, SOCKETS, STATIC_DIR, setup_live
+from devstack import free_port
+from services.web.config import WebConfig
+from services.web.keys import CONFIG, STATS
+from services.web.live import CSP, LIVE, STATIC_DIR, setup_live
 from services.web.stats import BACKENDS, BackendStats
 
 DEADLINE = 5.0
 
 
-@pytest.fixture
-def app() -> web.Application:
+def nowhere_config(**limits) -> WebConfig:
+    """Metrics ports nothing listens on: every service is scraped as down."""
+    ports = {
+        f"{name}_metrics_port": free_port() for name in ("tcp_echo", "udp_echo", "resolver", "dns")
+    }
+    ports["metrics_port"] = free_port()  # the front's own
+    return WebConfig(**ports, scrape_timeout=0.2, **limits)
+
+
+def live_app(check=None, **limits) -> web.Application:
     app = web.Application()
     app[STATS] = BackendStats()
-    setup_live(app)
+    app[CONFIG] = nowhere_config(**limits)
+    if check is None:
+        setup_live(app)
+    else:
+        setup_live(app, check=check)
     return app
+
+
+@pytest.fixture
+def app() -> web.Application:
+    return live_app()
 
 
 class _Page(HTMLParser):
@@ -135,7 +159,7 @@ async def test_feed_serves_several_sockets(aiohttp_client, app) -> None:
     async with client.ws_connect("/ws/live") as one, client.ws_connect("/ws/live") as two:
         assert (await _next_stats(one))["type"] == "stats"
         assert (await _next_stats(two))["type"] == "stats"
-        assert len(app[SOCKETS]) == 2
+        assert len(app[LIVE].subscribers) == 2
 
 
 async def test_shutdown_closes_every_socket(aiohttp_client, app) -> None:
@@ -151,13 +175,13 @@ async def test_shutdown_closes_every_socket(aiohttp_client, app) -> None:
             break
         assert loop.time() < deadline, "the socket was not closed on shutdown"
     assert ws.closed
-    assert ws.close_code == 1001  # going away
-    assert len(app[SOCKETS]) == 0
+    # the server's close frame says "going away" (the client's own reply may then race the
+    # server's end of the connection, so its close_code can read 1006)
+    assert message.type == WSMsgType.CLOSE and message.data == 1001, message
+    assert len(app[LIVE].subscribers) == 0
 
 
-async def test_backend_checks_run_at_most_every_two_seconds(
-    aiohttp_client, app, monkeypatch
-) -> None:
+async def test_backend_checks_run_at_most_every_two_seconds(aiohttp_client) -> None:
     calls: list[float] = []
     loop = asyncio.get_running_loop()
 
@@ -165,10 +189,171 @@ async def test_backend_checks_run_at_most_every_two_seconds(
         calls.append(loop.time())
         return {name: {"state": "up", "latency_ms": 1.0, "error": None} for name in BACKENDS}
 
-    monkeypatch.setattr("services.web.live._check", check)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(live_app(check))
     async with client.ws_connect("/ws/live") as ws:
         messages = [await _next_stats(ws) for _ in range(4)]
-    assert all(set(m["backends"]) == set(BACKENDS) for m in messages)
+    assert set(messages[-1]["backends"]) == set(BACKENDS)
     assert 1 <= len(calls) <= 3  # four pushes, one a second: a check every other push
     assert all(b - a >= 1.9 for a, b in itertools.pairwise(calls))
+
+
+async def test_no_backend_check_while_nobody_watches(aiohttp_client) -> None:
+    calls: list[float] = []
+
+    async def check(_app: web.Application) -> dict:
+        calls.append(1.0)
+        return {}
+
+    client = await aiohttp_client(live_app(check))
+    await asyncio.sleep(0)  # nothing to wait for: the check task must stay idle
+    assert (await client.get("/")).status == 200
+    assert calls == []
+    async with client.ws_connect("/ws/live") as ws:
+        await _next_stats(ws)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DEADLINE
+        while not calls:
+            assert loop.time() < deadline, "no check once a client watches"
+            await asyncio.sleep(0.05)
+
+
+async def test_a_failing_check_keeps_the_feed_going(aiohttp_client) -> None:
+    async def check(_app: web.Application) -> dict:
+        raise OSError("the checker broke")
+
+    client = await aiohttp_client(live_app(check))
+    async with client.ws_connect("/ws/live") as ws:
+        first = await _next_stats(ws)
+        second = await _next_stats(ws)
+    assert first["backends"] == second["backends"] == {}
+    assert second["ts"] > first["ts"]
+
+
+# ---- the feed's bounds (issue 8 item 7), attacked with real clients on loopback ----------
+
+
+async def _raw_ws(port: int, rcvbuf: int | None = None):
+    """A hand-made WebSocket client on a plain socket: it reads only when told to."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        (
+            f"GET /ws/live HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), DEADLINE)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return reader, writer
+
+
+async def _close_code(reader: asyncio.StreamReader) -> int:
+    """Read server frames (unmasked) until the close frame; return its code."""
+    while True:
+        b0, b1 = await reader.readexactly(2)
+        length = b1 & 0x7F
+        if length == 126:
+            length = int.from_bytes(await reader.readexactly(2), "big")
+        elif length == 127:
+            length = int.from_bytes(await reader.readexactly(8), "big")
+        payload = await reader.readexactly(length)
+        if b0 & 0x0F == 0x8:
+            return int.from_bytes(payload[:2], "big")
+
+
+async def test_the_client_past_the_cap_is_closed_with_try_again_later(aiohttp_client) -> None:
+    app = live_app(live_max_clients=3)
+    client = await aiohttp_client(app)
+    admitted = [await client.ws_connect("/ws/live") for _ in range(3)]
+    for ws in admitted:
+        await _next_stats(ws)
+    extra = await client.ws_connect("/ws/live")
+    message = await asyncio.wait_for(extra.receive(), DEADLINE)
+    assert message.type == WSMsgType.CLOSE, message
+    assert message.data == WSCloseCode.TRY_AGAIN_LATER  # 1013
+    assert len(app[LIVE].subscribers) == 3
+    # the admitted ones are still fed, and a freed slot is taken again
+    for ws in admitted:
+        await _next_stats(ws)
+    await admitted.pop().close()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE
+    while len(app[LIVE].subscribers) > 2:
+        assert loop.time() < deadline, "the closed client still counts"
+        await asyncio.sleep(0.02)
+    async with client.ws_connect("/ws/live") as again:
+        assert (await _next_stats(again))["type"] == "stats"
+    for ws in admitted:
+        await ws.close()
+
+
+async def test_a_message_over_the_limit_closes_the_client_with_1009(aiohttp_client) -> None:
+    client = await aiohttp_client(live_app(live_max_message=1024))
+    async with client.ws_connect("/ws/live") as ws:
+        await ws.send_str("x" * 2048)
+        while True:
+            message = await asyncio.wait_for(ws.receive(), DEADLINE)
+            if message.type != WSMsgType.TEXT:
+                break
+    assert message.type == WSMsgType.CLOSE and message.data == WSCloseCode.MESSAGE_TOO_BIG
+
+
+async def test_unfinished_fragments_are_not_buffered(aiohttp_client) -> None:
+    """The attack: each client starts a 256 KiB fragmented message and never finishes it;
+    aiohttp would buffer up to max_msg_size (4 MiB by default) per client. Each is closed
+    with 1009 as soon as the frame header announces more than WEB_LIVE_MAX_MESSAGE."""
+    app = live_app(live_max_message=1024)
+    client = await aiohttp_client(app)
+    payload = bytes(256 * 1024)
+    # FIN=0, opcode text; 64-bit length; masked with a zero key (so the bytes stay as they are)
+    header = bytes([0x01, 0x80 | 127]) + len(payload).to_bytes(8, "big") + bytes(4)
+    clients = [await _raw_ws(client.server.port) for _ in range(10)]
+    for _reader, writer in clients:
+        writer.write(header + payload[:4096])  # the rest never comes
+    codes = [await asyncio.wait_for(_close_code(reader), DEADLINE) for reader, _ in clients]
+    assert codes == [WSCloseCode.MESSAGE_TOO_BIG] * len(clients)
+    for _reader, writer in clients:
+        writer.close()
+
+
+async def test_a_client_that_never_reads_does_not_hold_up_the_others(aiohttp_client) -> None:
+    app = live_app(live_send_timeout=0.5)
+    client = await aiohttp_client(app)
+    feed = app[LIVE]
+    stuck_reader, stuck_writer = await _raw_ws(client.server.port, rcvbuf=4096)
+    good = await client.ws_connect("/ws/live", max_msg_size=0)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE
+    while len(feed.subscribers) < 2:
+        assert loop.time() < deadline
+        await asyncio.sleep(0.01)
+    big = "x" * (512 * 1024)  # the kernel takes a few MB before the server's buffer fills
+    slowest = 0.0
+    for n in range(20):
+        started = loop.time()
+        feed.publish(f"{n}:{big}")
+        while True:  # the good client gets message n promptly (stats pushes may interleave)
+            message = await asyncio.wait_for(good.receive(), DEADLINE)
+            assert message.type == WSMsgType.TEXT, message
+            if message.data.startswith(f"{n}:"):
+                break
+        slowest = max(slowest, loop.time() - started)
+        await asyncio.sleep(0.1)
+    # well below the stuck client's send timeout: its socket never delayed the others
+    assert slowest < 0.4, f"a message took {slowest:.2f} s to reach the reading client"
+    deadline = loop.time() + DEADLINE
+    while len(feed.subscribers) > 1:
+        assert loop.time() < deadline, "the client that never reads was never dropped"
+        await asyncio.sleep(0.05)
+    # its connection is gone (aborted: a polite close would wait for it to read)
+    with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+        while await asyncio.wait_for(stuck_reader.read(65536), DEADLINE):
+            pass
+    stuck_writer.close()
+    await good.close()

@@ -5,6 +5,16 @@
 const HISTORY = 60; // points kept per chart: one a second, the last minute
 const DEGRADED_LATENCY_MS = 500;
 const WEB_PROBE_EVERY_MS = 5000;
+// "blocked now" from this long on: two ticks of the 50 ms lag timer missed, not jitter
+const BLOCKED_SHOW_MS = 100;
+// the services as /api/live names them, with the loop each one runs
+const LOOPS = {
+  "tcp-echo": "Twisted reactor",
+  "udp-echo": "asyncio event loop",
+  resolver: "gevent hub",
+  dns: "Twisted reactor (Names)",
+  web: "aiohttp on asyncio",
+};
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
@@ -21,6 +31,17 @@ function fmtMs(ms) {
   if (ms < 10) return `${ms.toFixed(2)} ms`;
   if (ms < 100) return `${ms.toFixed(1)} ms`;
   return `${Math.round(ms)} ms`;
+}
+
+function fmtDuration(ms) {
+  if (typeof ms !== "number" || !Number.isFinite(ms)) return "—";
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+function fmtRate(x) {
+  if (typeof x !== "number" || !Number.isFinite(x)) return "—";
+  if (x >= 10000) return `${(x / 1000).toFixed(1)}k/s`;
+  return `${x < 10 ? x.toFixed(1) : Math.round(x)}/s`;
 }
 
 function fmtNum(x) {
@@ -364,6 +385,110 @@ class BackendChart {
   }
 }
 
+function drawSpark(canvas, values, color) {
+  const ratio = window.devicePixelRatio || 1;
+  const width = Math.max(1, Math.round(canvas.clientWidth * ratio));
+  const height = Math.max(1, Math.round(canvas.clientHeight * ratio));
+  if (canvas.width !== width) canvas.width = width;
+  if (canvas.height !== height) canvas.height = height;
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, width, height);
+  const n = values.length;
+  if (n === 0) return;
+  const max = niceCeiling(Math.max(0, ...values));
+  const step = width / (HISTORY - 1);
+  const pad = 2 * ratio;
+  const points = values.map((v, i) => [width - (n - 1 - i) * step, pad + (height - 2 * pad) * (1 - v / max)]);
+  ctx.beginPath();
+  points.forEach(([x, y], i) => (i === 0 ? ctx.moveTo(x, y) : ctx.lineTo(x, y)));
+  ctx.lineTo(points[n - 1][0], height);
+  ctx.lineTo(points[0][0], height);
+  ctx.closePath();
+  ctx.globalAlpha = 0.18;
+  ctx.fillStyle = cssVar(color);
+  ctx.fill();
+  ctx.globalAlpha = 1;
+  ctx.beginPath();
+  points.forEach(([x, y], i) => (i === 0 ? ctx.moveTo(x, y) : ctx.lineTo(x, y)));
+  ctx.strokeStyle = cssVar(color);
+  ctx.lineWidth = 1.5 * ratio;
+  ctx.stroke();
+}
+
+// One service's own figures, as it reports them on its metrics port (all clients).
+class ServiceChart {
+  constructor(name) {
+    this.name = name;
+    this.history = { rate: [], lag: [], blocked: [] };
+    this.node = $("#service-chart-template").content.firstElementChild.cloneNode(true);
+    this.node.dataset.service = name;
+    $("h3", this.node).textContent = name;
+    $(".svc-loop", this.node).textContent = LOOPS[name] || "";
+    this.rate = $(".c-rate", this.node);
+    this.lag = $(".c-lag", this.node);
+    this.points = 0;
+  }
+
+  push(service) {
+    const up = service.state === "up";
+    const values = {
+      rate: up ? service.rate ?? 0 : 0,
+      lag: up ? service.lag_p99_ms ?? 0 : 0,
+      blocked: up ? service.blocked_ms ?? 0 : 0,
+    };
+    const blocked = values.blocked >= BLOCKED_SHOW_MS;
+    for (const [key, value] of Object.entries(values)) {
+      const list = this.history[key];
+      list.push(value);
+      if (list.length > HISTORY) list.shift();
+    }
+    this.points += 1;
+    const metrics = service.metrics || {};
+    this.node.dataset.points = String(this.points);
+    this.node.dataset.state = service.state;
+    this.node.dataset.blocked = String(blocked);
+    this.node.dataset.last = JSON.stringify({
+      rate: values.rate,
+      lag_p99_ms: service.lag_p99_ms ?? null,
+      blocked_ms: values.blocked,
+      state: service.state,
+      requests_total: metrics.polyloop_requests_total ?? null,
+    });
+    $(".f-rate", this.node).textContent = up ? fmtNum(values.rate) : "—";
+    $(".f-lag", this.node).textContent = up ? fmtMs(service.lag_p99_ms) : "—";
+    $(".f-cpu", this.node).textContent = up && typeof metrics.cpu_percent === "number"
+      ? `${Math.round(metrics.cpu_percent)} %` : "—";
+    const state = $(".f-state", this.node);
+    state.textContent = !up ? "down" : blocked ? `blocked ${fmtDuration(values.blocked)}` : "up";
+    state.title = up ? "" : service.error || "";
+    this.rate.setAttribute("aria-label",
+      `${this.name}: ${fmtNum(values.rate)} requests/s served to every client, last minute`);
+    this.lag.setAttribute("aria-label",
+      `${this.name} event-loop lag p99 ${fmtMs(service.lag_p99_ms)}${blocked ? `, blocked for ${fmtDuration(values.blocked)}` : ""}`);
+    this.draw();
+  }
+
+  draw() {
+    const h = this.history;
+    drawLines(this.rate, [{ values: h.rate, color: "--c-rps", fill: true }], "req/s");
+    drawLines(this.lag, [
+      { values: h.blocked, color: "--c-blocked", fill: true },
+      { values: h.lag, color: "--c-lag" },
+    ], "ms");
+  }
+}
+
+const serviceCharts = new Map();
+
+function serviceChartFor(name) {
+  if (!serviceCharts.has(name)) {
+    const chart = new ServiceChart(name);
+    serviceCharts.set(name, chart);
+    $("#service-charts").append(chart.node);
+  }
+  return serviceCharts.get(name);
+}
+
 const charts = new Map();
 
 function chartFor(name) {
@@ -431,6 +556,34 @@ function setReplicas(name, replicas) {
   line.replaceChildren(label, ...dots);
 }
 
+// each node's own figures (what the service reports of itself), beside its health state
+function updateOwn(name, service) {
+  const node = $(`.node[data-node="${name}"]`);
+  if (!node) return;
+  const up = service.state === "up";
+  const blocked = up ? service.blocked_ms || 0 : 0;
+  const isBlocked = blocked >= BLOCKED_SHOW_MS;
+  node.dataset.metrics = service.state;
+  node.dataset.rate = String(up ? service.rate : 0);
+  node.dataset.blocked = String(isBlocked);
+  const rate = $(".o-rate", node);
+  const lag = $(".o-lag", node);
+  if (up) {
+    rate.textContent = fmtRate(service.rate);
+    lag.textContent = fmtMs(service.lag_p99_ms);
+    rate.removeAttribute("title");
+  } else {
+    rate.textContent = "no metrics";
+    lag.textContent = "—";
+    rate.title = service.error || "its metrics endpoint does not answer";
+  }
+  const flag = $(".blocked", node);
+  flag.hidden = !isBlocked;
+  flag.textContent = `loop blocked now · ${fmtDuration(blocked)}`;
+  const chart = serviceChartFor(name);
+  drawSpark($(".spark", node), chart.history.rate, isBlocked ? "--c-blocked" : "--c-rps");
+}
+
 async function probeWeb() {
   const url = `/healthz?probe=${Date.now()}`;
   const started = performance.now();
@@ -474,6 +627,10 @@ function connect(attempt = 0) {
       return; // not ours: the feed only sends JSON
     }
     if (message.type !== "stats") return;
+    for (const [name, service] of Object.entries(message.services || {})) {
+      serviceChartFor(name).push(service);
+      updateOwn(name, service);
+    }
     for (const [name, stats] of Object.entries(message.stats || {})) chartFor(name).push(stats);
     updateMap(message.backends, message.stats);
     const updates = Number($("#live").dataset.updates || 0) + 1;
@@ -490,6 +647,11 @@ function connect(attempt = 0) {
 
 function redrawAll() {
   for (const chart of charts.values()) chart.draw();
+  for (const [name, chart] of serviceCharts) {
+    chart.draw();
+    const node = $(`.node[data-node="${name}"] .spark`);
+    if (node) drawSpark(node, chart.history.rate, "--c-rps");
+  }
 }
 
 function main() {

@@ -1,0 +1,269 @@
+"""Every service's own ``/metrics``, read once a second: the picture behind ``GET /api/live``.
+
+Each service (tcp-echo, udp-echo, resolver, dns and this front itself) serves Prometheus
+text on its metrics port, from a thread outside its event loop (issue 10's contract). The
+front reads them all concurrently, each bounded by ``WEB_SCRAPE_TIMEOUT``, parses them with
+prometheus-client's own parser and keeps the last few scrapes per service, from which:
+
+- ``rate``: ``polyloop_requests_total``'s increase per second between the last two scrapes
+  (a counter that went down means the service restarted: its new value is the increase);
+- ``lag_p99_ms``: the 99th percentile of ``polyloop_event_loop_lag_seconds`` over the last
+  ``LAG_WINDOW`` scrapes, from the histogram's bucket deltas (``histogram_quantile``'s linear
+  interpolation), ``None`` when the loop ticked not once in that window;
+- ``blocked_ms``: ``polyloop_event_loop_blocked_seconds`` as the service reported it now;
+- ``state``: ``down`` (with ``error``) when the last scrape failed, else ``up``.
+
+Try it: curl -s http://127.0.0.1:8080/api/live | python -m json.tool
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.web.config import WebConfig
+from services.web.keys import CONFIG
+
+SERVICES = ("tcp-echo", "udp-echo", "resolver", "dns", "web")
+REQUESTS = "polyloop_requests_total"
+LAG = "polyloop_event_loop_lag_seconds"
+BLOCKED = "polyloop_event_loop_blocked_seconds"
+CPU = "process_cpu_seconds_total"
+SCRAPE_EVERY = 1.0
+LAG_WINDOW = 5  # scrapes: the p99 is over the last five seconds
+MAX_BYTES = 1 << 20  # a /metrics answer larger than this is a fault of that service
+MAX_EXTRAS = 64  # numbers passed through per service (its labels are from closed sets)
+# what is passed through as `metrics` besides the polyloop_* series
+PROCESS = ("process_resident_memory_bytes", "process_open_fds")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One successful scrape of one service, reduced to what the picture needs."""
+
+    at: float  # monotonic seconds
+    requests: float | None
+    lag_buckets: tuple[tuple[float, float], ...]  # (upper bound, cumulative count), sorted
+    blocked: float | None
+    cpu: float | None
+    extras: dict[str, float]
+
+
+def _wanted(line: str) -> bool:
+    name = line.split("{", 1)[0].split(" ", 1)[0]
+    if name in _NEEDED:
+        return True
+    return name.startswith(("polyloop_", *PROCESS)) and not name.endswith(_SKIPPED)
+
+
+_NEEDED = frozenset({REQUESTS, f"{LAG}_bucket", BLOCKED, CPU})
+_SKIPPED = ("_bucket", "_sum", "_count", "_created")
+
+
+def parse(text: str, at: float) -> Sample:
+    """Reduce a Prometheus text exposition to a `Sample`; raises ``ValueError`` if unparseable.
+
+    Only the sample lines the picture uses reach prometheus-client's parser (a tenth of a
+    service's exposition, none of its other histograms): parsing all of it took ~90 ms of the
+    front's loop a second. Without their TYPE lines the samples keep their own names.
+    """
+    requests = blocked = cpu = None
+    buckets: list[tuple[float, float]] = []
+    extras: dict[str, float] = {}
+    wanted = "\n".join(line for line in text.splitlines() if _wanted(line)) + "\n"
+    for family in text_string_to_metric_families(wanted):
+        for sample in family.samples:
+            name, labels, value = sample.name, sample.labels, float(sample.value)
+            if name == REQUESTS:
+                requests = value
+            elif name == f"{LAG}_bucket":
+                buckets.append((float(labels["le"]), value))
+            elif name == BLOCKED:
+                blocked = value
+            elif name == CPU:
+                cpu = value
+            elif not name.startswith(LAG) and len(extras) < MAX_EXTRAS:
+                extras[_key(name, labels)] = value
+    return Sample(at, requests, tuple(sorted(buckets)), blocked, cpu, extras)
+
+
+def _key(name: str, labels: Mapping[str, str]) -> str:
+    if not labels:
+        return name
+    return name + "{" + ",".join(f"{k}={v}" for k, v in sorted(labels.items())) + "}"
+
+
+def increase(old: float, new: float) -> float:
+    """A counter's increase from `old` to `new`; a drop is a restart (Prometheus' rule)."""
+    return new - old if new >= old else new
+
+
+def quantile(q: float, old: tuple[tuple[float, float], ...], new: tuple[tuple[float, float], ...]):
+    """The `q` quantile of the observations made between two cumulative histograms, or None.
+
+    Linear interpolation inside the bucket that holds the rank, as PromQL's
+    ``histogram_quantile``; a rank in the +Inf bucket gives the largest finite bound.
+    """
+    before = dict(old)
+    deltas = [(bound, increase(before.get(bound, 0.0), count)) for bound, count in new]
+    if not deltas or deltas[-1][1] <= 0:
+        return None
+    rank = q * deltas[-1][1]
+    lower, below = 0.0, 0.0
+    for bound, cumulative in deltas:
+        if cumulative >= rank:
+            if math.isinf(bound):
+                return lower
+            inside = cumulative - below
+            return lower + (bound - lower) * ((rank - below) / inside if inside else 1.0)
+        lower, below = bound, cumulative
+    return lower
+
+
+@dataclass
+class ServiceSeries:
+    """The last few scrapes of one service, and whether the last one answered."""
+
+    url: str
+    samples: deque[Sample] = field(default_factory=lambda: deque(maxlen=LAG_WINDOW + 1))
+    error: str | None = "not scraped yet"
+
+    def ok(self, sample: Sample) -> None:
+        self.samples.append(sample)
+        self.error = None
+
+    def failed(self, error: str) -> None:
+        # a gap is not a rate: the next answer starts a fresh series
+        self.samples.clear()
+        self.error = error
+
+    def picture(self) -> dict[str, Any]:
+        """``{"state", "rate", "lag_p99_ms", "blocked_ms", "error", "metrics"}``."""
+        if self.error is not None or not self.samples:
+            return {
+                "state": "down",
+                "rate": 0.0,
+                "lag_p99_ms": None,
+                "blocked_ms": 0.0,
+                "error": self.error or "not scraped yet",
+                "metrics": {},
+            }
+        first, last = self.samples[0], self.samples[-1]
+        previous = self.samples[-2] if len(self.samples) > 1 else None
+        rate = cpu = 0.0
+        if previous is not None and last.at > previous.at:
+            elapsed = last.at - previous.at
+            if last.requests is not None and previous.requests is not None:
+                rate = increase(previous.requests, last.requests) / elapsed
+            if last.cpu is not None and previous.cpu is not None:
+                cpu = increase(previous.cpu, last.cpu) / elapsed
+        lag = quantile(0.99, first.lag_buckets if previous else (), last.lag_buckets)
+        metrics: dict[str, float] = dict(last.extras)
+        if last.requests is not None:
+            metrics[REQUESTS] = last.requests
+        metrics["cpu_percent"] = round(cpu * 100, 1)
+        return {
+            "state": "up",
+            "rate": round(rate, 3),
+            "lag_p99_ms": None if lag is None else round(lag * 1000, 3),
+            "blocked_ms": round((last.blocked or 0.0) * 1000, 1),
+            "error": None,
+            "metrics": metrics,
+        }
+
+
+def targets(config: WebConfig) -> dict[str, str]:
+    """Each service's metrics URL: its host variable and its metrics port variable."""
+    where = {
+        "tcp-echo": (config.tcp_echo_host, config.tcp_echo_metrics_port),
+        "udp-echo": (config.udp_echo_host, config.udp_echo_metrics_port),
+        "resolver": (config.resolver_host, config.resolver_metrics_port),
+        "dns": (config.dns_host, config.dns_metrics_port),
+        "web": (config.web_host, config.metrics_port),
+    }
+    return {name: f"http://{host}:{port}/metrics" for name, (host, port) in where.items()}
+
+
+class Scraper:
+    """Reads every target's ``/metrics`` in one concurrent round; `picture()` says what it saw."""
+
+    def __init__(
+        self,
+        urls: Mapping[str, str],
+        session: aiohttp.ClientSession,
+        timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.series = {name: ServiceSeries(url) for name, url in urls.items()}
+        self._session = session
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._clock = clock
+
+    async def scrape(self) -> None:
+        """One round: every target at once, each bounded by the timeout; never raises."""
+        await asyncio.gather(*(self._scrape_one(s) for s in self.series.values()))
+
+    async def _scrape_one(self, series: ServiceSeries) -> None:
+        try:
+            async with self._session.get(series.url, timeout=self._timeout) as response:
+                if response.status != 200:
+                    raise ValueError(f"HTTP {response.status}")
+                body = await response.content.read(MAX_BYTES + 1)
+            if len(body) > MAX_BYTES:
+                raise ValueError(f"more than {MAX_BYTES} bytes")
+            # parsed in a thread: prometheus-client's parser takes a few ms per service,
+            # which would show as this front's own loop lag every second
+            text = body.decode("utf-8", "replace")
+            series.ok(await asyncio.to_thread(parse, text, self._clock()))
+        except TimeoutError:
+            series.failed(f"no answer within {self._timeout.total} s")
+        except aiohttp.ClientConnectorError:
+            series.failed("connection refused")
+        except (aiohttp.ClientError, ValueError, KeyError) as exc:
+            series.failed(f"bad answer: {exc!s:.200}")
+
+    def picture(self) -> dict[str, dict[str, Any]]:
+        return {name: series.picture() for name, series in self.series.items()}
+
+
+SCRAPER = web.AppKey("scraper", Scraper)
+
+
+async def _scrape_forever(scraper: Scraper) -> None:
+    loop = asyncio.get_running_loop()
+    next_tick = loop.time()
+    while True:
+        await scraper.scrape()
+        # a fixed schedule, so a slow round does not stretch the seconds rates are made of
+        next_tick = max(next_tick + SCRAPE_EVERY, loop.time())
+        await asyncio.sleep(next_tick - loop.time())
+
+
+async def scrape_ctx(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: scrape every second for as long as the app runs (needs app[CONFIG])."""
+    config = app[CONFIG]
+    connector = aiohttp.TCPConnector(limit=len(SERVICES) * 2)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        scraper = Scraper(targets(config), session, config.scrape_timeout)
+        app[SCRAPER] = scraper
+        log.info(
+            "scraping metrics", extra={"targets": {n: s.url for n, s in scraper.series.items()}}
+        )
+        task = asyncio.create_task(_scrape_forever(scraper))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

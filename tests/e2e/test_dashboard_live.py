@@ -1,0 +1,148 @@
+"""The dashboard under protocol-only load, in a real browser (Debian's Chromium).
+
+Needs every service running with its metrics port (``make up``, or local processes) and
+the front at ``stack.web_url``. Locust's ``TcpEchoUser``, ``UdpEchoUser`` and ``DnsUser``
+send straight to their services (never through the front), as a subprocess bounded in
+users and time; the map's nodes and the per-service charts must move with that traffic,
+which only the services' own metrics can see. Screenshots land in ``reports/e2e/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page
+
+from tests.e2e.conftest import NARROW, Watched, open_dashboard
+from tests.stack import ROOT, Stack
+
+LOADED = ("tcp-echo", "udp-echo", "dns")
+SERVICES = (*LOADED, "resolver", "web")
+LOAD_SECONDS = 40  # an upper bound: the run is stopped as soon as the test is done
+DEADLINE = 20.0
+
+
+def wait_until(what: str, check: Callable[[], bool], deadline: float = DEADLINE) -> None:
+    """Poll `check` until it holds; fail naming `what` after `deadline` seconds."""
+    end = time.monotonic() + deadline
+    while not check():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def protocol_load(stack: Stack) -> Iterator[None]:
+    """Locust headless with the three protocol users only, stopped when the test ends."""
+    env = dict(os.environ)
+    env.update(
+        TCP_ECHO_HOST=stack.host,
+        TCP_ECHO_PORT=str(stack.tcp_echo_port),
+        UDP_ECHO_HOST=stack.host,
+        UDP_ECHO_PORT=str(stack.udp_echo_port),
+        DNS_HOST=stack.host,
+        DNS_PORT=str(stack.dns_port),
+    )
+    command = [
+        str(Path(sys.executable).with_name("locust")),
+        "-f", "loadtest", "--headless", "-u", "15", "-r", "15", "-t", f"{LOAD_SECONDS}s",
+        "--only-summary", "TcpEchoUser", "UdpEchoUser", "DnsUser",
+    ]  # fmt: skip
+    locust = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield
+    finally:
+        locust.terminate()
+        try:
+            locust.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            locust.kill()
+            locust.wait(timeout=5)
+
+
+def node(page: Page, name: str) -> dict:
+    return page.evaluate(
+        """name => {
+            const n = document.querySelector(`.node[data-node="${name}"]`);
+            return {rate: Number(n.dataset.rate || 0), metrics: n.dataset.metrics || "",
+                    text: n.querySelector(".o-rate").textContent,
+                    lag: n.querySelector(".o-lag").textContent,
+                    spark: n.querySelector(".spark").toDataURL()};
+        }""",
+        name,
+    )
+
+
+def service_chart(page: Page, name: str) -> dict:
+    chart = page.locator(f'.svc-chart[data-service="{name}"]')
+    if chart.count() == 0:
+        return {"points": 0, "last": {}, "pixels": ""}
+    raw = chart.get_attribute("data-last")
+    pixels = chart.locator(".c-rate").evaluate("c => c.toDataURL()")
+    return {
+        "points": int(chart.get_attribute("data-points") or 0),
+        "last": json.loads(raw) if raw else {},
+        "pixels": pixels,
+    }
+
+
+def test_map_and_service_charts_move_under_protocol_only_load(
+    dashboard: Watched, protocol_load: None, artefacts: Path
+) -> None:
+    page = dashboard.page
+    wait_until("the live feed", lambda: page.get_attribute("#feed", "data-state") == "live")
+    for name in SERVICES:
+        wait_until(f"{name}'s metrics", lambda name=name: node(page, name)["metrics"] == "up")
+        assert page.locator(f'.svc-chart[data-service="{name}"]').count() == 1
+    before = {name: (node(page, name), service_chart(page, name)) for name in LOADED}
+    # Locust's users talk to the services directly: their own rates show it
+    for name in LOADED:
+        wait_until(
+            f"{name}'s own rate on the map",
+            lambda name=name: node(page, name)["rate"] > 1,
+            deadline=30,
+        )
+        wait_until(
+            f"{name}'s chart",
+            lambda name=name: service_chart(page, name)["last"].get("rate", 0) > 1,
+        )
+    after = {name: (node(page, name), service_chart(page, name)) for name in LOADED}
+    for name in LOADED:
+        (node_before, chart_before), (node_after, chart_after) = before[name], after[name]
+        assert node_after["text"].endswith("/s"), node_after
+        assert node_after["lag"].endswith("ms"), node_after  # the loop's lag p99
+        assert node_after["spark"] != node_before["spark"], f"{name}'s sparkline did not move"
+        assert chart_after["points"] > chart_before["points"], name
+        assert chart_after["pixels"] != chart_before["pixels"], f"{name}'s chart did not move"
+        assert chart_after["last"]["lag_p99_ms"] is not None, chart_after
+    # the front's own charts stay, labelled as its view
+    assert page.locator("#front-title").inner_text() == "The front's view"
+    assert page.locator('.chart[data-backend="tcp-echo"]').count() == 1
+    page.screenshot(path=str(artefacts / "live-load-1280.png"), full_page=True)
+    dashboard.assert_clean()
+
+
+def test_the_live_section_fits_a_phone(browser, front: str, artefacts: Path) -> None:
+    watched = open_dashboard(browser, front, NARROW)
+    try:
+        page = watched.page
+        for name in SERVICES:
+            wait_until(f"{name}'s chart", lambda name=name: service_chart(page, name)["points"] > 1)
+        width = page.evaluate("document.scrollingElement.scrollWidth")
+        assert width <= NARROW["width"], f"the page scrolls sideways at 390 px ({width} px)"
+        for name in SERVICES:
+            box = page.locator(f'.svc-chart[data-service="{name}"]').bounding_box()
+            assert box is not None and box["x"] >= 0
+            assert box["x"] + box["width"] <= NARROW["width"], (name, box)
+        page.screenshot(path=str(artefacts / "live-390.png"), full_page=True)
+        watched.assert_clean()
+    finally:
+        watched.page.context.close()
