@@ -3,7 +3,8 @@
 Compiles the C client and server into build/bench/, starts each server on a free
 127.0.0.1 port pinned to one core, loads it from the other core, repeats each cell
 and keeps the median, then writes reports/bench/report.md (+ echo.png, results.json)
-and prints the table. ``--quick`` is a fast smoke run; ``--only tcp,udp`` picks parts.
+and prints the table. ``--quick`` is a fast smoke run; ``--only tcp,udp`` picks parts
+(``--only cpu --quick``: CPU per request of every service, in under a minute).
 Every server it started is stopped at the end, even on failure or Ctrl-C.
 """
 
@@ -16,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench import build, echo, loadtools, pypy, report
+from bench import build, cpu, echo, loadtools, pypy, report
 from bench.procs import ROOT, cores
 
-PARTS = ("tcp", "udp", "http", "dns", "resolver", "pypy")
+PARTS = ("tcp", "udp", "http", "dns", "resolver", "cpu", "pypy")
 LOG = logging.getLogger("bench")
 
 
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     if "resolver" in args.parts:
         names = 20 if args.quick else 200
         results["resolver"] = loadtools.resolver_cells(args.repeats, names, logs)
+    cpu_part = None
+    if "cpu" in args.parts:
+        cpu_part = cpu.run(tools, args.repeats, args.duration, logs)
     pypy_lines, pypy_raw = [], {}
     if "pypy" in args.parts:
         pypy_lines, pypy_raw = pypy.run(tools, args.repeats, args.duration, args.quick, logs)
@@ -82,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         "warm-up; servers measured round-robin",
         "took": f"{time.monotonic() - started:.0f} s",
     }
-    markdown = report.write(results, meta, tools.missing, args.out, pypy_lines, pypy_raw)
+    markdown = report.write(
+        results, meta, tools.missing, args.out, pypy_lines, pypy_raw, cpu_part=cpu_part
+    )
     sys.stdout.write(markdown + "\n")
     sys.stdout.write(f"\nreport: {args.out / 'report.md'}\n")
     return 0

@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from bench import cpu
 from bench.echo import Cell
 
 
@@ -150,6 +151,8 @@ def write(
     out_dir: Path,
     pypy_lines: list[str] | None = None,
     pypy_raw: dict | None = None,
+    *,
+    cpu_part: cpu.CpuPart | None = None,
 ) -> str:
     """Write report.md, results.json and echo.png under out_dir; return the markdown.
 
@@ -178,8 +181,12 @@ def write(
             *simple_table(results["resolver"], "seconds", "dnspython-sequential", "sequential"),
             "",
         ]
+    if cpu_part is not None:
+        lines += cpu.section(cpu_part)
     lines += pypy_lines or []
-    lines += ["## Goals", "", *goals(tcp, udp, results.get("resolver", [])), ""]
+    goal_lines = goals(tcp, udp, results.get("resolver", []))
+    if goal_lines:
+        lines += ["## Goals", "", *goal_lines, ""]
     png = chart(tcp, udp, out_dir / "echo.png")
     if png:
         lines += [f"![echo servers against the C limit]({png.name})", ""]
@@ -188,5 +195,7 @@ def write(
     dump = {group: [asdict(c) for c in cells] for group, cells in results.items()}
     if pypy_raw:
         dump["pypy"] = pypy_raw
+    if cpu_part is not None:
+        dump["cpu"] = cpu.as_json(cpu_part)
     (out_dir / "results.json").write_text(json.dumps({"meta": meta, "results": dump}, indent=1))
     return markdown

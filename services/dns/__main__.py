@@ -15,12 +15,11 @@ import logging
 import sys
 
 from twisted.internet import defer, error, interfaces, task
-from twisted.names import dns
 
 from services.common.config import ConfigError
 from services.common.logging import forward_twisted_logs, setup_logging
 from services.dns.config import DnsConfig
-from services.dns.server import build_factory
+from services.dns.server import ServerDatagramProtocol, build_factory
 
 log = logging.getLogger("services.dns")
 
@@ -40,7 +39,7 @@ def main(reactor: interfaces.IReactorCore, config: DnsConfig) -> defer.Deferred:
     where = {"host": config.listen_host, "port": config.port}
     try:
         udp = reactor.listenUDP(
-            config.port, dns.DNSDatagramProtocol(controller=factory), interface=config.listen_host
+            config.port, ServerDatagramProtocol(controller=factory), interface=config.listen_host
         )
         tcp = reactor.listenTCP(config.port, factory, interface=config.listen_host)
     except error.CannotListenError as exc:

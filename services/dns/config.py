@@ -7,6 +7,8 @@
 - DNS_MAX_PENDING_DELAYS (10000): delayed answers waiting at once; beyond it, REFUSED.
 - DNS_TCP_IDLE_TIMEOUT (30): seconds before a silent TCP client is disconnected.
 - LOG_LEVEL (INFO): DEBUG, INFO, WARNING, ERROR or CRITICAL.
+- DNS_STATS_INTERVAL (10): seconds between the summary lines of malformed messages and
+  refused delays (one line per interval with counts, never one per message); 0: only at stop.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class DnsConfig:
     max_pending_delays: int = 10_000
     tcp_idle_timeout: float = 30.0
     log_level: str = "INFO"
+    stats_interval: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DnsConfig:
@@ -55,4 +58,7 @@ class DnsConfig:
                 "DNS_TCP_IDLE_TIMEOUT", 30.0, minimum=0.1, maximum=3600.0, env=env
             ),
             log_level=env_log_level(env),
+            stats_interval=env_float(
+                "DNS_STATS_INTERVAL", 10.0, minimum=0.0, maximum=86_400.0, env=env
+            ),
         )

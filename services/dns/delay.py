@@ -12,6 +12,9 @@ resolve of a few slow names). The clock is injected so unit tests advance a
   never hides the delay.
 - N above ``max_delay_ms`` is REFUSED at once, not honoured; so is a delayed query
   beyond ``max_pending`` already waiting (a flood cannot pile up timers without bound).
+  Counted: ``refused_over_max`` (a client's choice, not logged) and
+  ``saturated.counts["refused"]``, logged as one summary line per ``stats_interval``
+  seconds while saturated, never one line per refused query.
 - Every other name goes to the wrapped authority unchanged.
 
 Try it: dig @127.0.0.1 -p 1053 a.delay-1500.polyloop.test   (answers after 1.5 s)
@@ -24,6 +27,8 @@ import re
 
 from twisted.internet import defer, interfaces, task
 from twisted.names import common, dns, error
+
+from services.dns.summary import CountSummary
 
 DELAY_ADDRESS = "192.0.2.254"
 DELAY_LABEL = re.compile(rb"delay-([0-9]{1,10})")
@@ -41,13 +46,23 @@ class DelayingAuthority(common.ResolverBase):
         *,
         max_delay_ms: int = 10_000,
         max_pending: int = 10_000,
+        stats_interval: float = 10.0,
     ) -> None:
         super().__init__()
         self.zone = zone
         self.clock = clock
         self.max_delay_ms = max_delay_ms
         self.max_pending = max_pending
-        self.pending = 0
+        self.pending = 0  # delayed answers waiting now
+        self.refused_over_max = 0
+        self.saturated = CountSummary(
+            "delayed queries saturated, refusing",
+            ("refused",),
+            clock,
+            stats_interval,
+            log,
+            context=lambda: {"pending": self.pending, "max_pending": self.max_pending},
+        )
         self.soa = zone.soa
         self._suffix = b"." + zone.soa[0].lower()
 
@@ -56,10 +71,10 @@ class DelayingAuthority(common.ResolverBase):
         if delay_ms is None:
             return self.zone.query(query, timeout)
         if delay_ms > self.max_delay_ms:
+            self.refused_over_max += 1
             return defer.fail(error.DNSQueryRefusedError(query.name.name))
         if self.pending >= self.max_pending:
-            if self.pending == self.max_pending:
-                log.warning("delayed queries saturated, refusing", extra={"pending": self.pending})
+            self.saturated.count("refused")
             return defer.fail(error.DNSQueryRefusedError(query.name.name))
         self.pending += 1
         answered = task.deferLater(self.clock, delay_ms / 1000, self._answer, query)

@@ -1,33 +1,43 @@
 """The DNS server of the stack: Twisted's ``DNSServerFactory`` with an authoritative policy.
 
 Wired as Twisted's ``override_server.py`` and ``names.tap.makeService`` do: one factory
-(the controller) built from ``authorities=[...]``, a ``DNSDatagramProtocol`` for UDP and
-the factory itself for TCP, both on the same port. No ``clients`` and no ``caches``: it
-never recurses (RA stays clear) and never answers from anything but its zone.
+(the controller) built from ``authorities=[...]``, a ``ServerDatagramProtocol`` for UDP
+and the factory itself for TCP, both on the same port. No ``clients`` and no ``caches``:
+it never recurses (RA stays clear) and never answers from anything but its zone.
 
 What the subclass changes in the answers Twisted gives by default:
 
 - a name outside the zone is REFUSED (Twisted says NXDOMAIN), and so is any
-  ``DNSQueryRefusedError`` raised by an authority (a delay above the maximum, AXFR);
+  ``DNSQueryRefusedError`` raised by an authority (a delay above the maximum, AXFR, IXFR);
 - NXDOMAIN inside the zone is authoritative (AA set) and carries the SOA (RFC 2308);
 - every error goes out as a proper response (Twisted's ``allowQuery`` and ``handleOther``
   paths echo the query with QR clear): another opcode than QUERY gets NOTIMP, no question
   or several questions FORMERR, another class than IN REFUSED;
 - a message that is itself a response (QR set) is dropped, never answered: two servers
   must not be able to ping-pong replies at each other;
-- RD is copied into the reply as RFC 1035 asks, and NODATA answers carry AA;
+- RD is copied into replies to a QUERY as RFC 1035 asks (never into NOTIMP: RD means
+  something for QUERY only), and NODATA answers carry AA;
+- EDNS (RFC 6891) with Twisted's own ``_EDNSMessage``: a query with an OPT gets an OPT
+  back (UDP payload ``EDNS_UDP_PAYLOAD``, the DO bit copied), version > 0 gets BADVERS,
+  several OPTs FORMERR, unknown options are ignored. A UDP reply fits the requester's
+  payload size (512 without EDNS) or is truncated whole-record (TC set, question kept);
+- a TSIG-signed query (RFC 8945) gets NOTAUTH with TSIG error BADKEY, unsigned and without
+  data: this server holds no keys;
 - TCP connections that stay silent for ``tcp_idle_timeout`` seconds are closed.
 
-Malformed packets never reach this code: ``DNSMixin._handleResponse`` drops what
-``Message.fromStr`` cannot parse (logged), and the reactor logs anything else a bad
-datagram raises, so one bad packet never stalls the others (see the tests).
+Malformed messages are answered FORMERR with the header only (never by repeating what
+could not be parsed: a 64-octet label, a name over 255 octets, a compression-pointer
+loop, a message cut short), or dropped when shorter than a header. Twisted's own
+``DNSMixin._handleResponse`` would drop them all silently and log each one; here each is
+counted by reason in ``malformed.counts`` and summarised in one log line per interval.
 
-Try it: dig @127.0.0.1 -p 1053 www.polyloop.test
+Try it: dig @127.0.0.1 -p 1053 www.polyloop.test +edns=0
 """
 
 from __future__ import annotations
 
 import logging
+import struct
 import time
 
 from twisted.internet import interfaces
@@ -36,9 +46,76 @@ from twisted.protocols.policies import TimeoutMixin
 
 from services.dns.config import DnsConfig
 from services.dns.delay import DelayingAuthority
+from services.dns.summary import CountSummary
 from services.dns.zone import ZoneAuthority
 
 log = logging.getLogger(__name__)
+
+# RFC 6891 section 6.2.5 and the 2020 DNS flag day: fits any path's MTU without fragments
+EDNS_UDP_PAYLOAD = 1232
+# RFC 1035 section 2.3.4 (a name's wire form, length octets included) and 4.2.1 (no EDNS)
+MAX_NAME_OCTETS = 255
+MAX_LABEL_OCTETS = 63
+PLAIN_UDP_PAYLOAD = 512
+HEADER = struct.Struct("!HHHHHH")  # id, flags, qd/an/ns/ar counts
+QR_BIT = 0x8000
+EBADVERS = 16  # RFC 6891: the extended RCODE, upper 8 bits in the OPT
+ENOTAUTH = 9  # RFC 8945: NOTAUTH
+TSIG_BADKEY = 17  # RFC 8945: the TSIG RR's error field
+# "short": no header, nothing to answer; the others are answered FORMERR
+MALFORMED_REASONS = ("short", "truncated", "bad_name", "bad_pointer", "bad_edns", "bad_tsig")
+# the rcodes this server ever sends (a closed set, for counting replies by rcode)
+REPLY_RCODES = (
+    dns.OK,
+    dns.EFORMAT,
+    dns.ESERVER,
+    dns.ENAME,
+    dns.ENOTIMP,
+    dns.EREFUSED,
+    ENOTAUTH,
+    EBADVERS,
+)
+
+
+class Malformed(Exception):
+    """A message that cannot be answered but with FORMERR; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Reply(dns._EDNSMessage):
+    """A reply: Twisted's EDNS message with a size ``limit`` applied the RFC's way.
+
+    ``Message.encode`` cuts an oversized message at ``maxSize`` bytes, in the middle of a
+    record, counts unchanged; a reply over ``limit`` here drops every record but the OPT
+    and sets TC, so the client retries over TCP (RFC 2181 section 9). A TSIG record goes
+    last, after the OPT that ``_toMessage`` appends (RFC 8945 section 4.2).
+    """
+
+    limit = 0  # octets; 0: none (TCP)
+
+    def toStr(self) -> bytes:
+        message = self._toMessage()
+        message.maxSize = 0
+        if len(message.additional) > 1:
+            message.additional.sort(key=lambda record: record.type == dns.TSIG)
+        wire = message.toStr()
+        if self.limit and len(wire) > self.limit:
+            message.answers, message.authority = [], []
+            message.additional = [r for r in message.additional if r.type == dns.OPT]
+            message.trunc = True
+            wire = message.toStr()
+        return wire
+
+
+class ServerDatagramProtocol(dns.DNSDatagramProtocol):
+    """DNS over UDP for a server: every datagram goes to the controller as bytes, so it
+    decides what a malformed one gets (Twisted's client-side parsing would drop it)."""
+
+    def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.controller.wireReceived(data, self, addr)
 
 
 class IdleTimeoutDNSProtocol(dns.DNSProtocol, TimeoutMixin):
@@ -51,7 +128,7 @@ class IdleTimeoutDNSProtocol(dns.DNSProtocol, TimeoutMixin):
 
     def stringReceived(self, data: bytes) -> None:
         self.resetTimeout()
-        super().stringReceived(data)
+        self.controller.wireReceived(data, self, None)
 
     def writeMessage(self, message: dns.Message) -> None:
         # a slow (delayed) answer counts as activity, so it is not cut by the timeout
@@ -64,9 +141,13 @@ class IdleTimeoutDNSProtocol(dns.DNSProtocol, TimeoutMixin):
 
 
 class AuthoritativeServerFactory(server.DNSServerFactory):
-    """A ``DNSServerFactory`` that answers only for its zones and never recurses."""
+    """A ``DNSServerFactory`` that answers only for its zones and never recurses.
+
+    Counters (totals since start): ``malformed.counts`` by reason, ``replies`` by rcode.
+    """
 
     protocol = IdleTimeoutDNSProtocol
+    _messageFactory = Reply
 
     def __init__(
         self,
@@ -74,20 +155,50 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
         *,
         tcp_idle_timeout: float = 30.0,
         clock: interfaces.IReactorTime | None = None,
+        stats_interval: float = 10.0,
     ) -> None:
         super().__init__(authorities=authorities)
         self.tcp_idle_timeout = tcp_idle_timeout
         if clock is None:
             from twisted.internet import reactor as clock
         self.clock = clock
+        self.malformed = CountSummary(
+            "malformed DNS messages", MALFORMED_REASONS, clock, stats_interval, log
+        )
+        self.replies = dict.fromkeys(REPLY_RCODES, 0)
+
+    def wireReceived(self, data: bytes, proto, address=None) -> None:
+        """One message off the wire (UDP datagram or TCP frame): parse, check, answer."""
+        if len(data) < HEADER.size:
+            self.malformed.count("short")
+            return
+        if HEADER.unpack_from(data)[1] & QR_BIT:
+            return  # a response: never answered (no ping-pong between two servers)
+        message = dns.Message()
+        try:
+            decode(message, data)
+        except Malformed as bad:
+            self._reply_malformed(message, proto, address, bad.reason)
+            return
+        self.messageReceived(message, proto, address)
 
     def messageReceived(self, message: dns.Message, proto, address=None) -> None:
         if message.answer:
             return
+        if not hasattr(message, "ednsVersion"):  # not checked yet (edns_view sets it)
+            try:
+                message = edns_view(message)
+            except Malformed as bad:
+                self._reply_malformed(message, proto, address, bad.reason)
+                return
         # Twisted's sendReply() computes the processing time from this, verbose or not
         message.timeReceived = time.time()
         if message.opCode != dns.OP_QUERY:
             self._reply(message, proto, address, dns.ENOTIMP)
+        elif message.ednsVersion is not None and message.ednsVersion > 0:
+            self._reply(message, proto, address, EBADVERS)
+        elif message.additional and message.additional[-1].type == dns.TSIG:
+            self._reply_badkey(message, proto, address)
         elif len(message.queries) != 1:
             self._reply(message, proto, address, dns.EFORMAT)
         elif message.queries[0].cls != dns.IN:
@@ -115,17 +226,76 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
             )
             self._reply(message, protocol, address, dns.ESERVER)
 
-    def _responseFromMessage(self, message, rCode=dns.OK, **sections) -> dns.Message:
+    def sendReply(self, protocol, message: Reply, address) -> None:
+        # over TCP a reply is never truncated; over UDP it fits what the requester takes
+        if address is None:
+            message.limit = 0
+        if message.rCode in self.replies:
+            self.replies[message.rCode] += 1
+        super().sendReply(protocol, message, address)
+
+    def stopFactory(self) -> None:
+        # the TCP port closed (shutdown): log what the last interval counted
+        self.malformed.flush()
+        for resolver in self.resolver.resolvers:
+            saturated = getattr(resolver, "saturated", None)
+            if isinstance(saturated, CountSummary):
+                saturated.flush()
+
+    def _responseFromMessage(self, message, rCode=dns.OK, **sections) -> Reply:
         response = super()._responseFromMessage(message, rCode=rCode, **sections)
-        response.recDes = message.recDes
+        # RD means something in a QUERY only; the reply to a QUERY repeats it (RFC 1035)
+        response.recDes = message.recDes and message.opCode == dns.OP_QUERY
         # NODATA (no answer, the zone's SOA in authority) is an authoritative answer too
         response.auth = response.auth or any(r.isAuthoritative() for r in response.authority)
         response.opCode = message.opCode
+        requested = getattr(message, "ednsVersion", None)
+        if requested is None:
+            response.ednsVersion = None  # no OPT in the query: none in the reply
+            response.limit = PLAIN_UDP_PAYLOAD
+        else:
+            response.ednsVersion = 0  # the only version there is (BADVERS says so too)
+            response.dnssecOK = message.dnssecOK  # RFC 3225 section 3: DO is copied
+            response.maxSize = EDNS_UDP_PAYLOAD  # what we accept, advertised in our OPT
+            # the requester's size, but never below 512 (RFC 6891 6.2.5) nor above ours
+            response.limit = min(max(message.maxSize, PLAIN_UDP_PAYLOAD), EDNS_UDP_PAYLOAD)
         return response
 
     def _reply(self, message, proto, address, rCode, *, auth=False, authority=None) -> None:
         response = self._responseFromMessage(message, rCode=rCode, authority=authority)
         response.auth = auth
+        self.sendReply(proto, response, address)
+
+    def _reply_malformed(self, message: dns.Message, proto, address, reason: str) -> None:
+        """FORMERR (NOTIMP for another opcode than QUERY) with the header only: what could
+        not be parsed is never repeated, and an OPT that may be broken gets none back."""
+        self.malformed.count(reason)
+        query = message.opCode == dns.OP_QUERY
+        reply = Reply(
+            id=message.id,
+            answer=True,
+            opCode=message.opCode,
+            recDes=message.recDes and query,
+            rCode=dns.EFORMAT if query else dns.ENOTIMP,
+            ednsVersion=None,
+        )
+        reply.timeReceived = time.time()
+        self.sendReply(proto, reply, address)
+
+    def _reply_badkey(self, message, proto, address) -> None:
+        """RFC 8945 section 5.2.1: an unknown key gets NOTAUTH, TSIG error BADKEY, and an
+        unsigned TSIG (empty MAC) naming the key and algorithm the client used."""
+        signed = next(r for r in message.additional if r.type == dns.TSIG)
+        tsig = dns.Record_TSIG(
+            algorithm=signed.payload.algorithm.name,
+            timeSigned=int(time.time()),
+            fudge=signed.payload.fudge,
+            MAC=b"",
+            originalID=signed.payload.originalID,
+            error=TSIG_BADKEY,
+        )
+        record = dns.RRHeader(signed.name.name, dns.TSIG, dns.ANY, 0, tsig)
+        response = self._responseFromMessage(message, rCode=ENOTAUTH, additional=[record])
         self.sendReply(proto, response, address)
 
     def _soa_above(self, name: bytes) -> list[dns.RRHeader]:
@@ -136,6 +306,67 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
                 ttl = min(soa.minimum, soa.ttl if soa.ttl is not None else soa.minimum)
                 return [dns.RRHeader(apex, dns.SOA, dns.IN, ttl, soa, auth=True)]
         return []
+
+
+def decode(message: dns.Message, data: bytes) -> None:
+    """Decode ``data`` (at least a header long) into ``message``, then check it; raise
+    ``Malformed`` with the reason. The header is decoded first, so even a malformed
+    ``message`` has its id, opcode and flags for the FORMERR.
+
+    Stricter than ``Message.fromStr``, which stops quietly where a section is cut short
+    and accepts labels over 63 octets (and would write them back in a reply).
+    """
+    try:
+        message.fromStr(data)
+    except ValueError as exc:  # a compression loop, or too many pointers (DNSDecodeError)
+        raise Malformed("bad_pointer") from exc
+    except EOFError as exc:
+        raise Malformed("truncated") from exc
+    sections = (message.queries, message.answers, message.authority, message.additional)
+    if tuple(len(section) for section in sections) != HEADER.unpack_from(data)[2:]:
+        raise Malformed("truncated")
+
+
+def edns_view(message: dns.Message) -> dns.Message:
+    """The message as Twisted's ``_EDNSMessage`` (its OPT read into attributes), once its
+    names, its OPT (RFC 6891 6.1.1: one at most, owned by the root) and its TSIG (RFC 8945
+    5.1: one at most, the last record) are checked; else ``Malformed``. Without an OPT
+    it is the message itself with ``ednsVersion = None``, as ``_EDNSMessage`` would say
+    (a plain query, the common case, skips the copy)."""
+    for query in message.queries:
+        if not _valid_name(query.name.name):
+            raise Malformed("bad_name")
+    opts: list[dns.RRHeader] = []
+    additional = message.additional
+    if message.answers or message.authority or additional:
+        for section in (message.answers, message.authority, additional):
+            for record in section:
+                if not _valid_name(record.name.name):
+                    raise Malformed("bad_name")
+        opts = [record for record in additional if record.type == dns.OPT]
+        if len(opts) > 1 or any(opt.name.name for opt in opts):
+            raise Malformed("bad_edns")
+        tsigs = [i for i, record in enumerate(additional) if record.type == dns.TSIG]
+        if tsigs and tsigs != [len(additional) - 1]:
+            raise Malformed("bad_tsig")
+    if not opts:
+        message.ednsVersion = None
+        message.dnssecOK = False
+        return message
+    try:
+        return dns._EDNSMessage._fromMessage(message)
+    except EOFError as exc:  # an option's length runs past the OPT's data
+        raise Malformed("bad_edns") from exc
+
+
+def _valid_name(name: bytes) -> bool:
+    # the wire form of a name of n octets (dots included) is n + 2 octets: one length
+    # octet per label and the root's zero octet; a name this short has no long label
+    if len(name) <= MAX_LABEL_OCTETS:
+        return True
+    return len(name) + 2 <= MAX_NAME_OCTETS and (
+        max(map(len, name.split(b"."))) <= MAX_LABEL_OCTETS
+    )
 
 
 def _is_within(name: bytes, apex: bytes) -> bool:
@@ -151,7 +382,11 @@ def build_factory(config: DnsConfig, clock: interfaces.IReactorTime) -> Authorit
         clock,
         max_delay_ms=config.max_delay_ms,
         max_pending=config.max_pending_delays,
+        stats_interval=config.stats_interval,
     )
     return AuthoritativeServerFactory(
-        authorities=[delaying], tcp_idle_timeout=config.tcp_idle_timeout, clock=clock
+        authorities=[delaying],
+        tcp_idle_timeout=config.tcp_idle_timeout,
+        clock=clock,
+        stats_interval=config.stats_interval,
     )

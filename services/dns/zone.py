@@ -5,7 +5,8 @@ public-facing demo server:
 
 - ``ANY`` gets the minimal answer of RFC 8482 (one synthesized ``HINFO "RFC8482" ""``),
   not every RRset of the name: no amplification, nothing a client should rely on.
-- ``AXFR`` (zone transfer) is refused: over UDP it would be a 20 kB reply to a 40 B query.
+- ``AXFR`` and ``IXFR`` (zone transfers) are refused: over UDP a transfer would be a 20 kB
+  reply to a 40 B query, and this server has no secondaries.
 - The rest is BindAuthority's: records of the zone, NODATA (empty answer + SOA) for a
   known name without that type, ``AuthoritativeDomainError`` (NXDOMAIN) for an unknown
   name of the zone, ``DomainError`` for a name outside it (the server answers REFUSED).
@@ -39,6 +40,9 @@ class ZoneAuthority(authority.BindAuthority):
         return self.soa[0].lower()
 
     def _lookup(self, name, cls, type, timeout=None):
+        if type == dns.IXFR:
+            # not in ResolverBase's type table, so it lands here rather than lookupZone
+            return defer.fail(error.DNSQueryRefusedError(name))
         if type == dns.ALL_RECORDS:
             return self._minimal_any(name)
         return super()._lookup(name, cls, type, timeout)

@@ -65,7 +65,8 @@ class ResolverApp:
         except Exception:  # the last guard: logged with its traceback, answered 500 without
             log.exception("request failed", extra={"method": method[:40], "path": path[:200]})
             status, content_type, body, headers = _problem(Problem(500, "internal error"))
-        self.metrics.requests.labels(
+        self.metrics.child(
+            self.metrics.requests,
             method if method in METHODS else "other",
             path if path in ROUTES else "other",
             str(status),
@@ -100,20 +101,21 @@ class ResolverApp:
         with self.metrics.in_flight.track_inprogress():
             results = self.resolver.resolve_many(request.names, request.timeout, request.mode)
         elapsed = time.monotonic() - started
-        self.metrics.latency.labels(request.mode).observe(elapsed)
+        self.metrics.child(self.metrics.latency, request.mode).observe(elapsed)
         outcomes = Counter(result["error"] or "ok" for result in results)
         for outcome, count in outcomes.items():
-            self.metrics.names.labels(outcome).inc(count)
-        log.info(
-            "resolved",
-            extra={
-                "names": len(results),
-                "mode": request.mode,
-                "timeout": request.timeout,
-                "elapsed_ms": round(elapsed * 1000, 1),
-                "outcomes": dict(outcomes),
-            },
-        )
+            self.metrics.child(self.metrics.names, outcome).inc(count)
+        if log.isEnabledFor(logging.INFO):  # the record's fields cost even when dropped
+            log.info(
+                "resolved",
+                extra={
+                    "names": len(results),
+                    "mode": request.mode,
+                    "timeout": request.timeout,
+                    "elapsed_ms": round(elapsed * 1000, 1),
+                    "outcomes": dict(outcomes),
+                },
+            )
         return _json(
             200,
             {"results": results, "elapsed_ms": round(elapsed * 1000, 1), "mode": request.mode},

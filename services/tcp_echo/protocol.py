@@ -2,7 +2,7 @@
 
 Every byte received is written back unchanged, in order: raw bytes, not lines.
 Build it in-process (a test does) or run it with ``python -m services.tcp_echo``;
-connect with: nc 127.0.0.1 8000
+try it with: printf 'hello\n' | nc -N 127.0.0.1 8000   (prints hello)
 
 - Back-pressure: each ``Echo`` is a streaming producer on its own transport. When the
   transport's write buffer is full (the peer is not reading) the transport calls
@@ -12,9 +12,14 @@ connect with: nc 127.0.0.1 8000
   limit (Twisted's own way to refuse: the port closes the socket at once); the refusal
   is counted and logged once per burst. Not ``policies.LimitTotalConnectionsFactory``:
   its ``ProtocolWrapper`` puts two more Python calls on every chunk echoed.
+- Half-close: ``Echo`` is an ``IHalfCloseableProtocol``. When the peer shuts down its
+  sending side (``nc -N``, ``shutdown(SHUT_WR)``) the transport calls
+  ``readConnectionLost`` instead of dropping the connection: every byte already received
+  has been written to the transport by then, so ``Echo`` stops producing and closes
+  once the write buffer is flushed. The peer gets all it sent, then EOF.
 - Idle timeout: ``TimeoutMixin``; a connection silent for the timeout (up to a quarter
   more) is closed, then aborted if its peer will not take the last bytes within the
-  drain grace.
+  drain grace. A half-closed peer that never reads its echo is aborted at the timeout.
 """
 
 from __future__ import annotations
@@ -22,7 +27,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IAddress, IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IHalfCloseableProtocol,
+    IPushProducer,
+    IReactorTime,
+)
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
@@ -36,9 +47,10 @@ from zope.interface import implementer
 IDLE_TICKS = 4
 
 
-@implementer(IPushProducer)
+@implementer(IPushProducer, IHalfCloseableProtocol)
 class Echo(Protocol, TimeoutMixin):
-    """Echo every byte back; pause reading while the peer does not read."""
+    """Echo every byte back; pause reading while the peer does not read; on the peer's
+    half-close, finish the echo, then close."""
 
     factory: EchoFactory
     _abort_call: IDelayedCall | None = None
@@ -58,6 +70,24 @@ class Echo(Protocol, TimeoutMixin):
         self.transport.write(data)
         self.factory.bytes_echoed += len(data)
         self._active = True
+
+    # IHalfCloseableProtocol: the peer's FIN, with our side still open
+    def readConnectionLost(self) -> None:
+        """The peer sent all it will send: flush the echo of it, then close."""
+        self.factory.half_closed += 1
+        # nothing more will be read, so back-pressure has nothing left to pause; a
+        # registered producer would hold the close open (see close())
+        self.transport.unregisterProducer()
+        self.transport.loseConnection()
+        if not _unflushed(self.transport):
+            # nothing left to send: the socket closes on the reactor's next pass, for sure.
+            # Free the slot now, as the FIN used to: a client that closes and reconnects
+            # at the limit (a pool, a healthcheck) would otherwise be refused meanwhile
+            self.factory.connection_closed(self)
+
+    def writeConnectionLost(self) -> None:
+        # only called after our own loseWriteConnection(), which Echo never does
+        pass
 
     # IPushProducer: the transport drives these from its write buffer's level.
     def pauseProducing(self) -> None:
@@ -85,7 +115,11 @@ class Echo(Protocol, TimeoutMixin):
             self.setTimeout(self.timeOut)
             return
         self.factory.idle_timeouts += 1
-        self.close(self.factory.drain_seconds)
+        if self.transport.disconnecting:
+            # half-closed and its peer still has not taken the echo: give up on it
+            self._abort()
+        else:
+            self.close(self.factory.drain_seconds)
 
     def close(self, grace: float) -> None:
         """Stop reading, flush what was already echoed, close; abort after `grace` seconds.
@@ -113,12 +147,22 @@ class Echo(Protocol, TimeoutMixin):
         self.factory.connection_closed(self)
 
 
+def _unflushed(transport: object) -> int:
+    """Bytes a Twisted TCP transport still holds to write. Its ``FileDescriptor`` keeps
+    them in ``dataBuffer`` (from ``offset``) and ``_tempDataBuffer`` (``_tempDataLen``
+    bytes), as its own ``_isSendBufferFull`` reads them; no public call says it. A
+    transport without them counts as empty."""
+    buffered = len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0)
+    return buffered + getattr(transport, "_tempDataLen", 0)
+
+
 class EchoFactory(Factory):
     """Builds ``Echo`` under a connection limit and keeps the service's counters.
 
     Build it as the book's factory is built: ``EchoFactory.forProtocol(Echo, ...)``.
     Counters: ``open_connections``, ``connections_total`` (accepted),
-    ``connections_refused``, ``bytes_echoed``, ``idle_timeouts``, ``aborted``.
+    ``connections_refused``, ``bytes_echoed``, ``idle_timeouts``, ``aborted``,
+    ``half_closed`` (peers that shut down their sending side first).
     """
 
     log = Logger()
@@ -141,6 +185,7 @@ class EchoFactory(Factory):
         self.bytes_echoed = 0
         self.idle_timeouts = 0
         self.aborted = 0
+        self.half_closed = 0
         self._refused_in_burst = 0
         self._drained: list[Deferred[None]] = []
 

@@ -12,7 +12,12 @@ Every datagram is sent back, unchanged, to the address it came from — except:
 
 A reply is the request itself, so it is never larger (no amplification). Every drop is
 counted by reason on the protocol; one JSON log line at most every ``stats_interval``
-seconds summarises the drops of that interval, never one line per datagram.
+seconds summarises the drops of that interval (and the rate limiter's evictions), never
+one line per datagram.
+
+A zero-length datagram is valid UDP and is echoed as one (RFC 862): asyncio's and
+uvloop's ``sendto`` both return early on empty data, so that reply goes out through a
+duplicate of the transport's own socket (same port), made the first time it is needed.
 
 Try it (with the service running): ``nc -u 127.0.0.1 9999``, then type a line.
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import Any, cast
 
 from services.udp_echo.ratelimit import SourceRateLimiter
@@ -55,6 +61,7 @@ class ServerUdpEchoProtocol(asyncio.DatagramProtocol):
         self._reported: dict[str, int] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._empty_sender: socket.socket | None = None
 
     @property
     def received(self) -> int:
@@ -77,6 +84,9 @@ class ServerUdpEchoProtocol(asyncio.DatagramProtocol):
         # the summary timer is armed by the first drop, not here: a timer always pending
         # makes every wait of the loop's selector a timed one, which costs each echo ~10 %
         self._loop = asyncio.get_running_loop() if self.stats_interval > 0 else None
+        if self.limiter is not None:
+            # an eviction arms the summary too (a spoofed flood may drop nothing)
+            self.limiter.on_evict = self._arm_summary
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         # the common case runs four cheap compares and one sendto
@@ -88,8 +98,24 @@ class ServerUdpEchoProtocol(asyncio.DatagramProtocol):
             self._drop("rate_limited")
         elif self._writing_paused:
             self._drop("backpressure")
-        else:
+        elif data:
             self.transport.sendto(data, addr)  # type: ignore[union-attr]
+            self.echoed += 1
+        else:
+            self._echo_empty(addr)
+
+    def _echo_empty(self, addr: tuple[Any, ...]) -> None:
+        # the transport's sendto() would silently send nothing: write the empty reply
+        # through a duplicate of its socket (non-blocking, like the original)
+        if self._empty_sender is None:
+            self._empty_sender = self.transport.get_extra_info("socket").dup()  # type: ignore[union-attr]
+        try:
+            self._empty_sender.sendto(b"", addr)
+        except BlockingIOError:
+            self._drop("backpressure")
+        except OSError as exc:
+            self.error_received(exc)
+        else:
             self.echoed += 1
 
     def error_received(self, exc: Exception) -> None:
@@ -110,34 +136,42 @@ class ServerUdpEchoProtocol(asyncio.DatagramProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._empty_sender is not None:
+            self._empty_sender.close()
+            self._empty_sender = None
         self.log_drops()
         log.info("udp echo closed", extra=self.stats())
         if self.on_lost is not None and not self.on_lost.done():
             self.on_lost.set_result(None)
 
     def stats(self) -> dict[str, Any]:
-        """Totals since start: received, echoed, dropped by reason, socket errors."""
+        """Totals since start: received, echoed, dropped by reason, socket errors, and the
+        rate limiter's table (sources remembered, sources evicted to make room)."""
         return {
             "received": self.received,
             "echoed": self.echoed,
             "dropped": dict(self.dropped),
             "errors": self.errors,
             "sources": len(self.limiter) if self.limiter else 0,
+            "evicted": self.limiter.evicted if self.limiter else 0,
         }
 
     def log_drops(self) -> bool:
-        """Log one summary line if anything was dropped (or failed) since the last one."""
-        current = {**self.dropped, "errors": self.errors}
+        """Log one summary line if anything was dropped, failed or evicted since the last."""
+        evicted = self.limiter.evicted if self.limiter else 0
+        current = {**self.dropped, "errors": self.errors, "evicted": evicted}
         delta = {key: value - self._reported.get(key, 0) for key, value in current.items()}
         self._reported = current
         if not any(delta.values()):
             return False
         errors = delta.pop("errors")
+        evicted_since_last = delta.pop("evicted")
         log.warning(
             "udp echo dropped datagrams",
             extra={
                 "dropped_since_last": delta,
                 "errors_since_last": errors,
+                "evicted_since_last": evicted_since_last,
                 "last_error": self.last_error or None,
                 **self.stats(),
             },

@@ -6,7 +6,8 @@ UDP source addresses are trivially spoofed, so a flood from millions of fake sou
 must cost a fixed amount of memory. A bucket idle for ``burst / rate`` seconds has
 refilled and is the same as a new one, so evicting it loses nothing; under a flood of
 more distinct sources than the table holds, the oldest buckets are reset — bounded
-memory wins over precision.
+memory wins over precision. Evictions are counted (``evicted``) and, when ``on_evict``
+is set, signalled: the protocol reports them with its drops.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class SourceRateLimiter:
         self.max_sources = max_sources
         self.clock = clock
         self.evicted = 0
+        self.on_evict: Callable[[], object] | None = None  # called after each eviction
         # source -> (tokens, last seen); ordered by last use, oldest first
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
@@ -48,6 +50,8 @@ class SourceRateLimiter:
             if len(buckets) >= self.max_sources:
                 buckets.popitem(last=False)
                 self.evicted += 1
+                if self.on_evict is not None:
+                    self.on_evict()
             tokens = self.burst
         else:
             buckets.move_to_end(source)

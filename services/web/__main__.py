@@ -1,22 +1,21 @@
 """Run the web front: ``python -m services.web`` (then open http://127.0.0.1:8080/).
 
 Reads ``WebConfig`` from the environment, logs JSON lines, and serves until SIGTERM or
-SIGINT; ``run_app`` handles both: it stops accepting, lets in-flight requests finish for
+SIGINT (``server.serve``): it stops accepting, lets in-flight requests finish for
 ``WEB_SHUTDOWN_TIMEOUT`` seconds, runs the cleanup (closing the backend pools) and exits 0.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 
-from aiohttp import web
-
 from services.common.config import ConfigError
 from services.common.logging import setup_logging
-from services.web.access_log import JsonAccessLogger
 from services.web.app import create_app
 from services.web.config import WebConfig
+from services.web.server import serve
 
 log = logging.getLogger("services.web")
 
@@ -30,14 +29,7 @@ def main() -> int:
         return 2
     setup_logging("web", config.log_level)
     log.info("web front starting", extra={"host": config.listen_host, "port": config.port})
-    web.run_app(
-        create_app(config),
-        host=config.listen_host,
-        port=config.port,
-        shutdown_timeout=config.shutdown_timeout,
-        access_log_class=JsonAccessLogger,
-        print=None,
-    )
+    asyncio.run(serve(create_app(config), config))
     log.info("web front stopped")
     return 0
 

@@ -3,11 +3,19 @@ pre-formatted Apache line, so every line on stdout has the same shape."""
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 
 class JsonAccessLogger(AbstractAccessLogger):
+    @property
+    def enabled(self) -> bool:
+        """aiohttp skips ``log`` when False: no record built for a level that drops it
+        (``AbstractAccessLogger`` says True, whatever the level)."""
+        return self.logger.isEnabledFor(logging.INFO)
+
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         self.logger.info(
             "%s %s %s",

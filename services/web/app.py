@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from services.web.backends.clients import Backends
+from services.web.backends.clients import BackendClients
 from services.web.config import WebConfig
 from services.web.errors import problem_middleware
-from services.web.keys import BACKENDS, CONFIG, METRICS, STATS
+from services.web.keys import CLIENTS, CONFIG, METRICS, STATS
 from services.web.live import setup_live
 from services.web.metrics import Metrics, metrics_middleware
 from services.web.routes import routes
@@ -23,10 +23,11 @@ from services.web.stats import BackendStats
 
 log = logging.getLogger(__name__)
 
+# the one definition: every response gets these, the dashboard page included
 SECURITY_HEADERS = {
     # no inline script or style anywhere: the dashboard's assets are files under /static
     "Content-Security-Policy": (
-        "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+        "default-src 'self'; connect-src 'self'; img-src 'self' data:; object-src 'none'; "
         "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
     "X-Content-Type-Options": "nosniff",
@@ -54,7 +55,7 @@ def create_app(config: WebConfig) -> web.Application:
 async def backends_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open the backend clients at startup, close them (and their pools) at cleanup."""
     config = app[CONFIG]
-    app[BACKENDS] = Backends.open(config, app[STATS], app[METRICS])
+    app[CLIENTS] = BackendClients.open(config, app[STATS], app[METRICS])
     log.info(
         "backends configured",
         extra={
@@ -65,7 +66,7 @@ async def backends_ctx(app: web.Application) -> AsyncIterator[None]:
         },
     )
     yield
-    await app[BACKENDS].close()
+    await app[CLIENTS].close()
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -2,6 +2,12 @@
 
 Every backend is reached at ``<SERVICE>_HOST:<SERVICE>_PORT`` (README defaults: loopback
 and the stack's ports); the ``WEB_*`` limits bound what one request may ask of them.
+
+The limits a backend enforces on its own input are read from that backend's own variables
+(``RESOLVER_MAX_NAMES``, ``RESOLVER_MAX_TIMEOUT``, ``RESOLVER_MAX_CONNECTIONS``,
+``UDP_ECHO_MAX_DATAGRAM``, with the same defaults and ranges; compose passes them to
+``web`` too), so the front refuses with a 422 what the backend would refuse, instead of
+passing it on and answering a 502 or a 504.
 """
 
 from __future__ import annotations
@@ -11,8 +17,10 @@ from dataclasses import dataclass
 
 from services.common.config import env_float, env_int, env_log_level, env_port, env_str, listen_host
 
-# udp-echo drops datagrams above this size (its own limit), so the front never sends more
-UDP_MAX_DATAGRAM = 4096
+# a request that names no timeout gets this, capped by RESOLVER_MAX_TIMEOUT (as the resolver does)
+DEFAULT_RESOLVE_TIMEOUT = 5.0
+# the largest payload an IPv4 UDP datagram can carry (udp-echo's own maximum)
+MAX_UDP_PAYLOAD = 65507
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,15 @@ class WebConfig:
     replica_refresh: float = 2.0
     max_replicas: int = 64
     connect_timeout: float = 1.0
+    max_connections: int = 1024
+    body_timeout: float = 10.0
+    log_interval: float = 10.0
     log_level: str = "INFO"
+    # the backends' own limits, read from their variables
+    resolver_max_names: int = 256
+    resolver_max_timeout: float = 30.0
+    resolver_max_connections: int = 100
+    udp_max_datagram: int = 4096
     # every service's own metrics endpoint (issue 10's contract), scraped by services/web/scrape.py
     web_host: str = "127.0.0.1"
     tcp_echo_metrics_port: int = 9101
@@ -56,7 +72,18 @@ class WebConfig:
 
     @property
     def udp_max_message(self) -> int:
-        return min(self.max_message, UDP_MAX_DATAGRAM)
+        """Bytes of a UDP echo message: one datagram udp-echo does not drop."""
+        return min(self.max_message, self.udp_max_datagram)
+
+    @property
+    def resolve_default_timeout(self) -> float:
+        return min(DEFAULT_RESOLVE_TIMEOUT, self.resolver_max_timeout)
+
+    @property
+    def resolver_pool_size(self) -> int:
+        """Connections the front may hold to the resolver: half of its slots, so that its
+        healthcheck and its direct clients always get one, however busy the front is."""
+        return max(1, self.resolver_max_connections // 2)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebConfig:
@@ -91,7 +118,24 @@ class WebConfig:
             connect_timeout=env_float(
                 "WEB_CONNECT_TIMEOUT", 1.0, minimum=0.05, maximum=30, env=env
             ),
+            max_connections=env_int(
+                "WEB_MAX_CONNECTIONS", 1024, minimum=1, maximum=1_000_000, env=env
+            ),
+            body_timeout=env_float("WEB_BODY_TIMEOUT", 10.0, minimum=0.1, maximum=600, env=env),
+            log_interval=env_float("WEB_LOG_INTERVAL", 10.0, minimum=0.1, maximum=3600, env=env),
             log_level=env_log_level(env),
+            resolver_max_names=env_int(
+                "RESOLVER_MAX_NAMES", 256, minimum=1, maximum=10_000, env=env
+            ),
+            resolver_max_timeout=env_float(
+                "RESOLVER_MAX_TIMEOUT", 30.0, minimum=0.1, maximum=600, env=env
+            ),
+            resolver_max_connections=env_int(
+                "RESOLVER_MAX_CONNECTIONS", 100, minimum=1, maximum=10_000, env=env
+            ),
+            udp_max_datagram=env_int(
+                "UDP_ECHO_MAX_DATAGRAM", 4096, minimum=1, maximum=MAX_UDP_PAYLOAD, env=env
+            ),
             web_host=env_str("WEB_HOST", "127.0.0.1", env),
             tcp_echo_metrics_port=env_port("TCP_ECHO_METRICS_PORT", 9101, env),
             udp_echo_metrics_port=env_port("UDP_ECHO_METRICS_PORT", 9102, env),

@@ -29,6 +29,8 @@ class Problem(Exception):
     status = 500
     type = "about:blank"
     title: str | None = None
+    # the rest of the request body is not worth reading: close the connection after this
+    close = False
 
     def __init__(self, detail: str, *, status: int | None = None, **extra: Any) -> None:
         super().__init__(detail)
@@ -52,6 +54,26 @@ class MalformedJson(Problem):
     status = 400
     type = "urn:polyloop:problem:malformed-json"
     title = "Malformed JSON body"
+
+
+class BodyTooLarge(Problem):
+    """A ``Content-Length`` above ``WEB_MAX_BODY``: refused before a byte of it is read."""
+
+    status = 413
+    close = True
+
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(f"the body is {length} bytes, at most {limit} allowed")
+
+
+class BodyTimeout(Problem):
+    """The body did not arrive whole within ``WEB_BODY_TIMEOUT`` (a slow-body attack)."""
+
+    status = 408
+    close = True
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the request body did not arrive within {seconds:g} s")
 
 
 class InvalidField(Problem):
@@ -127,13 +149,18 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
                 "backend call failed",
                 extra={"path": request.path, "status": problem.status, "detail": problem.detail},
             )
-        return problem_response(problem, request.path)
+        response = problem_response(problem, request.path)
+        if problem.close:
+            response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         response = problem_response(_from_http_exception(exc), request.path)
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
+        if exc.status == 413:  # aiohttp's own, for a body that grew past the limit
+            response.force_close()
         return response
     except Exception:
         # a bug: the client gets a bare 500, the log gets the traceback, once

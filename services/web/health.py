@@ -11,40 +11,34 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from services.web.backends import Backend
+from services.web.backends.clients import BackendClients
 from services.web.errors import Problem
-from services.web.keys import BACKENDS, CONFIG
-
-PROBE = b"ping"
+from services.web.keys import CLIENTS, CONFIG
 
 
-async def check_backends(app: web.Application) -> dict[str, dict]:
+async def check_backends(app: web.Application) -> dict[Backend, dict]:
     """``{"tcp-echo": {"state": "up"|"down", "latency_ms": float|None, "error": str|None,
     "replicas": {"count", "up", "replicas": [{"address", "state", ...}]}}, ...}``
-    for tcp-echo, udp-echo, resolver and dns, in that order."""
-    backends = app[BACKENDS]
+    for every ``Backend``, in its order. Probes are not traffic: they stay out of the
+    live stats (``BackendClients.probe``)."""
+    clients = app[CLIENTS]
     timeout = app[CONFIG].health_timeout
-    probes: dict[str, Callable[[], Awaitable[object]]] = {
-        "tcp-echo": lambda: backends.echo_tcp(PROBE, timeout),
-        "udp-echo": lambda: backends.echo_udp(PROBE, timeout),
-        "resolver": lambda: backends.ping_resolver(timeout),
-        "dns": lambda: backends.query_dns(timeout),
-    }
-    results = await asyncio.gather(*(_probe(probe) for probe in probes.values()))
-    checks = dict(zip(probes, results, strict=True))
-    for name, check in checks.items():
+    results = await asyncio.gather(*(_probe(clients, backend, timeout) for backend in Backend))
+    checks = dict(zip(Backend, results, strict=True))
+    for backend, check in checks.items():
         # every replica the name resolves to, and what the front knows of each
-        check["replicas"] = backends.replicas[name].snapshot()
+        check["replicas"] = clients.replicas[backend].snapshot()
     return checks
 
 
-async def _probe(probe: Callable[[], Awaitable[object]]) -> dict:
+async def _probe(clients: BackendClients, backend: Backend, timeout: float) -> dict:
     start = time.perf_counter()
     try:
-        await probe()
+        await clients.probe(backend, timeout)
     except Problem as problem:
         return {"state": "down", "latency_ms": None, "error": problem.detail}
     latency_ms = round((time.perf_counter() - start) * 1000, 2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.web.backends.clients import Backends
+from services.web.backends.clients import BackendClients
 from services.web.config import WebConfig
 from services.web.metrics import Metrics
 from services.web.stats import BackendStats
@@ -13,4 +13,4 @@ STATS = web.AppKey("stats", BackendStats)
 CONFIG = web.AppKey("config", WebConfig)
 METRICS = web.AppKey("metrics", Metrics)
 # set while the app runs (between startup and cleanup, by app.backends_ctx)
-BACKENDS = web.AppKey("backends", Backends)
+CLIENTS = web.AppKey("backend_clients", BackendClients)

@@ -2,7 +2,7 @@
 
 ``setup_live(app, check=...)`` adds, as aiohttp-demos ``demos/chat`` does:
 
-- ``GET /`` — the dashboard (``static/index.html``),
+- ``GET /`` — the dashboard (``static/index.html``; the app's strict CSP applies),
 - ``/static/`` — its script, style and icons (nothing is fetched from elsewhere),
 - ``GET /ws/live`` — a one-way WebSocket that receives one JSON message a second::
 
@@ -45,10 +45,6 @@ from services.web.keys import CONFIG, STATS
 from services.web.scrape import SCRAPER, scrape_ctx
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-CSP = (
-    "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
 PUSH_EVERY = 1.0
 CHECK_EVERY = 2.0
 REFUSED_LOG_EVERY = 10.0  # seconds: one summary line for a burst of refused clients
@@ -178,15 +174,9 @@ LIVE = web.AppKey("live_feed", LiveFeed)
 
 
 async def index(request: web.Request) -> web.FileResponse:
-    """The dashboard page; its CSP forbids anything not served by this front."""
-    return web.FileResponse(
-        STATIC_DIR / "index.html",
-        headers={
-            "Content-Security-Policy": CSP,
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-cache",
-        },
-    )
+    """The dashboard page (its CSP, set on every response by ``app.security_headers``,
+    forbids anything not served by this front)."""
+    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
 async def live(request: web.Request) -> web.WebSocketResponse:

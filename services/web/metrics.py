@@ -5,7 +5,7 @@ building many apps never collide in the global registry).
 ``polyloop_web_requests_total{route,method,status}``, ``polyloop_web_request_seconds``,
 ``polyloop_web_requests_in_flight``, ``polyloop_web_backend_calls_total{backend,outcome}``,
 ``polyloop_web_backend_call_seconds{backend}``, ``polyloop_web_backend_errors_total{backend,kind}``,
-``polyloop_web_backend_in_flight{backend}``.
+``polyloop_web_backend_probes_total{backend,outcome}``, ``polyloop_web_backend_in_flight{backend}``.
 """
 
 from __future__ import annotations
@@ -59,6 +59,12 @@ class Metrics:
             ["backend", "kind"],
             registry=self.registry,
         )
+        self.backend_probes = Counter(
+            "polyloop_web_backend_probes",
+            "Readiness probes of a backend (/readyz, the dashboard's map), not traffic",
+            ["backend", "outcome"],
+            registry=self.registry,
+        )
         self.backend_in_flight = Gauge(
             "polyloop_web_backend_in_flight",
             "Backend calls in progress",
@@ -73,7 +79,16 @@ def route_label(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+# metric children kept by the middleware: one per (route, method, status) seen, at most this
+# many (past it, labels() is called each time: slower, never more memory than the metric)
+MAX_KEPT_CHILDREN = 1024
+
+
 def metrics_middleware(metrics: Metrics) -> Middleware:
+    # labels() checks its arguments and takes a lock on each call: three times the cost of
+    # the increment it serves, twice per request
+    children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         start = time.perf_counter()
@@ -89,7 +104,12 @@ def metrics_middleware(metrics: Metrics) -> Middleware:
         finally:
             metrics.requests_in_flight.dec()
             labels = (route_label(request), request.method, str(status))
-            metrics.requests.labels(*labels).inc()
-            metrics.request_seconds.labels(*labels).observe(time.perf_counter() - start)
+            pair = children.get(labels)
+            if pair is None:
+                pair = metrics.requests.labels(*labels), metrics.request_seconds.labels(*labels)
+                if len(children) < MAX_KEPT_CHILDREN:
+                    children[labels] = pair
+            pair[0].inc()
+            pair[1].observe(time.perf_counter() - start)
 
     return middleware

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.web.config import UDP_MAX_DATAGRAM, WebConfig
-from services.web.validation import MAX_NAMES, MAX_RESOLVE_TIMEOUT, MODES
-
-_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-HOST_NAME_PATTERN = rf"^{_LABEL}(?:\.{_LABEL})*\.?$"
+from services.common import hostname
+from services.web.backends import Backend
+from services.web.config import WebConfig
+from services.web.validation import MODES
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
@@ -42,6 +41,7 @@ def _post(summary: str, request: str, ok: str, *, backend: bool = True) -> dict[
         "200": _json("Success", ok),
         "400": _problem("The body is not valid JSON"),
         "405": _problem("Method not allowed"),
+        "408": _problem("The body did not arrive whole within WEB_BODY_TIMEOUT"),
         "413": _problem("The body is larger than WEB_MAX_BODY"),
         "422": _problem("Valid JSON of the wrong shape; `field` names the culprit"),
         "500": _problem("Unexpected error (no internals disclosed)"),
@@ -68,15 +68,20 @@ def _schemas(config: WebConfig) -> dict[str, Any]:
     names = {
         "type": "array",
         "minItems": 1,
-        "maxItems": MAX_NAMES,
-        "items": {"type": "string", "maxLength": 253, "pattern": HOST_NAME_PATTERN},
+        "maxItems": config.resolver_max_names,
+        # a trailing dot is allowed beyond the 253 characters of the name
+        "items": {
+            "type": "string",
+            "maxLength": hostname.MAX_LENGTH + 1,
+            "pattern": hostname.PATTERN,
+        },
         "description": "Host names; those under polyloop.test are served by the stack's dns",
     }
     timeout = {
         "type": "number",
         "exclusiveMinimum": 0,
-        "maximum": MAX_RESOLVE_TIMEOUT,
-        "default": 5.0,
+        "maximum": config.resolver_max_timeout,
+        "default": config.resolve_default_timeout,
         "description": "Seconds the resolver waits before answering `timeout` for a name",
     }
     nullable_number = {"type": ["number", "null"]}
@@ -92,7 +97,10 @@ def _schemas(config: WebConfig) -> dict[str, Any]:
                 "detail": {"type": "string"},
                 "instance": {"type": "string"},
                 "field": {"type": "string", "description": "the request field at fault"},
-                "backend": {"type": "string", "description": "the backend at fault"},
+                "backend": {
+                    "enum": [backend.value for backend in Backend],
+                    "description": "the backend at fault",
+                },
             },
         },
         "Health": {
@@ -140,7 +148,7 @@ def _schemas(config: WebConfig) -> dict[str, Any]:
                 "status": {"enum": ["ready", "unavailable"]},
                 "backends": {
                     "type": "object",
-                    "required": ["tcp-echo", "udp-echo", "resolver", "dns"],
+                    "required": [backend.value for backend in Backend],
                     "additionalProperties": _ref("BackendState"),
                 },
             },
@@ -207,7 +215,7 @@ def _schemas(config: WebConfig) -> dict[str, Any]:
                     "maxLength": config.udp_max_message,
                     "description": (
                         f"At most {config.udp_max_message} bytes in UTF-8: one datagram, "
-                        f"udp-echo drops datagrams over {UDP_MAX_DATAGRAM} bytes"
+                        f"udp-echo drops datagrams over {config.udp_max_datagram} bytes"
                     ),
                 }
             },

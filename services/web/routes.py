@@ -20,10 +20,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.web import validation
-from services.web.config import UDP_MAX_DATAGRAM
 from services.web.errors import Problem
 from services.web.health import check_backends
-from services.web.keys import BACKENDS, CONFIG, METRICS
+from services.web.keys import CLIENTS, CONFIG, METRICS
 from services.web.live import live_picture
 from services.web.openapi import openapi_document
 
@@ -47,39 +46,43 @@ async def readyz(request: web.Request) -> web.Response:
 
 @routes.post("/api/echo/tcp", name="echo_tcp")
 async def echo_tcp(request: web.Request) -> web.Response:
-    body = await validation.json_object(request)
-    data = validation.message(body, request.app[CONFIG].max_message)
-    return web.json_response(await _timed_echo(request.app[BACKENDS].echo_tcp, data))
+    config = request.app[CONFIG]
+    body = await validation.json_object(request, config)
+    data = validation.message(body, config.max_message)
+    return web.json_response(await _timed_echo(request.app[CLIENTS].echo_tcp, data))
 
 
 @routes.post("/api/echo/udp", name="echo_udp")
 async def echo_udp(request: web.Request) -> web.Response:
-    body = await validation.json_object(request)
-    data = validation.message(body, request.app[CONFIG].udp_max_message, why=_UDP_WHY)
-    return web.json_response(await _timed_echo(request.app[BACKENDS].echo_udp, data))
+    config = request.app[CONFIG]
+    body = await validation.json_object(request, config)
+    data = validation.message(body, config.udp_max_message, datagram=config.udp_max_datagram)
+    return web.json_response(await _timed_echo(request.app[CLIENTS].echo_udp, data))
 
 
 @routes.post("/api/resolve", name="resolve")
 async def resolve(request: web.Request) -> web.Response:
     """The resolver's request in, its answer out, unchanged."""
-    body = await validation.json_object(request)
-    answer = await request.app[BACKENDS].resolve(validation.resolve_request(body))
+    config = request.app[CONFIG]
+    body = await validation.json_object(request, config)
+    resolve_request = validation.resolve_request(body, config)
+    answer = await request.app[CLIENTS].resolve(resolve_request)
     return web.json_response(answer)
 
 
 @routes.post("/api/fanout", name="fanout")
 async def fanout(request: web.Request) -> web.Response:
     """TCP echo, UDP echo and resolve at once; a failed part is a problem in its own slot."""
-    body = await validation.json_object(request)
     config = request.app[CONFIG]
-    data = validation.message(body, config.udp_max_message, why=_UDP_WHY)
-    resolve_request = validation.resolve_request({**body, "mode": "concurrent"})
-    backends = request.app[BACKENDS]
+    body = await validation.json_object(request, config)
+    data = validation.message(body, config.udp_max_message, datagram=config.udp_max_datagram)
+    resolve_request = validation.resolve_request({**body, "mode": "concurrent"}, config)
+    clients = request.app[CLIENTS]
     start = time.perf_counter()
     parts = {
-        "tcp": _timed_echo(backends.echo_tcp, data),
-        "udp": _timed_echo(backends.echo_udp, data),
-        "resolve": backends.resolve(resolve_request),
+        "tcp": _timed_echo(clients.echo_tcp, data),
+        "udp": _timed_echo(clients.echo_udp, data),
+        "resolve": clients.resolve(resolve_request),
     }
     outcomes = await asyncio.gather(*parts.values(), return_exceptions=True)
     results: dict[str, Any] = {}
@@ -115,9 +118,6 @@ async def api_live(request: web.Request) -> web.Response:
 @routes.get("/api/openapi.json", name="openapi")
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document(request.app[CONFIG]))
-
-
-_UDP_WHY = f" (one UDP datagram: udp-echo drops datagrams over {UDP_MAX_DATAGRAM} bytes)"
 
 
 async def _timed_echo(echo: Callable[[bytes], Awaitable[bytes]], data: bytes) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-BACKENDS = ("tcp-echo", "udp-echo", "resolver", "dns")
+from services.web.backends import Backend
 
 
 @dataclass
@@ -30,9 +30,9 @@ class BackendStats:
     def __init__(self, window: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.window = window
         self.clock = clock
-        self._series: dict[str, _Series] = {name: _Series() for name in BACKENDS}
+        self._series: dict[Backend, _Series] = {backend: _Series() for backend in Backend}
 
-    def record(self, backend: str, seconds: float, ok: bool) -> None:
+    def record(self, backend: Backend, seconds: float, ok: bool) -> None:
         """One finished call to `backend` that took `seconds`; `ok` False for any failure."""
         series = self._series.setdefault(backend, _Series())
         series.samples.append((self.clock(), seconds, ok))

@@ -205,7 +205,7 @@ def test_over_http_a_resolve_round_trip(server: str) -> None:
         assert response.headers["Content-Type"] == "application/json"
         document = json.load(response)
     assert document["mode"] == "concurrent"
-    assert document["results"][0]["addresses"] == ["192.0.2.10"]
+    assert document["results"][0]["addresses"] == ["192.0.2.10", "2001:db8::10"]
 
 
 def raw_exchange(server: str, payload: bytes) -> bytes:
@@ -267,3 +267,65 @@ def test_over_http_a_declared_oversize_body_is_413_at_once(server: str) -> None:
     assert head.startswith(b"HTTP/1.1 413 ")
     assert b"Connection: close" in head
     assert json.loads(body)["status"] == 413
+
+
+def test_metric_children_are_looked_up_once_and_still_count(
+    app: ResolverApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # labels() checks its arguments and takes a lock each call: the app keeps its children
+    post_resolve(app, {"names": ["www.polyloop.test"]})
+    looked_up: list[tuple] = []
+    for metric in (app.metrics.requests, app.metrics.latency, app.metrics.names):
+        original = metric.labels
+        monkeypatch.setattr(
+            metric, "labels", lambda *labels, _o=original: looked_up.append(labels) or _o(*labels)
+        )
+    for _ in range(3):
+        assert post_resolve(app, {"names": ["www.polyloop.test"]}).status == 200
+    assert looked_up == []
+    registry = app.metrics.registry
+    assert (
+        registry.get_sample_value(
+            "resolver_http_requests_total", {"method": "POST", "route": "/resolve", "status": "200"}
+        )
+        == 4
+    )
+    assert registry.get_sample_value("resolver_names_resolved_total", {"outcome": "ok"}) == 4
+    assert (
+        registry.get_sample_value("resolver_resolve_duration_seconds_count", {"mode": "concurrent"})
+        == 4
+    )
+
+
+def test_bodies_are_parsed_without_a_decoder_per_request(
+    app: ResolverApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[dict] = []
+
+    class CountingDecoder(json.JSONDecoder):
+        def __init__(self, **options: object) -> None:
+            built.append(options)
+            super().__init__(**options)
+
+    monkeypatch.setattr(json, "JSONDecoder", CountingDecoder)
+    document = '{"names": ["www.polyloop.test"]}'
+    for body in (document.encode(), document.encode("utf-16"), b"\xef\xbb\xbf" + document.encode()):
+        # UTF-8, UTF-16 with its BOM, UTF-8 with a BOM: what json.loads takes from bytes
+        assert call(app, "POST", "/resolve", body).status == 200
+    nan = b'{"names": ["www.polyloop.test"], "timeout": NaN}'
+    assert call(app, "POST", "/resolve", nan).status == 400
+    assert built == []
+
+
+def test_metric_values_take_the_threads_own_lock(app: ResolverApp) -> None:
+    # gevent's patched Lock costs more than the increment it guards; nothing inside switches
+    import threading
+
+    from gevent import monkey
+
+    post_resolve(app, {"names": ["www.polyloop.test"]})
+    native = type(monkey.get_original("threading", "Lock")())
+    assert threading.Lock is not monkey.get_original("threading", "Lock")  # patched here
+    child = app.metrics.child(app.metrics.names, "ok")
+    assert type(child._value._lock) is native
+    assert type(app.metrics.requests._lock) is native

@@ -53,4 +53,45 @@ def test_use_server_moves_the_questions_to_a_new_address(dns_port: int) -> None:
     resolver = Resolver("127.0.0.2", dns_port, cache_size=0)
     assert resolver.resolve_many(["www.polyloop.test"], 1.0)[0]["error"] is not None
     resolver.use_server("127.0.0.1")
-    assert resolver.resolve_many(["www.polyloop.test"], 5.0)[0]["addresses"] == ["192.0.2.10"]
+    (result,) = resolver.resolve_many(["www.polyloop.test"], 5.0)
+    assert result["addresses"] == ["192.0.2.10", "2001:db8::10"]
+
+
+class _NoGreenlets:
+    """Stands in for Pool and gevent.spawn: any greenlet started is a failure."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("a greenlet was started for names already known")
+
+
+@pytest.mark.parametrize("mode", ["concurrent", "sequential"])
+def test_a_batch_of_known_names_is_answered_without_a_greenlet(
+    relay: CountingRelay, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    import gevent
+
+    from services.resolver import resolve
+
+    resolver = Resolver("127.0.0.1", relay.port, cache_size=100)
+    names = ["host-5.polyloop.test", "www.polyloop.test", "example.com"]
+    first = resolver.resolve_many(names, 5.0, mode)
+    monkeypatch.setattr(resolve, "Pool", _NoGreenlets)
+    monkeypatch.setattr(gevent, "spawn", _NoGreenlets)
+    again = resolver.resolve_many(names, 5.0, mode)
+    assert [(r["name"], r["addresses"], r["error"]) for r in again] == [
+        ("host-5.polyloop.test", ["192.0.2.5", "2001:db8::5"], None),
+        ("www.polyloop.test", ["192.0.2.10", "2001:db8::10"], None),
+        ("example.com", [], "refused"),
+    ]
+    assert [r["addresses"] for r in again] == [r["addresses"] for r in first]
+    assert all(r["elapsed_ms"] < 50 for r in again)
+    assert relay.queries == 4  # the first batch's two names, A and AAAA; none since
+
+
+def test_one_name_to_ask_sends_the_whole_batch_through_the_pool(relay: CountingRelay) -> None:
+    resolver = Resolver("127.0.0.1", relay.port, cache_size=100)
+    resolver.resolve_many(["host-5.polyloop.test"], 5.0)
+    results = resolver.resolve_many(["host-5.polyloop.test", "x.delay-50.polyloop.test"], 5.0)
+    assert [r["error"] for r in results] == [None, None]
+    assert results[1]["elapsed_ms"] >= 50  # asked, not answered from a cache
+    assert relay.queries == 4

@@ -161,7 +161,7 @@ def test_with_external_on_names_outside_go_to_the_system_resolver(
     results = resolver.resolve_many(["outside.invalid", "www.polyloop.test"], 5.0)
     assert [(result["error"], result["addresses"]) for result in results] == [
         (None, ["198.51.100.7"]),
-        (None, ["192.0.2.10"]),
+        (None, ["192.0.2.10", "2001:db8::10"]),
     ]
     assert asked == ["outside.invalid"]
     assert relay.by_type == {"A": 1, "AAAA": 1}  # the zone still goes to the dns service

@@ -69,7 +69,7 @@ def resolve(port: int, names: list[str], timeout: float = 5.0) -> dict:
 
 def test_it_serves_and_logs_json(service: Service) -> None:
     document = resolve(service.port, ["www.polyloop.test"])
-    assert document["results"][0]["addresses"] == ["192.0.2.10"]
+    assert document["results"][0]["addresses"] == ["192.0.2.10", "2001:db8::10"]
     entries = service.log()
     started = next(entry for entry in entries if entry["msg"] == "listening")
     assert started["service"] == "resolver"

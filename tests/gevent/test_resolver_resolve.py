@@ -48,7 +48,7 @@ def test_results_come_back_in_request_order(app: ResolverApp) -> None:
     assert results[0]["addresses"] == ["192.0.2.3", "2001:db8::3"]
     assert results[1]["addresses"] == []
     assert results[2]["addresses"] == ["192.0.2.254"]
-    assert results[3]["addresses"] == ["192.0.2.10"]
+    assert results[3]["addresses"] == ["192.0.2.10", "2001:db8::10"]
     assert results[4]["addresses"] == ["192.0.2.250", "2001:db8::250"]
     for result in results:
         assert set(result) == {"name", "addresses", "error", "elapsed_ms"}

@@ -69,7 +69,7 @@ def test_names_resolve_in_request_order(stack: Stack) -> None:
     assert [result["name"] for result in document["results"]] == names
     assert errors(document) == [None, "not_found", None]
     assert document["results"][0]["addresses"] == ["192.0.2.7", "2001:db8::7"]
-    assert document["results"][2]["addresses"] == ["192.0.2.10"]
+    assert document["results"][2]["addresses"] == ["192.0.2.10", "2001:db8::10"]
     assert all(result["elapsed_ms"] >= 0 for result in document["results"])
 
 

@@ -90,3 +90,150 @@ def test_pypy_warmup_crossing_reads_when_pypy_beats_cpython() -> None:
     assert "beats CPython from window 3 (by 3.0 s, about 145 requests served)" in text
     assert "plateau by 4.0 s" in text
     assert crossing({"cpython": series["cpython"]}, "rt/s") == "not measured"
+
+
+# -- the CPU part (bench/cpu.py) -------------------------------------------------------
+
+WRK_OUT = """Running 1s test @ http://127.0.0.1:27080/api/echo/tcp
+  1 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    27.52ms   10.71ms  75.13ms   71.70%
+    Req/Sec   580.00     87.51   707.00     70.00%
+  5806 requests in 1.01s, 1.44MB read
+  Non-2xx or 3xx responses: 3
+Requests/sec:   5748.51
+Transfer/sec:      1.42MB
+"""
+
+DNSPERF_OUT = """Statistics:
+
+  Queries sent:         4627
+  Queries completed:    4620 (99.85%)
+  Queries lost:         7 (0.15%)
+
+  Run time (s):         1.035093
+  Queries per second:   4463.367
+"""
+
+
+def test_parse_stat_counts_fields_after_the_command_name() -> None:
+    from bench.cpu import parse_stat
+
+    # a command name may hold spaces and parentheses: fields are counted after the last ")"
+    fields = ["S", *["0"] * 10, "250", "50", *["0"] * 30]
+    text = "1234 (tricky ) name) " + " ".join(fields)
+    assert parse_stat(text, ticks_per_second=100) == 3.0
+
+
+def test_cpu_seconds_of_this_process_grows_with_work() -> None:
+    import os
+    import time
+
+    from bench.cpu import cpu_seconds
+
+    before = cpu_seconds(os.getpid())
+    end = time.process_time() + 0.1
+    while time.process_time() < end:
+        pass
+    assert 0.05 <= cpu_seconds(os.getpid()) - before <= 1.0
+
+
+def test_parse_wrk_reads_the_count_the_rate_and_errors() -> None:
+    from bench.cpu import parse_wrk
+
+    result = parse_wrk(WRK_OUT)
+    assert (result.requests, result.rate) == (5806, 5748.51)
+    assert result.note == "3 non-2xx answers"
+    with pytest.raises(RuntimeError, match="no request count"):
+        parse_wrk("unable to connect to 127.0.0.1:1 Connection refused")
+
+
+def test_parse_dnsperf_reads_completed_queries_and_losses() -> None:
+    from bench.cpu import parse_dnsperf
+
+    result = parse_dnsperf(DNSPERF_OUT)
+    assert (result.requests, result.rate, result.note) == (4620, 4463.367, "7 lost")
+
+
+def test_cpu_rows_divide_cpu_by_requests_and_compare_with_their_base() -> None:
+    from bench.cpu import CpuPart, Row, Run, goal_lines, section
+
+    healthz = Row("healthz", "web GET /healthz", "web", ("web",), "wrk /healthz")
+    healthz.runs = [Run(10_000, 5000.0, {"web": 0.5}), Run(20_000, 6000.0, {"web": 1.2})]
+    fanout = Row("fanout", "web POST /api/fanout", "web", ("web", "resolver"), "wrk", "healthz")
+    fanout.runs = [Run(1000, 900.0, {"web": 0.21, "resolver": 0.1})]
+    resolver = Row("resolver", "resolver", "resolver", ("resolver",), "wrk", base="pywsgi")
+    assert healthz.us() == {"web": 55.0}  # median of 50 and 60 µs
+    assert healthz.rate == 5500.0
+    assert fanout.us() == pytest.approx({"web": 210.0, "resolver": 100.0})
+    part = CpuPart([healthz, fanout, resolver], delay_runs=[0.25, 0.31, 0.28], delay_cpu=[0.2])
+    goals = goal_lines(part)
+    assert "- front /api/fanout web CPU ≤ 4x /healthz: 3.82x — reached" in goals
+    assert "- resolver CPU/request ≤ 1.3x minimal pywsgi: not measured" in goals
+    assert (
+        "- resolver 200 x delay-100 concurrent ≤ 0.3 s: 0.280 s, resolver CPU 0.200 s — reached"
+        in goals
+    )
+    text = "\n".join(section(part))
+    assert "| web POST /api/fanout | 900 | 0.16x | web 210, resolver 100 | 3.82x | — |  |" in text
+    assert "fanout: wrk" in text
+
+
+def test_minimal_pywsgi_program_answers_the_resolvers_shape(tmp_path: Path) -> None:
+    import sys
+
+    from bench.stack import post_json
+
+    port = free_port()
+    with Servers(tmp_path / "logs") as servers:
+        servers.start("pywsgi", [sys.executable, "bench/servers/pywsgi_resolve.py", str(port)])
+        servers.wait_until("pywsgi", lambda: tcp_ready(port), timeout=15)
+        url = f"http://127.0.0.1:{port}/resolve"
+        answer = post_json(url, {"names": ["www.polyloop.test", "nope.polyloop.test"]}, 5)
+    assert answer["mode"] == "concurrent"
+    www, nope = answer["results"]
+    assert www == {
+        "name": "www.polyloop.test",
+        "addresses": ["192.0.2.10"],
+        "error": None,
+        "elapsed_ms": 0,
+    }
+    assert (nope["addresses"], nope["error"]) == ([], "not_found")
+
+
+def test_minimal_twisted_names_serves_the_zone_file(tmp_path: Path) -> None:
+    import sys
+
+    from bench.cpu import dns_answers
+
+    port = free_port()
+    with Servers(tmp_path / "logs") as servers:
+        servers.start("names", [sys.executable, "bench/servers/twisted_names.py", str(port)])
+        servers.wait_until("names", lambda: dns_answers(port), timeout=15)
+
+
+def test_profile_sums_own_time_by_library() -> None:
+    from bench.profile import by_group
+
+    class FakeStats:
+        stats = {
+            ("/v/site-packages/aiohttp/client_reqrep.py", 1, "send"): (1, 1, 0.3, 0.5, {}),
+            ("/v/site-packages/aiohttp/web_protocol.py", 2, "start"): (1, 1, 0.2, 0.9, {}),
+            ("/repo/services/dns/delay.py", 3, "delay_of"): (1, 1, 0.1, 0.1, {}),
+            ("/v/site-packages/dns/name.py", 4, "from_text"): (1, 1, 0.05, 0.1, {}),
+            ("~", 0, "<method 'send' of '_socket.socket' objects>"): (1, 1, 0.25, 0.25, {}),
+            ("~", 0, "<built-in method builtins.len>"): (1, 1, 0.1, 0.1, {}),
+        }
+
+    groups = dict(by_group(FakeStats()))  # type: ignore[arg-type]
+    assert groups == pytest.approx(
+        {
+            "aiohttp client": 0.3,
+            "aiohttp server": 0.2,
+            "services (polyloop's own code)": 0.1,
+            "dnspython": 0.05,
+            "system calls (socket send/recv, epoll)": 0.25,
+            "C built-ins (len, isinstance, str methods, ...)": 0.1,
+        }
+    )
+    assert next(iter(by_group(FakeStats()))) == ("aiohttp client", 0.3)  # type: ignore[arg-type]

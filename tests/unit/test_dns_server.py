@@ -1,6 +1,6 @@
 """The ``dns`` server factory in-process: Twisted's DNS protocols over fake transports.
 
-UDP goes through ``DNSDatagramProtocol(controller=factory)`` exactly as in production,
+UDP goes through ``ServerDatagramProtocol(controller=factory)`` exactly as in production,
 with a transport that records what would be sent; TCP through the factory's protocol
 on a ``StringTransport``; time is a ``task.Clock``. Run:
 .venv/bin/pytest tests/unit/test_dns_server.py
@@ -18,7 +18,11 @@ from twisted.names import dns
 
 from services.dns.config import DnsConfig
 from services.dns.delay import DELAY_ADDRESS
-from services.dns.server import AuthoritativeServerFactory, build_factory
+from services.dns.server import (
+    AuthoritativeServerFactory,
+    ServerDatagramProtocol,
+    build_factory,
+)
 
 CLIENT = ("127.0.0.1", 40000)
 
@@ -36,7 +40,7 @@ class DatagramRecorder:
 class UdpServer:
     def __init__(self, factory: AuthoritativeServerFactory) -> None:
         self.transport = DatagramRecorder()
-        self.protocol = dns.DNSDatagramProtocol(controller=factory)
+        self.protocol = ServerDatagramProtocol(controller=factory)
         self.protocol.makeConnection(self.transport)
 
     def send(self, data: bytes) -> None:
@@ -141,8 +145,9 @@ def test_any_query_gets_one_hinfo(udp: UdpServer) -> None:
     assert [(r.type, r.payload.cpu) for r in reply.answers] == [(dns.HINFO, b"RFC8482")]
 
 
-def test_axfr_is_refused(udp: UdpServer) -> None:
-    assert ask(udp, "polyloop.test", dns.AXFR).rCode == dns.EREFUSED
+@pytest.mark.parametrize("qtype", [dns.AXFR, dns.IXFR])
+def test_zone_transfers_are_refused(udp: UdpServer, qtype: int) -> None:
+    assert ask(udp, "polyloop.test", qtype).rCode == dns.EREFUSED
 
 
 def test_chaos_class_is_refused(udp: UdpServer) -> None:
@@ -192,10 +197,11 @@ def test_two_questions_is_formerr(udp: UdpServer) -> None:
 def test_other_opcodes_are_not_implemented_and_answered_as_responses(
     udp: UdpServer, opcode: int
 ) -> None:
-    udp.send(query_bytes("www.polyloop.test", opCode=opcode))
+    udp.send(query_bytes("www.polyloop.test", opCode=opcode))  # with RD set
     (reply,) = udp.replies()
     assert reply.answer
     assert reply.rCode == dns.ENOTIMP
+    assert not reply.recDes, "RD belongs to queries: never copied into NOTIMP"
 
 
 def malformed_packets(seed: int = 8482, count: int = 300) -> list[bytes]:
@@ -214,6 +220,24 @@ def malformed_packets(seed: int = 8482, count: int = 300) -> list[bytes]:
             flipped[rnd.randrange(len(flipped))] = rnd.randrange(256)
         packets.append(bytes(flipped))
     return packets
+
+
+def test_a_pointer_loop_gets_formerr_with_the_header_only(udp: UdpServer) -> None:
+    valid = query_bytes("www.polyloop.test", qid=99)
+    udp.send(valid[:12] + b"\xc0\x0c" + struct.pack("!HH", dns.A, dns.IN))
+    (reply,) = udp.replies()
+    assert (reply.id, reply.answer, reply.rCode) == (99, 1, dns.EFORMAT)
+    assert reply.queries == []
+    assert reply.recDes, "a QUERY's RD is copied, even into FORMERR"
+
+
+def test_counts_replies_by_rcode(udp: UdpServer, factory: AuthoritativeServerFactory) -> None:
+    ask(udp, "www.polyloop.test")
+    ask(udp, "nope.polyloop.test")
+    ask(udp, "example.com")
+    ask(udp, "www.polyloop.test", opCode=dns.OP_STATUS)
+    nonzero = {rcode: n for rcode, n in factory.replies.items() if n}
+    assert nonzero == {dns.OK: 1, dns.ENAME: 1, dns.EREFUSED: 1, dns.ENOTIMP: 1}
 
 
 def test_malformed_packets_never_crash_nor_stall_the_server(udp: UdpServer) -> None:

@@ -65,6 +65,25 @@ def test_www_is_192_0_2_10_authoritatively(zone: ZoneAuthority) -> None:
     assert authority == []
 
 
+@pytest.mark.parametrize(("host", "v4", "v6"), [("www", 10, "10"), ("ns", 53, "53")])
+def test_named_hosts_have_an_aaaa_too(zone: ZoneAuthority, host: str, v4: int, v6: str) -> None:
+    # every named host of the demo zone has both families, as each host-N does
+    (a,), _, _ = answer(ask(zone, f"{host}.polyloop.test", dns.A))
+    assert a.payload.dottedQuad() == f"192.0.2.{v4}"
+    (aaaa,), _, _ = answer(ask(zone, f"{host}.polyloop.test", dns.AAAA))
+    assert ipaddress.IPv6Address(aaaa.payload.address) == ipaddress.IPv6Address(f"2001:db8::{v6}")
+    assert aaaa.auth
+
+
+def test_every_name_with_an_a_has_an_aaaa(zone: ZoneAuthority) -> None:
+    families = {
+        name: {record.TYPE for record in records} & {dns.A, dns.AAAA}
+        for name, records in zone.records.items()
+    }
+    assert {name for name, types in families.items() if types == {dns.A}} == set()
+    assert len([name for name, types in families.items() if types]) == 250 + 2
+
+
 def test_names_are_case_insensitive(zone: ZoneAuthority) -> None:
     (record,), _, _ = answer(ask(zone, "WWW.PolyLoop.TEST"))
     assert record.payload.dottedQuad() == "192.0.2.10"
@@ -92,7 +111,7 @@ def test_every_address_of_the_zone_is_a_documentation_address(zone: ZoneAuthorit
             elif record.TYPE == dns.AAAA:
                 assert ipaddress.IPv6Address(record.address) in v6
                 count += 1
-    assert count >= 2 * 250 + 1
+    assert count == 2 * (250 + 2)
 
 
 def test_host_0_and_host_251_do_not_exist(zone: ZoneAuthority) -> None:
@@ -105,7 +124,7 @@ def test_unknown_name_in_the_zone_is_authoritative_nxdomain(zone: ZoneAuthority)
 
 
 def test_known_name_without_that_type_is_nodata_with_soa(zone: ZoneAuthority) -> None:
-    answers, authority, _ = answer(ask(zone, "www.polyloop.test", dns.AAAA))
+    answers, authority, _ = answer(ask(zone, "www.polyloop.test", dns.MX))
     assert answers == []
     assert [r.type for r in authority] == [dns.SOA]
 
@@ -133,8 +152,9 @@ def test_any_for_an_unknown_name_is_still_nxdomain(zone: ZoneAuthority) -> None:
     )
 
 
-def test_zone_transfer_is_refused(zone: ZoneAuthority) -> None:
-    failure_of(ask(zone, "polyloop.test", dns.AXFR)).trap(error.DNSQueryRefusedError)
+@pytest.mark.parametrize("qtype", [dns.AXFR, dns.IXFR])
+def test_zone_transfers_are_refused(zone: ZoneAuthority, qtype: int) -> None:
+    failure_of(ask(zone, "polyloop.test", qtype)).trap(error.DNSQueryRefusedError)
 
 
 def test_a_zone_file_without_soa_is_rejected(tmp_path) -> None:

@@ -7,6 +7,7 @@ import pytest
 from twisted.internet import task
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.testing import StringTransport
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
@@ -192,3 +193,54 @@ def test_close_all_flushes_then_aborts_laggards_and_fires_when_none_left(
 
 def test_close_all_without_connections_fires_at_once(factory: EchoFactory) -> None:
     assert factory.close_all(2.0).called
+
+
+def test_is_a_half_closeable_protocol(factory: EchoFactory) -> None:
+    # without it Twisted treats the peer's FIN as the end of the connection, echo unsent
+    echo, _ = connect(factory)
+    assert IHalfCloseableProtocol.providedBy(echo)
+
+
+def test_half_close_flushes_what_was_echoed_then_closes(factory: EchoFactory) -> None:
+    echo, transport = connect(factory)
+    transport.protocol.dataReceived(b"hello\n")
+    echo.readConnectionLost()
+    assert transport.value() == b"hello\n"
+    assert transport.disconnecting, "loseConnection: the buffer flushes, then the socket closes"
+    assert not transport.disconnected, "a clean close, not an abort"
+    assert transport.producer is None, "a registered producer would hold the close open"
+    assert factory.half_closed == 1
+
+
+def test_half_closed_peer_that_never_reads_is_aborted_at_the_idle_timeout(
+    factory: EchoFactory, clock: task.Clock
+) -> None:
+    echo, transport = connect(factory)
+    transport.protocol.dataReceived(b"a lot the peer will never read")
+    echo.readConnectionLost()
+    elapse(clock, 9.0)
+    assert not transport.disconnected, "a slow reader gets the idle timeout to take its echo"
+    elapse(clock, 4.0)
+    assert transport.disconnected
+    assert (factory.idle_timeouts, factory.aborted) == (1, 1)
+
+
+def test_half_close_with_nothing_left_to_send_frees_the_slot_at_once(
+    factory: EchoFactory,
+) -> None:
+    # the socket closes on the reactor's next pass; a reconnect meanwhile must find room
+    echo, _ = connect(factory)
+    echo.readConnectionLost()
+    assert factory.open_connections == 0
+    assert factory.buildProtocol(PEER) is not None
+
+
+def test_half_close_with_echo_still_buffered_keeps_the_slot_until_closed(
+    factory: EchoFactory,
+) -> None:
+    echo, transport = connect(factory)
+    transport._tempDataLen = 4096  # what Twisted's FileDescriptor has yet to write
+    echo.readConnectionLost()
+    assert factory.open_connections == 1
+    disconnect(transport)
+    assert factory.open_connections == 0

@@ -15,16 +15,43 @@ CLIENT = ("192.0.2.7", 40000)
 
 
 class RecordingTransport:
-    """Just enough of a DatagramTransport: remembers what was sent where."""
+    """Just enough of a DatagramTransport: remembers what was sent where. Like asyncio's
+    and uvloop's, its sendto() sends nothing for empty data; what goes out through a
+    duplicate of its socket is recorded in the same list, marked in ``via_socket``."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[bytes, Any]] = []
+        self.via_socket: list[tuple[bytes, Any]] = []
+        self.socket = RecordingSocket(self)
 
     def sendto(self, data: bytes, addr: Any = None) -> None:
-        self.sent.append((bytes(data), addr))
+        if data:
+            self.sent.append((bytes(data), addr))
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 9999) if name == "sockname" else default
+        return {"sockname": ("127.0.0.1", 9999), "socket": self.socket}.get(name, default)
+
+
+class RecordingSocket:
+    def __init__(self, transport: RecordingTransport) -> None:
+        self.transport = transport
+        self.duplicates = 0
+        self.closed = 0
+        self.fail_with: OSError | None = None
+
+    def dup(self) -> RecordingSocket:
+        self.duplicates += 1
+        return self
+
+    def sendto(self, data: bytes, addr: Any) -> int:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.transport.sent.append((bytes(data), addr))
+        self.transport.via_socket.append((bytes(data), addr))
+        return len(data)
+
+    def close(self) -> None:
+        self.closed += 1
 
 
 def make_protocol(**kwargs: Any) -> tuple[ServerUdpEchoProtocol, RecordingTransport]:
@@ -39,8 +66,33 @@ def test_echoes_the_same_bytes_to_the_sender() -> None:
     protocol.datagram_received(b"hello, world!", CLIENT)
     protocol.datagram_received(b"", ("198.51.100.1", 5353))
     assert transport.sent == [(b"hello, world!", CLIENT), (b"", ("198.51.100.1", 5353))]
+    assert transport.via_socket == [(b"", ("198.51.100.1", 5353))]
     assert protocol.echoed == 2
     assert protocol.received == 2
+
+
+def test_an_empty_datagram_is_echoed_through_a_duplicate_of_the_socket() -> None:
+    protocol, transport = make_protocol()
+    for _ in range(3):
+        protocol.datagram_received(b"", CLIENT)
+    protocol.datagram_received(b"full", CLIENT)
+    assert transport.sent == [(b"", CLIENT)] * 3 + [(b"full", CLIENT)]
+    assert transport.via_socket == [(b"", CLIENT)] * 3, "only the empty ones"
+    assert transport.socket.duplicates == 1, "made once, when first needed"
+    assert protocol.echoed == 4
+    protocol.connection_lost(None)
+    assert transport.socket.closed == 1
+
+
+def test_an_empty_echo_on_a_full_socket_is_a_backpressure_drop() -> None:
+    protocol, transport = make_protocol()
+    transport.socket.fail_with = BlockingIOError(11, "Resource temporarily unavailable")
+    protocol.datagram_received(b"", CLIENT)
+    assert (protocol.echoed, protocol.dropped["backpressure"]) == (0, 1)
+    transport.socket.fail_with = ConnectionRefusedError(111, "Connection refused")
+    protocol.datagram_received(b"", CLIENT)
+    assert (protocol.echoed, protocol.errors) == (0, 1)
+    assert protocol.received == 1, "an error is not a datagram drop"
 
 
 def test_echoes_to_an_ipv6_sender() -> None:
@@ -130,6 +182,32 @@ def test_source_table_stays_bounded_under_a_spoofed_flood() -> None:
     assert limiter.evicted == 20_000 - 100
     assert protocol.echoed == 20_000  # each fake source is within its own rate
     assert protocol.stats()["sources"] == 100
+
+
+def test_evictions_are_reported_with_the_drops(caplog: pytest.LogCaptureFixture) -> None:
+    limiter = SourceRateLimiter(10, max_sources=100, clock=FakeClock())
+    protocol, _ = make_protocol(limiter=limiter)
+    caplog.set_level(logging.INFO, logger="services.udp_echo.protocol")
+    caplog.clear()
+    for n in range(250):  # 250 sources through a table of 100: 150 evictions, no drop
+        protocol.datagram_received(b"z", (f"10.0.{n >> 8}.{n & 255}", 40000))
+    assert protocol.stats()["evicted"] == 150
+    assert protocol.log_drops() is True, "evictions alone make a summary line"
+    (record,) = caplog.records
+    assert record.evicted_since_last == 150  # type: ignore[attr-defined]
+    assert record.evicted == 150  # type: ignore[attr-defined]
+    assert sum(record.dropped_since_last.values()) == 0  # type: ignore[attr-defined]
+    assert protocol.log_drops() is False
+
+
+async def test_an_eviction_arms_the_periodic_summary() -> None:
+    limiter = SourceRateLimiter(10, max_sources=1, clock=FakeClock())
+    protocol, _ = make_protocol(limiter=limiter, stats_interval=60.0)
+    protocol.datagram_received(b"a", ("10.0.0.1", 40000))
+    assert protocol._timer is None, "nothing dropped, nothing evicted: no timer"
+    protocol.datagram_received(b"b", ("10.0.0.2", 40000))  # evicts 10.0.0.1
+    assert protocol._timer is not None
+    protocol.connection_lost(None)
 
 
 def test_replies_are_dropped_while_the_send_buffer_is_full() -> None:

@@ -47,6 +47,17 @@ def test_the_least_recently_seen_source_is_evicted_first() -> None:
     assert limiter.evicted == 1
 
 
+def test_each_eviction_is_counted_and_signalled() -> None:
+    limiter = SourceRateLimiter(rate=1, max_sources=3, clock=FakeClock())
+    signals: list[int] = []
+    limiter.on_evict = lambda: signals.append(limiter.evicted)
+    for n in range(10):
+        limiter.allow(f"10.0.0.{n}")
+    assert limiter.evicted == 7
+    assert signals == list(range(1, 8))
+    assert len(limiter) == 3
+
+
 def test_rate_must_be_positive() -> None:
     with pytest.raises(ValueError, match="rate"):
         SourceRateLimiter(rate=0)

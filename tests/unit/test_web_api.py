@@ -1,20 +1,17 @@
 """The front's routes, in-process, against real loopback stand-ins for its backends
-(see test_web_fakes): every route, the errors each can answer, security headers, metrics."""
+(see web_fakes): every route, the errors each can answer, security headers, metrics."""
 
 from __future__ import annotations
 
 import socket
 import time
 
+import pytest
 from aiohttp import web
 
 from services.web.app import SECURITY_HEADERS, create_app
 from services.web.keys import STATS
-from tests.unit import test_web_fakes as fakes
-from tests.unit.test_web_fakes import Backends, MakeClient, closed_port
-
-# the shared fixtures (see test_web_fakes), made visible to pytest in this module
-backends, front = fakes.backends, fakes.front
+from tests.unit.web_fakes import FakeBackends, MakeClient, closed_port
 
 PROBLEM = "application/problem+json"
 
@@ -36,13 +33,50 @@ async def test_healthz(front: MakeClient) -> None:
     assert await response.json() == {"status": "ok"}
 
 
+# spelled out, not imported: the test states what a browser must receive
+EXPECTED_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; connect-src 'self'; img-src 'self' data:; object-src 'none'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+def _security_headers(response) -> dict[str, str]:
+    return {name: response.headers.getone(name, None) for name in EXPECTED_SECURITY_HEADERS}
+
+
 async def test_security_headers_on_every_kind_of_response(front: MakeClient) -> None:
-    client = await front()
-    for method, path in [("GET", "/healthz"), ("GET", "/nowhere"), ("GET", "/"), ("PUT", "/")]:
-        response = await client.request(method, path)
-        for name, value in SECURITY_HEADERS.items():
-            assert response.headers.get(name) == value, (method, path, name)
-    assert "'unsafe-inline'" not in SECURITY_HEADERS["Content-Security-Policy"]
+    # a real client over a socket to the full app; each header exactly once
+    client = await front(max_body=2048)
+    requests = [
+        ("GET", "/healthz", {}),
+        ("GET", "/", {}),
+        ("GET", "/static/app.js", {}),
+        ("GET", "/nowhere", {}),
+        ("PUT", "/", {}),
+        ("POST", "/api/echo/tcp", {"data": b"{"}),
+        ("POST", "/api/echo/tcp", {"data": b"x" * 4096}),
+        ("GET", "/metrics", {}),
+    ]
+    for method, path, kwargs in requests:
+        response = await client.request(method, path, **kwargs)
+        assert _security_headers(response) == EXPECTED_SECURITY_HEADERS, (method, path)
+        for name in EXPECTED_SECURITY_HEADERS:
+            assert len(response.headers.getall(name)) == 1, (method, path, name)
+    handshake = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    async with client.get("/ws/live", headers=handshake) as response:
+        assert response.status == 101
+        assert _security_headers(response) == EXPECTED_SECURITY_HEADERS
+    assert SECURITY_HEADERS == EXPECTED_SECURITY_HEADERS
 
 
 async def test_readyz_names_all_four_backends_up(front: MakeClient) -> None:
@@ -79,7 +113,7 @@ async def test_echo_tcp(front: MakeClient) -> None:
     assert body["latency_ms"] >= 0
 
 
-async def test_echo_udp(front: MakeClient, backends: Backends) -> None:
+async def test_echo_udp(front: MakeClient, backends: FakeBackends) -> None:
     client = await front()
     response = await client.post("/api/echo/udp", json={"message": "ping over udp"})
     assert response.status == 200
@@ -88,7 +122,7 @@ async def test_echo_udp(front: MakeClient, backends: Backends) -> None:
 
 
 async def test_resolve_passes_the_request_and_the_answer_through(
-    front: MakeClient, backends: Backends
+    front: MakeClient, backends: FakeBackends
 ) -> None:
     client = await front()
     names = ["www.polyloop.test", "host-1.polyloop.test"]
@@ -191,14 +225,14 @@ async def test_backend_down_is_503_at_once(front: MakeClient) -> None:
     assert time.monotonic() - start < 5.0
 
 
-async def test_backend_too_slow_is_504(front: MakeClient, backends: Backends) -> None:
+async def test_backend_too_slow_is_504(front: MakeClient, backends: FakeBackends) -> None:
     backends.tcp.mute = True
     client = await front(backend_timeout=0.3)
     body = await _problem(await client.post("/api/echo/tcp", json={"message": "x"}), 504)
     assert body["backend"] == "tcp-echo"
 
 
-async def test_unexpected_error_is_a_bare_500(backends: Backends, aiohttp_client) -> None:
+async def test_unexpected_error_is_a_bare_500(backends: FakeBackends, aiohttp_client) -> None:
     async def broken(request: web.Request) -> web.Response:
         raise RuntimeError("secret internals")
 
@@ -235,3 +269,69 @@ async def test_backend_calls_feed_the_live_stats(front: MakeClient) -> None:
     snapshot = client.app[STATS].snapshot()
     assert snapshot["tcp-echo"]["total"] == 1
     assert snapshot["tcp-echo"]["errors_total"] == 0
+
+
+async def test_lowered_backend_limits_are_refused_by_the_front_itself(
+    front: MakeClient, backends: FakeBackends
+) -> None:
+    # before: the front passed these on; a resolver 422 came out as a 502, a dropped
+    # datagram as a 504 after every retry
+    client = await front(resolver_max_names=3, resolver_max_timeout=2.0, udp_max_datagram=100)
+    names = [f"host-{i}.polyloop.test" for i in range(1, 5)]
+    body = await _problem(await client.post("/api/resolve", json={"names": names}), 422)
+    assert body["field"] == "names"
+    assert "at most 3" in body["detail"]
+    one = ["www.polyloop.test"]
+    body = await _problem(
+        await client.post("/api/resolve", json={"names": one, "timeout": 2.5}), 422
+    )
+    assert body["field"] == "timeout"
+    body = await _problem(await client.post("/api/echo/udp", json={"message": "u" * 101}), 422)
+    assert "100" in body["detail"]
+    body = await _problem(
+        await client.post("/api/fanout", json={"message": "u" * 101, "names": one}), 422
+    )
+    assert body["field"] == "message"
+    assert backends.resolve_requests == []
+    assert backends.udp.received == 0
+    # within the limits all is passed on, and the default timeout respects the maximum
+    assert (await client.post("/api/resolve", json={"names": names[:3]})).status == 200
+    assert backends.resolve_requests[-1]["timeout"] == 2.0
+    assert (await client.post("/api/echo/udp", json={"message": "u" * 100})).status == 200
+
+
+async def test_request_metric_children_are_kept_and_bounded(
+    front: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.web import metrics as web_metrics
+    from services.web.keys import METRICS
+
+    monkeypatch.setattr(web_metrics, "MAX_KEPT_CHILDREN", 1, raising=False)
+    client = await front()
+    metrics = client.app[METRICS]
+    looked_up: list[tuple] = []
+    for metric in (metrics.requests, metrics.request_seconds):
+        original = metric.labels
+        monkeypatch.setattr(
+            metric, "labels", lambda *labels, _o=original: looked_up.append(labels) or _o(*labels)
+        )
+    for _ in range(3):
+        assert (await client.get("/healthz")).status == 200
+    assert len(looked_up) == 2  # the first request only: its children are kept
+    for _ in range(2):
+        assert (await client.get("/nowhere")).status == 404
+    assert len(looked_up) == 6  # past the bound, looked up each time: never kept
+    text = await (await client.get("/metrics")).text()
+    assert 'polyloop_web_requests_total{method="GET",route="/healthz",status="200"} 3.0' in text
+
+
+def test_the_access_log_builds_no_record_below_info() -> None:
+    import logging
+
+    from services.web.access_log import JsonAccessLogger
+
+    logger = logging.getLogger("tests.access")
+    logger.setLevel(logging.WARNING)
+    assert JsonAccessLogger(logger, "").enabled is False
+    logger.setLevel(logging.INFO)
+    assert JsonAccessLogger(logger, "").enabled is True

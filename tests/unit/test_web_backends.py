@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 
+import pytest
+from aiohttp import web
+
+from services.web.app import create_app
 from services.web.backends.tcp import TcpEchoPool
 from services.web.backends.udp import UdpEchoPool
-from tests.unit import test_web_fakes as fakes
-from tests.unit.test_web_fakes import HOST, Backends, MakeClient
-
-# the shared fixtures (see test_web_fakes), made visible to pytest in this module
-backends, front = fakes.backends, fakes.front
+from tests.unit.web_fakes import HOST, FakeBackends, MakeClient, closed_port
 
 
 async def test_100_api_echoes_reuse_a_few_tcp_connections(
-    front: MakeClient, backends: Backends
+    front: MakeClient, backends: FakeBackends
 ) -> None:
     client = await front(tcp_pool_size=8)
 
@@ -30,7 +31,7 @@ async def test_100_api_echoes_reuse_a_few_tcp_connections(
     assert 1 <= backends.tcp.accepted <= 8
 
 
-async def test_sequential_echoes_use_one_connection(backends: Backends) -> None:
+async def test_sequential_echoes_use_one_connection(backends: FakeBackends) -> None:
     pool = TcpEchoPool(HOST, backends.tcp.port, size=4)
     try:
         for i in range(50):
@@ -41,7 +42,7 @@ async def test_sequential_echoes_use_one_connection(backends: Backends) -> None:
     assert pool.opened == 1
 
 
-async def test_a_connection_closed_by_the_server_is_rebuilt(backends: Backends) -> None:
+async def test_a_connection_closed_by_the_server_is_rebuilt(backends: FakeBackends) -> None:
     pool = TcpEchoPool(HOST, backends.tcp.port, size=2)
     try:
         assert await pool.echo(b"one") == b"one"
@@ -52,7 +53,7 @@ async def test_a_connection_closed_by_the_server_is_rebuilt(backends: Backends) 
     assert backends.tcp.accepted == 2
 
 
-async def test_an_interrupted_exchange_is_not_reused(backends: Backends) -> None:
+async def test_an_interrupted_exchange_is_not_reused(backends: FakeBackends) -> None:
     pool = TcpEchoPool(HOST, backends.tcp.port, size=1)
     backends.tcp.mute = True
     try:
@@ -66,7 +67,7 @@ async def test_an_interrupted_exchange_is_not_reused(backends: Backends) -> None
     assert backends.tcp.accepted == 2
 
 
-async def test_a_lost_datagram_is_sent_again(backends: Backends) -> None:
+async def test_a_lost_datagram_is_sent_again(backends: FakeBackends) -> None:
     pool = UdpEchoPool(HOST, backends.udp.port, size=2, try_timeout=0.2, retries=2)
     backends.udp.drop = 2
     try:
@@ -76,7 +77,7 @@ async def test_a_lost_datagram_is_sent_again(backends: Backends) -> None:
     assert backends.udp.received == 3
 
 
-async def test_udp_gives_up_after_the_retries(front: MakeClient, backends: Backends) -> None:
+async def test_udp_gives_up_after_the_retries(front: MakeClient, backends: FakeBackends) -> None:
     backends.udp.drop = 100
     client = await front(udp_try_timeout=0.1, udp_retries=1)
     response = await client.post("/api/echo/udp", json={"message": "void"})
@@ -84,7 +85,7 @@ async def test_udp_gives_up_after_the_retries(front: MakeClient, backends: Backe
     assert backends.udp.received == 2
 
 
-async def test_a_late_reply_is_not_taken_for_the_next_one(backends: Backends) -> None:
+async def test_a_late_reply_is_not_taken_for_the_next_one(backends: FakeBackends) -> None:
     pool = UdpEchoPool(HOST, backends.udp.port, size=1, try_timeout=0.2, retries=0)
     try:
         endpoint = await pool._open(HOST)
@@ -99,10 +100,64 @@ async def test_a_late_reply_is_not_taken_for_the_next_one(backends: Backends) ->
         await pool.close()
 
 
-async def test_concurrent_udp_echoes_get_their_own_replies(backends: Backends) -> None:
+async def test_concurrent_udp_echoes_get_their_own_replies(backends: FakeBackends) -> None:
     pool = UdpEchoPool(HOST, backends.udp.port, size=4, try_timeout=0.5, retries=2)
     try:
         messages = [f"d{i}".encode() for i in range(40)]
         assert await asyncio.gather(*(pool.echo(m) for m in messages)) == messages
     finally:
         await pool.close()
+
+
+async def test_fake_tcp_echo_echoes_and_counts(backends: FakeBackends) -> None:
+    reader, writer = await asyncio.open_connection(HOST, backends.tcp.port)
+    writer.write(b"abc")
+    assert await asyncio.wait_for(reader.readexactly(3), 2) == b"abc"
+    writer.close()
+    await writer.wait_closed()
+    assert backends.tcp.accepted == 1
+
+
+def test_closed_port_refuses() -> None:
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((HOST, closed_port()), timeout=1)
+
+
+async def test_the_resolver_pool_never_takes_every_resolver_slot(
+    aiohttp_client, aiohttp_server, backends: FakeBackends
+) -> None:
+    # before: the pool was WEB_BACKEND_CONCURRENCY (100) wide, as wide as the resolver's
+    # RESOLVER_MAX_CONNECTIONS, so 100 slow /api/resolve calls locked its healthcheck out
+    release = asyncio.Event()
+    in_flight = peak = 0
+
+    async def slow_resolve(request: web.Request) -> web.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            await asyncio.wait_for(release.wait(), 10)
+        finally:
+            in_flight -= 1
+        names = (await request.json())["names"]
+        results = [{"name": n, "addresses": [], "error": None, "elapsed_ms": 1} for n in names]
+        return web.json_response({"results": results, "elapsed_ms": 1, "mode": "concurrent"})
+
+    app = web.Application()
+    app.router.add_post("/resolve", slow_resolve)
+    resolver = await aiohttp_server(app)
+    config = backends.config(
+        resolver_port=resolver.port, resolver_max_connections=20, backend_timeout=10.0
+    )
+    client = await aiohttp_client(create_app(config))
+    body = {"names": ["a.delay-5000.polyloop.test"], "timeout": 8}
+    calls = [asyncio.create_task(client.post("/api/resolve", json=body)) for _ in range(30)]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while in_flight < 10 and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    assert in_flight == 10  # half of the resolver's 20 slots, the rest queue in the front
+    release.set()
+    responses = await asyncio.gather(*calls)
+    assert [r.status for r in responses] == [200] * 30
+    assert peak == 10

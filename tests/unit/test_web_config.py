@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from services.common.config import ConfigError
+from services.udp_echo.config import UdpEchoConfig
 from services.web.config import WebConfig
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_match_the_readme() -> None:
@@ -20,6 +26,11 @@ def test_defaults_match_the_readme() -> None:
     assert config.max_body == 65536
     assert config.max_message == 8192
     assert config.udp_max_message == 4096
+    assert config.max_connections == 1024
+    assert config.body_timeout == 10.0
+    assert config.log_interval == 10.0
+    assert (config.resolver_max_names, config.resolver_max_timeout) == (256, 30.0)
+    assert config.resolver_pool_size == 50  # half of RESOLVER_MAX_CONNECTIONS (100)
     assert config == WebConfig()
 
 
@@ -57,8 +68,49 @@ def test_environment_overrides() -> None:
         ("WEB_MAX_BODY", "-1"),
         ("UDP_ECHO_PORT", "70000"),
         ("LOG_LEVEL", "chatty"),
+        ("WEB_MAX_CONNECTIONS", "0"),
+        ("WEB_BODY_TIMEOUT", "0"),
+        ("WEB_LOG_INTERVAL", "never"),
     ],
 )
 def test_a_bad_value_names_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         WebConfig.from_env({name: value})
+
+
+def test_the_backend_limits_are_read_from_the_backends_own_variables() -> None:
+    env = {
+        "RESOLVER_MAX_NAMES": "7",
+        "RESOLVER_MAX_TIMEOUT": "2.5",
+        "RESOLVER_MAX_CONNECTIONS": "10",
+        "UDP_ECHO_MAX_DATAGRAM": "512",
+    }
+    config = WebConfig.from_env(env)
+    assert config.resolver_max_names == 7
+    assert config.resolver_max_timeout == 2.5
+    assert config.resolve_default_timeout == 2.5
+    assert config.resolver_max_connections == 10
+    assert config.resolver_pool_size == 5
+    assert config.udp_max_datagram == 512
+    assert config.udp_max_message == 512
+    # the same values the backends themselves accept
+    udp = UdpEchoConfig.from_env(env)
+    assert udp.max_datagram == config.udp_max_datagram
+    with pytest.raises(ConfigError, match="UDP_ECHO_MAX_DATAGRAM"):
+        WebConfig.from_env({"UDP_ECHO_MAX_DATAGRAM": "70000"})
+    with pytest.raises(ConfigError, match="RESOLVER_MAX_NAMES"):
+        WebConfig.from_env({"RESOLVER_MAX_NAMES": "0"})
+
+
+def test_compose_passes_the_backend_limits_to_web() -> None:
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    web = compose["services"]["web"]["environment"]
+    for name in [
+        "RESOLVER_MAX_NAMES",
+        "RESOLVER_MAX_TIMEOUT",
+        "RESOLVER_MAX_CONNECTIONS",
+        "UDP_ECHO_MAX_DATAGRAM",
+    ]:
+        assert name in web, name
+        backend = "udp-echo" if name.startswith("UDP") else "resolver"
+        assert name in compose["services"][backend]["environment"], name

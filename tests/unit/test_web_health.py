@@ -7,13 +7,11 @@ import asyncio
 import socket
 import time
 
+from services.web.backends import Backend
 from services.web.health import check_backends
 from services.web.healthcheck import check as healthcheck
-from tests.unit import test_web_fakes as fakes
-from tests.unit.test_web_fakes import Backends, MakeClient, closed_port
-
-# the shared fixtures (see test_web_fakes), made visible to pytest in this module
-backends, front = fakes.backends, fakes.front
+from services.web.keys import STATS
+from tests.unit.web_fakes import FakeBackends, MakeClient, closed_port
 
 
 async def test_all_up(front: MakeClient) -> None:
@@ -24,7 +22,7 @@ async def test_all_up(front: MakeClient) -> None:
 
 
 async def test_silent_backends_are_checked_concurrently(
-    front: MakeClient, backends: Backends
+    front: MakeClient, backends: FakeBackends
 ) -> None:
     backends.tcp.mute = True
     backends.udp.drop = 100
@@ -62,3 +60,24 @@ async def test_healthcheck_command_sees_a_serving_front(front: MakeClient) -> No
     client = await front()
     assert await asyncio.to_thread(healthcheck, client.port) is None
     assert await asyncio.to_thread(healthcheck, closed_port()) is not None
+
+
+async def test_readiness_probes_are_not_counted_as_traffic(front: MakeClient) -> None:
+    # at idle the dashboard showed ~0.5 req/s per backend: its own probes
+    client = await front()
+    for _ in range(3):
+        assert (await client.get("/readyz")).status == 200
+    snapshot = client.app[STATS].snapshot()
+    assert {name: s["total"] for name, s in snapshot.items()} == dict.fromkeys(Backend, 0)
+    assert all(s["rps"] == 0 for s in snapshot.values())
+    metrics = await (await client.get("/metrics")).text()
+    for backend in Backend:
+        assert (
+            f'polyloop_web_backend_probes_total{{backend="{backend}",outcome="ok"}} 3.0' in metrics
+        )
+        assert (
+            f'polyloop_web_backend_calls_total{{backend="{backend}",outcome="ok"}} 0.0' in metrics
+        )
+    # real traffic still counts
+    assert (await client.post("/api/echo/tcp", json={"message": "x"})).status == 200
+    assert client.app[STATS].snapshot()[Backend.TCP_ECHO]["total"] == 1

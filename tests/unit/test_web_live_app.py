@@ -12,8 +12,8 @@ import socket
 from aiohttp import WSMsgType
 
 from services.web.app import create_app
+from services.web.backends import Backend
 from services.web.config import WebConfig
-from services.web.stats import BACKENDS
 
 DEADLINE = 10.0
 
@@ -47,11 +47,11 @@ async def test_feed_reports_every_backend_down(aiohttp_client) -> None:
             data = message.json()
             if data["type"] == "stats" and data["backends"]:
                 break
-        assert set(data["backends"]) == set(BACKENDS)
+        assert set(data["backends"]) == set(Backend)
         for name, state in data["backends"].items():
             assert state["state"] == "down", name
             assert state["error"], name
-        assert set(BACKENDS) <= set(data["stats"])
+        assert set(Backend) <= set(data["stats"])
 
 
 async def test_front_serves_the_dashboard_with_its_csp(aiohttp_client) -> None:

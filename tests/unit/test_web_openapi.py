@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from openapi_spec_validator import validate
 
+from services.common import hostname
 from services.web.app import create_app
 from services.web.config import WebConfig
 from services.web.openapi import openapi_document
@@ -38,7 +41,7 @@ def test_every_api_error_is_problem_json() -> None:
     document = openapi_document(WebConfig())
     for path in ["/api/echo/tcp", "/api/echo/udp", "/api/resolve"]:
         responses = document["paths"][path]["post"]["responses"]
-        for status in ["400", "413", "422", "503", "504"]:
+        for status in ["400", "408", "413", "422", "503", "504"]:
             assert "application/problem+json" in responses[status]["content"], (path, status)
 
 
@@ -54,6 +57,28 @@ async def test_the_document_is_served(aiohttp_client) -> None:
     response = await client.get("/api/openapi.json")
     assert response.status == 200
     validate(await response.json())
+
+
+def test_the_backend_limits_come_from_the_backends_variables() -> None:
+    config = WebConfig(resolver_max_names=3, resolver_max_timeout=2.0, udp_max_datagram=100)
+    schemas = openapi_document(config)["components"]["schemas"]
+    resolve = schemas["ResolveRequest"]["properties"]
+    assert resolve["names"]["maxItems"] == 3
+    assert resolve["timeout"]["maximum"] == 2.0
+    assert resolve["timeout"]["default"] == 2.0  # 5 s would be refused
+    assert schemas["UdpEchoRequest"]["properties"]["message"]["maxLength"] == 100
+    assert "over 100 bytes" in schemas["UdpEchoRequest"]["properties"]["message"]["description"]
+    assert resolve["names"]["items"]["pattern"] == hostname.PATTERN
+
+
+def test_the_published_host_name_pattern_is_the_one_enforced() -> None:
+    pattern = re.compile(
+        openapi_document(WebConfig())["components"]["schemas"]["ResolveRequest"]["properties"][
+            "names"
+        ]["items"]["pattern"]
+    )
+    for name in ["www.polyloop.test", "a", "host-1.polyloop.test.", "x" * 63, "-a", "a-", "a..b"]:
+        assert bool(pattern.search(name)) == hostname.is_host_name(name), name
 
 
 def test_the_websocket_is_described_apart_never_as_a_plain_get() -> None:

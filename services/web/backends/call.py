@@ -1,5 +1,9 @@
 """The guard around every backend call: timeout, concurrency bound, stats, metrics, and
-the mapping of network failures to problems (refused → 503 at once, slow → 504)."""
+the mapping of network failures to problems (refused → 503 at once, slow → 504).
+
+Readiness probes run through the same guard but are counted apart
+(``polyloop_web_backend_probes_total``) and stay out of the live stats: at idle, the
+dashboard must show no traffic, not its own probes."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import TypeVar
 
 import aiohttp
 
+from services.web.backends import Backend
 from services.web.errors import BackendTimeout, BackendUnavailable, BadBackendReply, Problem
 from services.web.metrics import Metrics
 from services.web.stats import BackendStats
@@ -22,7 +27,7 @@ class BackendCall:
 
     def __init__(
         self,
-        name: str,
+        name: Backend,
         *,
         timeout: float,
         concurrency: int,
@@ -39,9 +44,14 @@ class BackendCall:
         self._seconds = metrics.backend_seconds.labels(name)
         self._ok = metrics.backend_calls.labels(name, "ok")
         self._failed = metrics.backend_calls.labels(name, "error")
+        self._probe_ok = metrics.backend_probes.labels(name, "ok")
+        self._probe_failed = metrics.backend_probes.labels(name, "error")
 
-    async def run(self, call: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
-        """Await `call()` within `timeout` (queueing for the semaphore included)."""
+    async def run(
+        self, call: Callable[[], Awaitable[T]], timeout: float | None = None, *, probe: bool = False
+    ) -> T:
+        """Await `call()` within `timeout` (queueing for the semaphore included); a `probe`
+        is counted as one, not as a call (neither in the live stats nor in the call metrics)."""
         seconds = self.timeout if timeout is None else timeout
         start = time.perf_counter()
         kind = "cancelled"  # until the call ends one way or another
@@ -66,13 +76,19 @@ class BackendCall:
         finally:
             elapsed = time.perf_counter() - start
             self._in_flight.dec()
-            self._stats.record(self.name, elapsed, kind == "ok")
-            self._seconds.observe(elapsed)
-            if kind == "ok":
-                self._ok.inc()
+            if probe:
+                (self._probe_ok if kind == "ok" else self._probe_failed).inc()
             else:
-                self._failed.inc()
-                self._metrics.backend_errors.labels(self.name, kind).inc()
+                self._record(kind, elapsed)
+
+    def _record(self, kind: str, elapsed: float) -> None:
+        self._stats.record(self.name, elapsed, kind == "ok")
+        self._seconds.observe(elapsed)
+        if kind == "ok":
+            self._ok.inc()
+        else:
+            self._failed.inc()
+            self._metrics.backend_errors.labels(self.name, kind).inc()
 
 
 def describe(exc: BaseException) -> str:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from services.web.backends import Backend
 from services.web.backends import replicas as rep
 from services.web.backends.call import BackendCall
 from services.web.backends.dns import DnsProbe
@@ -21,38 +23,38 @@ from services.web.backends.udp import UdpEchoPool
 from services.web.config import WebConfig
 from services.web.errors import BadBackendReply
 from services.web.metrics import Metrics
-from services.web.stats import BACKENDS, BackendStats
+from services.web.stats import BackendStats
 
 # the resolver answers at its own `timeout`; allow it this long to send the answer back
 RESOLVE_MARGIN = 1.0
-RESOLVE_MAX_TIMEOUT = 30.0
+# what the readiness probes echo
+PROBE = b"ping"
 
 
 @dataclass
-class Backends:
-    config: WebConfig
+class BackendClients:
     tcp: TcpEchoPool
     udp: UdpEchoPool
     resolver: ResolverClient
     dns: DnsProbe
-    calls: dict[str, BackendCall]
+    calls: dict[Backend, BackendCall]
     # every replica of each backend, refreshed and probed by `watcher` (backends/replicas.py)
-    replicas: dict[str, rep.ReplicaSet]
+    replicas: dict[Backend, rep.ReplicaSet]
     watcher: rep.ReplicaWatcher
 
     @classmethod
-    def open(cls, config: WebConfig, stats: BackendStats, metrics: Metrics) -> Backends:
+    def open(cls, config: WebConfig, stats: BackendStats, metrics: Metrics) -> BackendClients:
         """Create the clients (connections are opened lazily, on first use) and start the
         replica watcher (so: from a running loop)."""
         calls = {
-            name: BackendCall(
-                name,
+            backend: BackendCall(
+                backend,
                 timeout=config.backend_timeout,
                 concurrency=config.backend_concurrency,
                 stats=stats,
                 metrics=metrics,
             )
-            for name in BACKENDS
+            for backend in Backend
         }
         replicas = replica_sets(config)
         watcher = rep.ReplicaWatcher(
@@ -60,12 +62,11 @@ class Backends:
         )
         watcher.start()
         return cls(
-            config=config,
             tcp=TcpEchoPool(
                 config.tcp_echo_host,
                 config.tcp_echo_port,
                 config.tcp_pool_size,
-                replicas["tcp-echo"],
+                replicas[Backend.TCP_ECHO],
                 config.connect_timeout,
             ),
             udp=UdpEchoPool(
@@ -74,38 +75,53 @@ class Backends:
                 config.udp_pool_size,
                 try_timeout=config.udp_try_timeout,
                 retries=config.udp_retries,
-                replicas=replicas["udp-echo"],
+                replicas=replicas[Backend.UDP_ECHO],
             ),
+            # never every one of the resolver's RESOLVER_MAX_CONNECTIONS: its healthcheck
+            # and its direct clients must still get a connection while the front is busy
             resolver=ResolverClient(
                 config.resolver_host,
                 config.resolver_port,
-                limit=config.backend_concurrency,
-                replicas=replicas["resolver"],
+                limit=config.resolver_pool_size,
+                replicas=replicas[Backend.RESOLVER],
             ),
-            dns=DnsProbe(config.dns_host, config.dns_port, replicas["dns"]),
+            dns=DnsProbe(config.dns_host, config.dns_port, replicas[Backend.DNS]),
             calls=calls,
             replicas=replicas,
             watcher=watcher,
         )
 
-    async def echo_tcp(self, data: bytes, timeout: float | None = None) -> bytes:
+    async def echo_tcp(self, data: bytes) -> bytes:
         echo = self.tcp.echo
-        return await self.calls["tcp-echo"].run(lambda: _checked("tcp-echo", echo, data), timeout)
+        call = self.calls[Backend.TCP_ECHO]
+        return await call.run(lambda: _checked(Backend.TCP_ECHO, echo, data))
 
-    async def echo_udp(self, data: bytes, timeout: float | None = None) -> bytes:
+    async def echo_udp(self, data: bytes) -> bytes:
         echo = self.udp.echo
-        return await self.calls["udp-echo"].run(lambda: _checked("udp-echo", echo, data), timeout)
+        call = self.calls[Backend.UDP_ECHO]
+        return await call.run(lambda: _checked(Backend.UDP_ECHO, echo, data))
 
     async def resolve(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Pass a validated resolve request through; bounded by its own timeout + a margin."""
-        timeout = min(float(request["timeout"]), RESOLVE_MAX_TIMEOUT) + RESOLVE_MARGIN
-        return await self.calls["resolver"].run(lambda: self.resolver.resolve(request), timeout)
+        """Pass a validated resolve request through; bounded by its own timeout + a margin
+        (validation already capped it at the resolver's ``RESOLVER_MAX_TIMEOUT``)."""
+        timeout = float(request["timeout"]) + RESOLVE_MARGIN
+        call = self.calls[Backend.RESOLVER]
+        return await call.run(lambda: self.resolver.resolve(request), timeout)
 
-    async def ping_resolver(self, timeout: float) -> None:
-        await self.calls["resolver"].run(self.resolver.ping, timeout)
-
-    async def query_dns(self, timeout: float) -> None:
-        await self.calls["dns"].run(lambda: self.dns.query(timeout), timeout)
+    async def probe(self, backend: Backend, timeout: float) -> None:
+        """One readiness round trip to `backend` within `timeout`, raising a ``Problem`` if
+        it fails; counted as a probe, never as traffic (the live stats leave it out)."""
+        call: Callable[[], Awaitable[object]]
+        match backend:
+            case Backend.TCP_ECHO:
+                call = partial(_checked, backend, self.tcp.echo, PROBE)
+            case Backend.UDP_ECHO:
+                call = partial(_checked, backend, self.udp.echo, PROBE)
+            case Backend.RESOLVER:
+                call = self.resolver.ping
+            case Backend.DNS:
+                call = partial(self.dns.query, timeout)
+        await self.calls[backend].run(call, timeout, probe=True)
 
     async def close(self) -> None:
         await self.watcher.close()
@@ -114,14 +130,19 @@ class Backends:
         await self.resolver.close()
 
 
-def replica_sets(config: WebConfig) -> dict[str, rep.ReplicaSet]:
+def replica_sets(config: WebConfig) -> dict[Backend, rep.ReplicaSet]:
     """One ``ReplicaSet`` per backend, each with its protocol's own probe."""
     udp = socket.SOCK_DGRAM
     specs = {
-        "tcp-echo": (config.tcp_echo_host, config.tcp_echo_port, rep.probe_tcp_echo, None),
-        "udp-echo": (config.udp_echo_host, config.udp_echo_port, rep.probe_udp_echo, udp),
-        "resolver": (config.resolver_host, config.resolver_port, rep.probe_http_healthz, None),
-        "dns": (config.dns_host, config.dns_port, rep.probe_dns, udp),
+        Backend.TCP_ECHO: (config.tcp_echo_host, config.tcp_echo_port, rep.probe_tcp_echo, None),
+        Backend.UDP_ECHO: (config.udp_echo_host, config.udp_echo_port, rep.probe_udp_echo, udp),
+        Backend.RESOLVER: (
+            config.resolver_host,
+            config.resolver_port,
+            rep.probe_http_healthz,
+            None,
+        ),
+        Backend.DNS: (config.dns_host, config.dns_port, rep.probe_dns, udp),
     }
     return {
         name: rep.ReplicaSet(
@@ -136,7 +157,7 @@ def replica_sets(config: WebConfig) -> dict[str, rep.ReplicaSet]:
     }
 
 
-async def _checked(name: str, echo: Callable[[bytes], Awaitable[bytes]], data: bytes) -> bytes:
+async def _checked(name: Backend, echo: Callable[[bytes], Awaitable[bytes]], data: bytes) -> bytes:
     reply = await echo(data)
     if reply != data:
         raise BadBackendReply(name, "the echo differs from the message sent")

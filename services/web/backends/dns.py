@@ -13,6 +13,7 @@ import dns.exception
 import dns.message
 import dns.rcode
 
+from services.web.backends import Backend
 from services.web.backends.replicas import ReplicaSet, call_on_replica
 from services.web.errors import BadBackendReply
 
@@ -38,4 +39,4 @@ class DnsProbe:
         question = dns.message.make_query(PROBE_NAME, "A")
         answer = await dns.asyncquery.udp(question, address, timeout=timeout, port=self.port)
         if answer.rcode() != dns.rcode.NOERROR:
-            raise BadBackendReply("dns", f"answered {dns.rcode.to_text(answer.rcode())}")
+            raise BadBackendReply(Backend.DNS, f"answered {dns.rcode.to_text(answer.rcode())}")

@@ -10,10 +10,11 @@ from typing import Any
 
 import aiohttp
 
+from services.web.backends import Backend
 from services.web.backends.replicas import ReplicaSet, call_on_replica, url_host
 from services.web.errors import BadBackendReply
 
-NAME = "resolver"
+NAME = Backend.RESOLVER
 # what is worth a second try on another replica: the request is read-only
 RETRY_ON = (aiohttp.ClientConnectionError, OSError)
 

@@ -1,4 +1,5 @@
-"""Real in-process stand-ins for the front's backends, and the fixtures that wire them.
+"""Real in-process stand-ins for the front's backends (the fixtures that wire them are in
+``tests/unit/conftest.py``: ``backends`` and ``front``).
 
 - ``TcpEcho``: an asyncio stream echo server counting the connections it accepted
   (``mute`` makes it read without answering: a backend too slow);
@@ -7,27 +8,27 @@
 - the resolver: a tiny aiohttp app with ``POST /resolve`` and ``GET /healthz`` (unit
   tests only; integration tests talk to the real gevent resolver).
 
-All listen on 127.0.0.1, on ports the OS picks. Imported by the other ``test_web_*``
-modules; the tests at the bottom check the fakes themselves.
+All listen on 127.0.0.1, on ports the OS picks. ``FakeBackends`` holds the four, running,
+and builds a ``WebConfig`` pointing a front at them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import dns.message
 import dns.rrset
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from services.web.app import create_app
 from services.web.config import WebConfig
 
 HOST = "127.0.0.1"
+# the `front` fixture: ``await front(**config_overrides)`` gives a test client of the front
+MakeClient = Callable[..., Awaitable[TestClient]]
 
 
 class TcpEcho:
@@ -135,7 +136,7 @@ def closed_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
         return sock.getsockname()[1]
 
 
-class Backends:
+class FakeBackends:
     """The four fakes, running; `config()` points a front at them."""
 
     def __init__(self, tcp: TcpEcho, udp: UdpEcho, dns_server: DnsServer, resolver_port: int):
@@ -156,46 +157,3 @@ class Backends:
             "udp_try_timeout": 0.2,
         }
         return WebConfig(**(settings | overrides))
-
-
-@pytest.fixture
-async def backends(aiohttp_server) -> AsyncIterator[Backends]:
-    loop = asyncio.get_running_loop()
-    tcp = await TcpEcho().start()
-    udp_transport, udp = await loop.create_datagram_endpoint(UdpEcho, local_addr=(HOST, 0))
-    dns_transport, dns_server = await loop.create_datagram_endpoint(DnsServer, local_addr=(HOST, 0))
-    received: list[dict[str, Any]] = []
-    resolver = await aiohttp_server(resolver_app(received))
-    fakes = Backends(tcp, udp, dns_server, resolver.port)
-    fakes.resolve_requests = received
-    yield fakes
-    udp_transport.close()
-    dns_transport.close()
-    await tcp.stop()
-
-
-MakeClient = Callable[..., Awaitable[TestClient]]
-
-
-@pytest.fixture
-def front(aiohttp_client, backends: Backends) -> MakeClient:
-    """``await front(**config_overrides)``: a test client of the front wired to the fakes."""
-
-    async def make(**overrides: Any) -> TestClient:
-        return await aiohttp_client(create_app(backends.config(**overrides)))
-
-    return make
-
-
-async def test_fake_tcp_echo_echoes_and_counts(backends: Backends) -> None:
-    reader, writer = await asyncio.open_connection(HOST, backends.tcp.port)
-    writer.write(b"abc")
-    assert await asyncio.wait_for(reader.readexactly(3), 2) == b"abc"
-    writer.close()
-    await writer.wait_closed()
-    assert backends.tcp.accepted == 1
-
-
-def test_closed_port_refuses() -> None:
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection((HOST, closed_port()), timeout=1)
