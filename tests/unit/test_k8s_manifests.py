@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from deploy.k8s import render as k8s
+from services.web.config import WebConfig
 from tests.stack import IN_CI
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,6 +26,15 @@ OVERLAYS = ["base", "overlays/replicas", "overlays/load"]
 # three current minor versions of Kubernetes, strict schemas bundled by kubernetes-validate
 VERSIONS = ["1.33.0", "1.35.0", "1.37.0"]
 BACKENDS = ["dns", "tcp-echo", "udp-echo", "resolver"]
+# issue 10's metrics ports, as the front reads them (its defaults in WebConfig)
+_WEB = WebConfig()
+METRICS_PORTS = {
+    "tcp-echo": _WEB.tcp_echo_metrics_port,
+    "udp-echo": _WEB.udp_echo_metrics_port,
+    "resolver": _WEB.resolver_metrics_port,
+    "dns": _WEB.dns_metrics_port,
+    "web": _WEB.metrics_port,
+}
 LOAD = ["locust-master", "locust-worker"]
 
 try:
@@ -186,11 +196,12 @@ def test_each_deployment_agrees_with_its_compose_service(
     pod = load[("Deployment", name)]["spec"]["template"]["spec"]
     # the image compose builds: <project name>-<service>
     assert ctr["image"] == f"{compose['name']}-{name}:latest"
-    # the in-network ports compose publishes (Locust's master also serves its workers)
+    # the in-network ports compose publishes (Locust's master also serves its workers),
+    # and each service's metrics port (never published by compose: the front reads it)
     k8s_ports = {(p["containerPort"], p["protocol"]) for p in ctr.get("ports", [])}
     assert compose_ports(service) <= k8s_ports
     if name not in LOAD:
-        assert compose_ports(service) == k8s_ports
+        assert k8s_ports == compose_ports(service) | {(METRICS_PORTS[name], "TCP")}
     # limits and hardening
     limits = ctr["resources"]["limits"]
     assert mebibytes(limits["memory"]) == mebibytes(service["mem_limit"])
@@ -279,7 +290,11 @@ def test_the_network_policy_admits_only_the_front_and_locust_to_backends(load: d
     }
 
     def selects(selector: dict, pod_labels: dict) -> bool:
-        return all(pod_labels.get(k) == v for k, v in selector["matchLabels"].items())
+        exact = all(pod_labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+        for expression in selector.get("matchExpressions", []):
+            assert expression["operator"] == "In", expression  # the only one used here
+            exact = exact and pod_labels.get(expression["key"]) in expression["values"]
+        return exact
 
     def admitted(client: str, backend: str, port: int, protocol: str) -> bool:
         for policy in policies:
@@ -302,9 +317,16 @@ def test_the_network_policy_admits_only_the_front_and_locust_to_backends(load: d
     assert all(any(selects(p["spec"]["podSelector"], lab) for p in deny) for lab in labels.values())
     for backend in BACKENDS:
         for port in container(load, backend)["ports"]:
+            if port["name"] == "metrics":
+                continue
             spec = (port["containerPort"], port["protocol"])
             assert admitted("web", backend, *spec)
             assert admitted("locust-worker", backend, *spec)
             assert not admitted("udp-echo", backend, *spec)
             assert admitted("resolver", backend, *spec) is (backend == "dns")
     assert admitted("dns", "web", 8080, "TCP")  # the front admits anyone
+    # the metrics ports: the front only (it scrapes every service, itself included)
+    for name, port in METRICS_PORTS.items():
+        assert admitted("web", name, port, "TCP"), name
+        assert not admitted("locust-worker", name, port, "TCP"), name
+        assert not admitted("resolver", name, port, "TCP"), name
