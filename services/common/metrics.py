@@ -33,6 +33,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from services.common.config import env_float, env_int
+from services.common.faults import Faults, admin_token, faults_app
 
 log = logging.getLogger(__name__)
 
@@ -298,17 +299,24 @@ def serve_metrics(
     *collectors: Any,
     registry: CollectorRegistry | None = None,
     start_thread: Callable[[Callable[[], None]], object] | None = None,
+    faults: Faults | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> MetricsServer:
     """Serve ``collectors`` (+ the process collector, or into ``registry``) on ``host:port``.
 
-    Raises ``OSError`` when the port cannot be bound; the caller logs it and exits 1.
+    With ``faults``, the port also serves ``/faults`` (issue 11), guarded by
+    ``POLYLOOP_ADMIN_TOKEN`` read from ``env``. Raises ``OSError`` when the port cannot
+    be bound; the caller logs it and exits 1.
     """
     if registry is None:
         registry = new_registry(*collectors)
     else:
         for collector in collectors:
             registry.register(collector)
-    server = MetricsServer(registry, host, port, max_connections=settings.max_connections)
+    routes = {} if faults is None else {"/faults": faults_app(faults, admin_token(env))}
+    server = MetricsServer(
+        registry, host, port, max_connections=settings.max_connections, routes=routes
+    )
     server.start(start_thread)
     log.info(
         "metrics endpoint listening",

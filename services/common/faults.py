@@ -1,0 +1,327 @@
+"""Runtime faults (issue 11): block the loop, add latency, fail a share of the work.
+
+One ``Faults`` per service holds what is active now. It is set from the metrics thread
+(``PUT /faults`` on the service's metrics port, see ``faults_app``) and read ON the
+service's loop, in its hot path, as one plain attribute::
+
+    if self.faults.active:          # False whenever nothing is set: the only cost
+        spec = self.faults.current()  # None once the fault has expired
+
+The three faults, each with an intensity, all expiring together after ``duration_s``:
+
+- ``block_ms`` (0..2000): a real blocking call ON the loop (``time.sleep``; the original,
+  un-patched one in a gevent hub), once, or every second while the fault lasts
+  (``block_every_second``). Every client of that service stalls.
+- ``latency_ms`` (0..5000): each answer waits that long on the framework's own
+  non-blocking timer; everybody else is served meanwhile.
+- ``fail_percent`` (0..100): that share of the work fails, the service's own way.
+
+``duration_s`` is 1..600 (default 60): a forgotten fault never leaves the stack broken.
+The clock and the random source are injected, so tests drive expiry and ratios without
+sleeping. Changing faults needs ``POLYLOOP_ADMIN_TOKEN`` (``Authorization: Bearer ...``,
+compared in constant time); with no token configured, changing faults is refused.
+
+Try it (tcp-echo running, token in .run/admin-token)::
+
+    curl -s -X PUT -H "Authorization: Bearer $(cat .run/admin-token)" \\
+        -d '{"latency_ms": 500, "duration_s": 30}' 127.0.0.1:9101/faults
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
+
+from services.common.config import env_str
+
+log = logging.getLogger(__name__)
+
+MAX_BLOCK_MS = 2000
+MAX_LATENCY_MS = 5000
+MAX_DURATION_S = 600
+DEFAULT_DURATION_S = 60
+MAX_BODY = 4096  # bytes of a PUT /faults body; a fault spec is a few dozen
+
+FIELDS = ("block_ms", "block_every_second", "latency_ms", "fail_percent", "duration_s")
+
+
+class FaultError(ValueError):
+    """A fault spec that cannot be applied; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """What a ``PUT /faults`` asks for (all faults at once; a new PUT replaces it)."""
+
+    block_ms: int = 0
+    block_every_second: bool = False
+    latency_ms: int = 0
+    fail_percent: float = 0.0
+    duration_s: float = DEFAULT_DURATION_S
+
+    @property
+    def empty(self) -> bool:
+        """No fault at all: applying it is the same as clearing."""
+        return self.block_ms == 0 and self.latency_ms == 0 and self.fail_percent == 0
+
+    @property
+    def latency_s(self) -> float:
+        return self.latency_ms / 1000.0
+
+
+def parse_spec(data: object) -> FaultSpec:
+    """Validate a decoded JSON body into a ``FaultSpec``; ``FaultError`` names the field.
+
+    Unknown fields are refused (a typo must not be a silent no-op); numbers must be
+    numbers (``true`` is not 1) within the issue's bounds.
+    """
+    if not isinstance(data, dict):
+        raise FaultError("body", "expected a JSON object")
+    for key in data:
+        if key not in FIELDS:
+            raise FaultError(str(key)[:64], f"unknown field; expected one of {', '.join(FIELDS)}")
+    every = data.get("block_every_second", False)
+    if not isinstance(every, bool):
+        raise FaultError("block_every_second", "expected true or false")
+    return FaultSpec(
+        block_ms=int(_number(data, "block_ms", 0, 0, MAX_BLOCK_MS, integer=True)),
+        block_every_second=every,
+        latency_ms=int(_number(data, "latency_ms", 0, 0, MAX_LATENCY_MS, integer=True)),
+        fail_percent=float(_number(data, "fail_percent", 0, 0, 100)),
+        duration_s=float(_number(data, "duration_s", DEFAULT_DURATION_S, 1, MAX_DURATION_S)),
+    )
+
+
+def _number(
+    data: dict, field: str, default: float, low: float, high: float, *, integer: bool = False
+) -> float:
+    value = data.get(field, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FaultError(field, "expected a number")
+    if integer and value != int(value):
+        raise FaultError(field, "expected a whole number")
+    if not low <= value <= high:  # also refuses NaN
+        raise FaultError(field, f"expected {low:g}..{high:g}, got {value!r}")
+    return value
+
+
+class LoopHooks(NamedTuple):
+    """How ``Faults`` reaches a loop from the metrics thread, per framework.
+
+    ``call_from_thread(fn)`` runs ``fn`` soon ON the loop; ``call_later(delay, fn)`` is
+    called ON the loop; ``block(seconds)`` is a real blocking sleep (never the loop's).
+    """
+
+    call_from_thread: Callable[[Callable[[], None]], Any]
+    call_later: Callable[[float, Callable[[], None]], Any]
+    block: Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class _Active:
+    spec: FaultSpec
+    expires_at: float
+    generation: int
+
+
+class Faults:
+    """One service's fault state: off and empty at start, expiring by itself.
+
+    ``active`` is a plain attribute the hot path reads; it is True from ``apply`` until
+    ``clear`` or until a ``current()`` call finds the fault expired. The state itself is
+    one immutable object swapped whole, so the loop never sees half of a new spec.
+    """
+
+    def __init__(
+        self,
+        hooks: LoopHooks | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.hooks = hooks
+        self.clock = clock
+        self.rng = rng
+        self.active = False
+        self.blocks = 0  # blocking calls made on the loop (read by tests and logs)
+        self.failed = 0  # units of work failed on purpose
+        self._state: _Active | None = None
+        self._generation = 0
+
+    def apply(self, spec: FaultSpec) -> None:
+        """Replace whatever is active by ``spec`` (an empty spec clears)."""
+        if spec.empty:
+            self.clear()
+            return
+        self._generation += 1
+        state = _Active(spec, self.clock() + spec.duration_s, self._generation)
+        self._state = state
+        self.active = True
+        log.warning("fault set", extra={"fault": asdict(spec)})
+        if spec.block_ms and self.hooks is not None:
+            self.hooks.call_from_thread(lambda: self._block_step(state.generation))
+
+    def clear(self) -> None:
+        """Turn every fault off now (a pending repeated block sees it and stops)."""
+        was = self._state is not None
+        self._generation += 1
+        self._state = None
+        self.active = False
+        if was:
+            log.warning("faults cleared")
+
+    def current(self) -> FaultSpec | None:
+        """The active spec, or None (clearing the state once it has expired)."""
+        state = self._state
+        if state is None:
+            self.active = False
+            return None
+        if self.clock() >= state.expires_at:
+            if self._state is state:
+                self._state = None
+                self.active = False
+            return None
+        return state.spec
+
+    def should_fail(self, spec: FaultSpec) -> bool:
+        """Draw once: True for ``fail_percent`` % of the calls (counted in ``failed``)."""
+        if spec.fail_percent <= 0:
+            return False
+        if self.rng() * 100.0 < spec.fail_percent:
+            self.failed += 1
+            return True
+        return False
+
+    def describe(self) -> dict[str, Any]:
+        """What ``GET /faults`` answers: the active faults and their remaining time."""
+        spec = self.current()
+        state = self._state
+        if spec is None or state is None:
+            return {"active": False, "faults": {}, "remaining_s": 0.0}
+        faults: dict[str, Any] = {}
+        if spec.block_ms:
+            faults["block"] = {"ms": spec.block_ms, "every_second": spec.block_every_second}
+        if spec.latency_ms:
+            faults["latency"] = {"ms": spec.latency_ms}
+        if spec.fail_percent:
+            faults["fail"] = {"percent": spec.fail_percent}
+        remaining = max(0.0, state.expires_at - self.clock())
+        return {"active": True, "faults": faults, "remaining_s": round(remaining, 3)}
+
+    def _block_step(self, generation: int) -> None:
+        # runs ON the loop: a newer apply/clear (another generation) or expiry stops it
+        state = self._state
+        if state is None or state.generation != generation or self.current() is None:
+            return
+        assert self.hooks is not None
+        self.hooks.block(state.spec.block_ms / 1000.0)
+        self.blocks += 1
+        if state.spec.block_every_second:
+            self.hooks.call_later(1.0, lambda: self._block_step(generation))
+
+
+def admin_token(env: Mapping[str, str] | None = None) -> str | None:
+    """``POLYLOOP_ADMIN_TOKEN``, or None when unset (then changing faults is refused)."""
+    return env_str("POLYLOOP_ADMIN_TOKEN", "", env) or None
+
+
+def check_token(header: str | None, token: str | None) -> int | None:
+    """None when ``header`` carries ``token``; else the HTTP status to refuse with.
+
+    401 without credentials, 403 with wrong ones or when no token is configured.
+    """
+    if token is None:
+        return 403
+    if not header or not header.startswith("Bearer "):
+        return 401
+    given = header[len("Bearer ") :].strip().encode()
+    return None if hmac.compare_digest(given, token.encode()) else 403
+
+
+WsgiApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
+
+_REASONS = {
+    200: "200 OK",
+    401: "401 Unauthorized",
+    403: "403 Forbidden",
+    405: "405 Method Not Allowed",
+    413: "413 Payload Too Large",
+    422: "422 Unprocessable Entity",
+}
+
+
+def faults_app(faults: Faults, token: str | None) -> WsgiApp:
+    """The ``/faults`` route of a metrics port: GET shows, PUT sets, DELETE clears.
+
+    GET is open like ``/metrics`` (the port is internal); PUT and DELETE need the token.
+    Errors are problem+json; a 422 names the bad field in ``field``.
+    """
+
+    def app(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method == "GET":
+            return _json(start_response, 200, faults.describe())
+        if method not in ("PUT", "DELETE"):
+            return _problem(start_response, 405, "use GET, PUT or DELETE")
+        refused = check_token(environ.get("HTTP_AUTHORIZATION"), token)
+        if refused is not None:
+            detail = (
+                "no POLYLOOP_ADMIN_TOKEN is configured: faults cannot be changed"
+                if token is None
+                else "a valid 'Authorization: Bearer <POLYLOOP_ADMIN_TOKEN>' is required"
+            )
+            return _problem(start_response, refused, detail)
+        if method == "DELETE":
+            faults.clear()
+            return _json(start_response, 200, faults.describe())
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            return _problem(start_response, 413, f"a fault spec is at most {MAX_BODY} bytes")
+        try:
+            data = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            spec = parse_spec(data)
+        except ValueError as exc:  # json.JSONDecodeError and FaultError both are
+            field = exc.field if isinstance(exc, FaultError) else "body"
+            detail = exc.message if isinstance(exc, FaultError) else "not valid JSON"
+            return _problem(start_response, 422, detail, field=field)
+        faults.apply(spec)
+        return _json(start_response, 200, faults.describe())
+
+    return app
+
+
+def _json(start_response: Callable[..., Any], status: int, body: dict) -> list[bytes]:
+    data = json.dumps(body).encode()
+    start_response(
+        _REASONS[status],
+        [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+    )
+    return [data]
+
+
+def _problem(
+    start_response: Callable[..., Any], status: int, detail: str, field: str | None = None
+) -> list[bytes]:
+    body: dict[str, Any] = {"title": _REASONS[status][4:], "status": status, "detail": detail}
+    if field is not None:
+        body["field"] = field
+    data = json.dumps(body).encode()
+    headers = [("Content-Type", "application/problem+json"), ("Content-Length", str(len(data)))]
+    if status == 401:
+        headers.append(("WWW-Authenticate", "Bearer"))
+    start_response(_REASONS[status], headers)
+    return [data]

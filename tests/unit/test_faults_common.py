@@ -1,0 +1,267 @@
+"""The shared fault state (services/common/faults.py) and its /faults route (issue 11)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from services.common.faults import (
+    FaultError,
+    Faults,
+    FaultSpec,
+    LoopHooks,
+    check_token,
+    parse_spec,
+)
+from services.common.metrics import MetricsSettings, new_registry, serve_metrics
+
+TOKEN = secrets.token_urlsafe(16)  # a fresh one per run, as make up makes
+
+
+class Clock:
+    """A clock the test moves by hand: expiry without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_faults_are_off_and_empty_at_start() -> None:
+    faults = Faults()
+    assert faults.active is False
+    assert faults.current() is None
+    assert faults.describe() == {"active": False, "faults": {}, "remaining_s": 0.0}
+
+
+def test_a_fault_expires_by_itself_with_its_remaining_time_shown() -> None:
+    clock = Clock()
+    faults = Faults(clock=clock)
+    faults.apply(FaultSpec(latency_ms=500, fail_percent=10, duration_s=30))
+    assert faults.active
+    clock.now += 10
+    described = faults.describe()
+    assert described["active"] is True
+    assert described["remaining_s"] == pytest.approx(20)
+    assert described["faults"] == {"latency": {"ms": 500}, "fail": {"percent": 10}}
+    clock.now += 20
+    assert faults.current() is None
+    assert faults.active is False  # the hot path's one check is False again
+
+
+def test_the_default_duration_is_60_seconds() -> None:
+    clock = Clock()
+    faults = Faults(clock=clock)
+    faults.apply(parse_spec({"latency_ms": 1}))
+    clock.now += 59.9
+    assert faults.current() is not None
+    clock.now += 0.1
+    assert faults.current() is None
+
+
+def test_clear_and_an_empty_spec_turn_everything_off() -> None:
+    faults = Faults()
+    faults.apply(FaultSpec(latency_ms=5))
+    faults.clear()
+    assert not faults.active and faults.current() is None
+    faults.apply(FaultSpec(latency_ms=5))
+    faults.apply(FaultSpec())
+    assert not faults.active
+
+
+def test_the_failure_ratio_follows_the_random_draw() -> None:
+    draws = iter([0.05, 0.2, 0.0999, 0.1])
+    faults = Faults(rng=lambda: next(draws))
+    spec = FaultSpec(fail_percent=10)
+    assert [faults.should_fail(spec) for _ in range(4)] == [True, False, True, False]
+    assert faults.failed == 2
+    assert not Faults(rng=lambda: 0.0).should_fail(FaultSpec(latency_ms=1))
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"block_ms": 2001}, "block_ms"),
+        ({"block_ms": -1}, "block_ms"),
+        ({"block_ms": 1.5}, "block_ms"),
+        ({"latency_ms": 5001}, "latency_ms"),
+        ({"latency_ms": "5"}, "latency_ms"),
+        ({"fail_percent": 100.1}, "fail_percent"),
+        ({"fail_percent": True}, "fail_percent"),
+        ({"fail_percent": float("nan")}, "fail_percent"),
+        ({"duration_s": 601}, "duration_s"),
+        ({"duration_s": 0}, "duration_s"),
+        ({"block_every_second": 1}, "block_every_second"),
+        ({"latncy_ms": 5}, "latncy_ms"),
+        ([1], "body"),
+    ],
+)
+def test_a_bad_value_names_its_field(body: Any, field: str) -> None:
+    with pytest.raises(FaultError) as caught:
+        parse_spec(body)
+    assert caught.value.field == field
+
+
+def test_the_bounds_themselves_are_accepted() -> None:
+    spec = parse_spec(
+        {
+            "block_ms": 2000,
+            "block_every_second": True,
+            "latency_ms": 5000,
+            "fail_percent": 100,
+            "duration_s": 600,
+        }
+    )
+    assert spec == FaultSpec(2000, True, 5000, 100.0, 600.0)
+
+
+class ManualLoop:
+    """LoopHooks that record what the fault asks of the loop, run by the test."""
+
+    def __init__(self) -> None:
+        self.soon: list[Callable[[], None]] = []
+        self.later: list[tuple[float, Callable[[], None]]] = []
+        self.slept: list[float] = []
+        self.hooks = LoopHooks(self.soon.append, self._later, self.slept.append)
+
+    def _later(self, delay: float, fn: Callable[[], None]) -> None:
+        self.later.append((delay, fn))
+
+
+def test_a_block_once_sleeps_on_the_loop_once() -> None:
+    loop = ManualLoop()
+    faults = Faults(loop.hooks)
+    faults.apply(FaultSpec(block_ms=500))
+    assert loop.slept == []  # nothing from the metrics thread itself
+    loop.soon.pop()()
+    assert loop.slept == [0.5] and loop.later == []
+    assert faults.blocks == 1
+
+
+def test_a_block_every_second_repeats_until_expiry_or_clear() -> None:
+    clock = Clock()
+    loop = ManualLoop()
+    faults = Faults(loop.hooks, clock=clock)
+    faults.apply(FaultSpec(block_ms=200, block_every_second=True, duration_s=3))
+    loop.soon.pop()()
+    for _ in range(2):
+        delay, step = loop.later.pop()
+        assert delay == 1.0
+        clock.now += 1
+        step()
+    assert loop.slept == [0.2, 0.2, 0.2]
+    _, step = loop.later.pop()
+    clock.now += 1  # 3 s: expired
+    step()
+    assert loop.slept == [0.2, 0.2, 0.2] and loop.later == []
+    faults.apply(FaultSpec(block_ms=100, block_every_second=True))
+    loop.soon.pop()()
+    faults.clear()
+    loop.later.pop()[1]()
+    assert loop.slept[-1] == 0.1 and len(loop.slept) == 4 and loop.later == []
+
+
+def test_a_newer_block_replaces_the_repeating_one() -> None:
+    loop = ManualLoop()
+    faults = Faults(loop.hooks)
+    faults.apply(FaultSpec(block_ms=100, block_every_second=True))
+    loop.soon.pop()()
+    faults.apply(FaultSpec(block_ms=300))
+    loop.later.pop()[1]()  # the old repetition: a stale generation, does nothing
+    loop.soon.pop()()
+    assert loop.slept == [0.1, 0.3]
+
+
+@pytest.mark.parametrize(
+    ("header", "token", "status"),
+    [
+        (f"Bearer {TOKEN}", TOKEN, None),
+        (None, TOKEN, 401),
+        ("Basic abc", TOKEN, 401),
+        ("Bearer nope", TOKEN, 403),
+        (f"Bearer {TOKEN}", None, 403),
+    ],
+)
+def test_the_token_check(header: str | None, token: str | None, status: int | None) -> None:
+    assert check_token(header, token) == status
+
+
+def _serve(faults: Faults, token: str | None) -> Any:
+    env = {} if token is None else {"POLYLOOP_ADMIN_TOKEN": token}
+    return serve_metrics(
+        MetricsSettings(), "127.0.0.1", 0, registry=new_registry(), faults=faults, env=env
+    )
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[Faults, int]]:
+    faults = Faults()
+    server = _serve(faults, TOKEN)
+    yield faults, server.port
+    server.close()
+
+
+def _call(
+    port: int, method: str, body: Any = None, token: str | None = TOKEN, raw: bytes | None = None
+) -> tuple[int, dict, str]:
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/faults", data=data, method=method)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.load(response), response.headers["Content-Type"]
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc), exc.headers["Content-Type"]
+
+
+def test_put_get_delete_over_the_metrics_port(served: tuple[Faults, int]) -> None:
+    faults, port = served
+    assert _call(port, "GET", token=None)[1]["active"] is False
+    status, body, _ = _call(port, "PUT", {"latency_ms": 250, "duration_s": 30})
+    assert status == 200 and body["faults"] == {"latency": {"ms": 250}}
+    assert faults.active and faults.current() == FaultSpec(latency_ms=250, duration_s=30)
+    status, body, _ = _call(port, "GET", token=None)
+    assert body["active"] is True and 0 < body["remaining_s"] <= 30
+    status, body, _ = _call(port, "DELETE")
+    assert status == 200 and body["active"] is False and not faults.active
+
+
+@pytest.mark.parametrize(("token", "status"), [(None, 401), ("wrong", 403)])
+def test_without_the_right_token_nothing_changes(
+    served: tuple[Faults, int], token: str | None, status: int
+) -> None:
+    faults, port = served
+    assert _call(port, "PUT", {"latency_ms": 5}, token=token)[0] == status
+    assert not faults.active
+    faults.apply(FaultSpec(latency_ms=5))
+    assert _call(port, "DELETE", token=token)[0] == status
+    assert faults.active
+
+
+def test_with_no_token_configured_changing_faults_is_refused() -> None:
+    faults = Faults()
+    server = _serve(faults, None)
+    try:
+        status, body, kind = _call(server.port, "PUT", {"latency_ms": 5}, token=TOKEN)
+        assert status == 403 and "POLYLOOP_ADMIN_TOKEN" in body["detail"]
+        assert kind == "application/problem+json"
+        assert not faults.active
+    finally:
+        server.close()
+
+
+def test_a_bad_body_is_a_422_naming_the_field(served: tuple[Faults, int]) -> None:
+    faults, port = served
+    status, body, kind = _call(port, "PUT", {"block_ms": 5000})
+    assert (status, body["field"], kind) == (422, "block_ms", "application/problem+json")
+    assert _call(port, "PUT", raw=b"{not json")[1]["field"] == "body"
+    assert _call(port, "PUT", raw=b"x" * 5000)[0] == 413
+    assert not faults.active
