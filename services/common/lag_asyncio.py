@@ -8,7 +8,9 @@ itself; how late it then runs is the loop's lag (the drift idiom of Ray Serve's
 from __future__ import annotations
 
 import asyncio
+import time
 
+from services.common.faults import LoopHooks
 from services.common.metrics import LagMonitor
 
 
@@ -37,3 +39,12 @@ class AsyncioLagTimer:
     def _tick(self) -> None:
         self.monitor.tick(self.loop.time() - self._due)
         self._arm()
+
+
+def asyncio_fault_hooks(loop: asyncio.AbstractEventLoop) -> LoopHooks:
+    """The loop's ways for ``Faults``: ``call_soon_threadsafe``, ``call_later``, ``time.sleep``.
+
+    ``time.sleep`` in a callback of the loop is the real block: no other callback, no
+    other coroutine runs until it returns.
+    """
+    return LoopHooks(loop.call_soon_threadsafe, loop.call_later, time.sleep)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import gevent
 from gevent import monkey
 
+from services.common.faults import LoopHooks
 from services.common.metrics import LagMonitor
 
 
@@ -52,3 +54,15 @@ def start_os_thread(target: Callable[[], None]) -> int:
     """
     start_new_thread = monkey.get_original("_thread", "start_new_thread")
     return start_new_thread(target, ())
+
+
+def gevent_fault_hooks(hub: Any = None) -> LoopHooks:
+    """The hub's ways for ``Faults`` (call it in the main thread, or pass its hub).
+
+    From the metrics OS thread, ``run_callback_threadsafe`` runs the block in the hub
+    itself; the block is the ORIGINAL ``time.sleep`` (the patched one would only yield
+    to the hub, blocking nothing). A repeat is a greenlet started ``gevent.spawn_later``.
+    """
+    hub = hub or gevent.get_hub()
+    sleep = monkey.get_original("time", "sleep")
+    return LoopHooks(hub.loop.run_callback_threadsafe, gevent.spawn_later, sleep)

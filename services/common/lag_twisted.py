@@ -10,9 +10,13 @@ count is kept as ``missed`` (intervals skipped), and ``task.Clock`` drives it in
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from twisted.internet import task
 from twisted.internet.interfaces import IReactorTime
 
+from services.common.faults import LoopHooks
 from services.common.metrics import LagMonitor
 
 
@@ -47,3 +51,12 @@ class TwistedLagTimer:
         interval = self.monitor.interval
         until = interval - ((now - self.call.starttime) % interval)
         return interval if now == now + until else until
+
+
+def twisted_fault_hooks(reactor: Any) -> LoopHooks:
+    """The reactor's ways for ``Faults``: ``callFromThread``, ``callLater``, ``time.sleep``.
+
+    ``time.sleep`` called from a reactor callback is the real block: nothing else on the
+    reactor runs until it returns.
+    """
+    return LoopHooks(reactor.callFromThread, reactor.callLater, time.sleep)

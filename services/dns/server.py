@@ -44,6 +44,7 @@ from twisted.internet import interfaces
 from twisted.names import dns, error, server
 from twisted.protocols.policies import TimeoutMixin
 
+from services.common.faults import Faults
 from services.dns.config import DnsConfig
 from services.dns.delay import DelayingAuthority
 from services.dns.summary import CountSummary
@@ -196,6 +197,8 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
         self.answered: dict[tuple[str, str], int] = {}
         self.refused = dict.fromkeys(REFUSED_REASONS, 0)
         self.delaying: DelayingAuthority | None = None
+        # issue 11: off and empty; start_metrics gives it the reactor's hooks
+        self.faults = Faults()
 
     def wireReceived(self, data: bytes, proto, address=None) -> None:
         """One message off the wire (UDP datagram or TCP frame): parse, check, answer."""
@@ -233,8 +236,28 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
             self._reply(message, proto, address, dns.EFORMAT)
         elif message.queries[0].cls != dns.IN:
             self._reply(message, proto, address, dns.EREFUSED)
+        elif self.faults.active:  # the one check the hot path pays for issue 11
+            self._faulty(message, proto, address)
         else:
             super().messageReceived(message, proto, address)
+
+    def _faulty(self, message: dns.Message, proto, address) -> None:
+        """A fault is set: answer SERVFAIL (fail), or look up after its latency."""
+        spec = self.faults.current()
+        if spec is not None and self.faults.should_fail(spec):
+            self._reply(message, proto, address, dns.ESERVER)
+        elif spec is not None and spec.latency_ms:
+            # the reactor's own timer: this query waits, every other one is answered
+            self.clock.callLater(
+                spec.latency_s,
+                server.DNSServerFactory.messageReceived,
+                self,
+                message,
+                proto,
+                address,
+            )
+        else:
+            server.DNSServerFactory.messageReceived(self, message, proto, address)
 
     def allowQuery(self, message: dns.Message, protocol, address) -> bool:
         # messageReceived() already answered what Twisted's default would refuse

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from services.common.lag_gevent import GeventLagTimer, start_os_thread
+from services.common.lag_gevent import GeventLagTimer, gevent_fault_hooks, start_os_thread
 from services.common.metrics import LagMonitor, LoopMetrics, serve_metrics
 from services.resolver.api import ResolverApp
 from services.resolver.config import ResolverConfig
@@ -46,6 +46,7 @@ def start_metrics(
         return None
     monitor = LagMonitor(config.metrics.lag_interval)
     timer = GeventLagTimer(monitor).start()
+    resolver.faults.hooks = gevent_fault_hooks()  # called in the main thread: its hub
     server = serve_metrics(
         config.metrics,
         config.listen_host,
@@ -54,5 +55,6 @@ def start_metrics(
         ResolverCollector(app, resolver),
         registry=app.metrics.registry,  # the API port's GET /metrics shows them too
         start_thread=start_os_thread,
+        faults=resolver.faults,
     )
     return LoopMetrics(monitor, timer, server)

@@ -30,6 +30,7 @@ from gevent.lock import BoundedSemaphore
 from gevent.monkey import get_original
 from gevent.pool import Pool
 
+from services.common.faults import Faults
 from services.resolver.backends import ResolveError
 from services.resolver.lookup import Lookups
 
@@ -67,12 +68,15 @@ class Resolver:
         )
         self.slots = BoundedSemaphore(max_lookups)
         self.lookups_in_flight = 0  # a plain count, read by the metrics collector
+        # issue 11: off and empty; start_metrics gives it the hub's hooks
+        self.faults = Faults()
 
     def resolve_many(
         self, names: Sequence[str], timeout: float, mode: str = "concurrent"
     ) -> list[Result]:
         """One result per name, in order, within ``timeout`` seconds whatever happens."""
-        answered = self._answered(names)
+        # a fault (issue 11) sends every batch through _timed, where it applies per name
+        answered = None if self.faults.active else self._answered(names)
         if answered is not None:
             return answered
         batch = _Batch(names, time.monotonic() + timeout)
@@ -128,6 +132,13 @@ class Resolver:
 
     def _timed(self, batch: _Batch, index: int, name: str) -> Result:
         batch.started[index] = time.monotonic()
+        if self.faults.active:
+            spec = self.faults.current()
+            if spec is not None and self.faults.should_fail(spec):
+                return _result(name, [], "fault", batch.started[index])
+            if spec is not None and spec.latency_ms:
+                # the hub's own timer: this greenlet waits, every other one runs
+                gevent.sleep(min(spec.latency_s, max(0.0, batch.left())))
         try:
             addresses = self.lookups.known(name)
             if addresses is None:

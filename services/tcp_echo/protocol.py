@@ -40,6 +40,8 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from services.common.faults import Faults
+
 # The idle timer ticks this often per timeout and the connection closes after that many
 # silent ticks in a row: data only sets a flag, where resetting a timer on every chunk
 # (TimeoutMixin.resetTimeout) would cost more than the echo itself. Silence before the
@@ -67,11 +69,31 @@ class Echo(Protocol, TimeoutMixin):
 
     def dataReceived(self, data: bytes) -> None:
         "As soon as any data is received, echo it back."
-        self.transport.write(data)
         factory = self.factory
+        if factory.faults.active:  # the one check the hot path pays for issue 11
+            self._faulty(data)
+            return
+        self.transport.write(data)
         factory.chunks_echoed += 1
         factory.bytes_echoed += len(data)
         self._active = True
+
+    def _faulty(self, data: bytes) -> None:
+        """A fault is set: fail (close the connection), or echo after its latency."""
+        factory = self.factory
+        spec = factory.faults.current()
+        if spec is not None and factory.faults.should_fail(spec):
+            self.transport.loseConnection()
+            return
+        factory.chunks_echoed += 1
+        factory.bytes_echoed += len(data)
+        self._active = True
+        if spec is None or not spec.latency_ms:
+            self.transport.write(data)
+            return
+        # the reactor's own timer: this connection waits, every other one is served;
+        # a write after the peer has gone is a no-op of the transport
+        factory.clock.callLater(spec.latency_s, self.transport.write, data)
 
     # IHalfCloseableProtocol: the peer's FIN, with our side still open
     def readConnectionLost(self) -> None:
@@ -190,6 +212,8 @@ class EchoFactory(Factory):
         self.idle_timeouts = 0
         self.aborted = 0
         self.half_closed = 0
+        # issue 11: off and empty; start_metrics gives it the reactor's hooks
+        self.faults = Faults()
         self._refused_in_burst = 0
         self._drained: list[Deferred[None]] = []
 

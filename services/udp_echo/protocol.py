@@ -29,13 +29,15 @@ import logging
 import socket
 from typing import Any, cast
 
+from services.common.faults import Faults
 from services.udp_echo.ratelimit import SourceRateLimiter
 
 log = logging.getLogger(__name__)
 
 # ports below this are system services (echo, chargen, daytime, dns...): never reply to them
 FIRST_UNPRIVILEGED_PORT = 1024
-DROP_REASONS = ("privileged_port", "oversize", "rate_limited", "backpressure")
+# "fault": dropped on purpose by a fail-X % fault (issue 11)
+DROP_REASONS = ("privileged_port", "oversize", "rate_limited", "backpressure", "fault")
 
 
 class ServerUdpEchoProtocol(asyncio.DatagramProtocol):
@@ -62,6 +64,8 @@ class ServerUdpEchoProtocol(asyncio.DatagramProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._empty_sender: socket.socket | None = None
+        # issue 11: off and empty; start_metrics gives it the loop's hooks
+        self.faults = Faults()
 
     @property
     def received(self) -> int:
@@ -98,8 +102,30 @@ class ServerUdpEchoProtocol(asyncio.DatagramProtocol):
             self._drop("rate_limited")
         elif self._writing_paused:
             self._drop("backpressure")
+        elif self.faults.active:  # the one check the hot path pays for issue 11
+            self._faulty(data, addr)
         elif data:
             self.transport.sendto(data, addr)  # type: ignore[union-attr]
+            self.echoed += 1
+        else:
+            self._echo_empty(addr)
+
+    def _faulty(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        """A fault is set: drop the datagram (fail), or echo it after its latency."""
+        spec = self.faults.current()
+        if spec is not None and self.faults.should_fail(spec):
+            self._drop("fault")
+        elif spec is not None and spec.latency_ms:
+            # the loop's own timer: this datagram waits, every other sender is served
+            asyncio.get_running_loop().call_later(spec.latency_s, self._echo, data, addr)
+        else:
+            self._echo(data, addr)
+
+    def _echo(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return  # a delayed echo outliving the socket
+        if data:
+            self.transport.sendto(data, addr)
             self.echoed += 1
         else:
             self._echo_empty(addr)
