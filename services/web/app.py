@@ -15,6 +15,7 @@ from aiohttp import web
 from services.web.backends.clients import BackendClients
 from services.web.config import WebConfig
 from services.web.errors import problem_middleware
+from services.web.faults import fault_middleware, setup_faults
 from services.web.keys import CLIENTS, CONFIG, METRICS, STATS
 from services.web.live import setup_live
 from services.web.loop_metrics import setup_loop_metrics
@@ -41,7 +42,8 @@ def create_app(config: WebConfig) -> web.Application:
     metrics = Metrics()
     app = web.Application(
         client_max_size=config.max_body,
-        middlewares=[metrics_middleware(metrics), problem_middleware],
+        # fault_middleware inside problem_middleware: an injected failure is problem+json
+        middlewares=[metrics_middleware(metrics), problem_middleware, fault_middleware],
     )
     app[CONFIG] = config
     app[STATS] = BackendStats()
@@ -50,6 +52,7 @@ def create_app(config: WebConfig) -> web.Application:
     app.on_response_prepare.append(security_headers)
     app.add_routes(routes)
     setup_live(app)
+    setup_faults(app)
     setup_loop_metrics(app)
     return app
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from services.common.config import env_float, env_int, env_log_level, env_port, env_str, listen_host
+from services.common.faults import admin_token
 from services.common.metrics import MetricsSettings, env_metrics_port
 
 # a request that names no timeout gets this, capped by RESOLVER_MAX_TIMEOUT (as the resolver does)
@@ -70,6 +71,10 @@ class WebConfig:
     live_max_clients: int = 100
     live_max_message: int = 1024
     live_send_timeout: float = 2.0
+    # issue 11: WEB_FAULTS (default on only when published on loopback, POLYLOOP_BIND)
+    faults_enabled: bool = True
+    # POLYLOOP_ADMIN_TOKEN: passed to the services' /faults; never in a repr or a log
+    admin_token: str | None = field(default=None, repr=False)
     # POLYLOOP_METRICS, POLYLOOP_LAG_INTERVAL, POLYLOOP_METRICS_MAX_CONNECTIONS
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
@@ -96,6 +101,8 @@ class WebConfig:
             port=env_port("WEB_PORT", 8080, env),
             metrics_port=env_metrics_port("WEB_METRICS_PORT", 9105, env),
             metrics=MetricsSettings.from_env(env),
+            faults_enabled=faults_enabled(env),
+            admin_token=admin_token(env),
             tcp_echo_host=env_str("TCP_ECHO_HOST", "127.0.0.1", env),
             tcp_echo_port=env_port("TCP_ECHO_PORT", 8000, env),
             udp_echo_host=env_str("UDP_ECHO_HOST", "127.0.0.1", env),
@@ -157,3 +164,14 @@ class WebConfig:
                 "WEB_LIVE_SEND_TIMEOUT", 2.0, minimum=0.1, maximum=30, env=env
             ),
         )
+
+
+def faults_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """``WEB_FAULTS`` (0 or 1); unset: on when the front is published on loopback only.
+
+    ``POLYLOOP_BIND`` is where compose publishes the front (default 127.0.0.1): anyone who
+    reaches a front published wider could break the stack, so that takes ``WEB_FAULTS=1``.
+    """
+    bind = env_str("POLYLOOP_BIND", "127.0.0.1", env)
+    default = 1 if bind in ("127.0.0.1", "::1", "localhost") else 0
+    return bool(env_int("WEB_FAULTS", default, minimum=0, maximum=1, env=env))

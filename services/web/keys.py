@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import aiohttp
 from aiohttp import web
 
+from services.common.faults import Faults
 from services.web.backends.clients import BackendClients
 from services.web.config import WebConfig
 from services.web.metrics import Metrics
@@ -14,3 +16,6 @@ CONFIG = web.AppKey("config", WebConfig)
 METRICS = web.AppKey("metrics", Metrics)
 # set while the app runs (between startup and cleanup, by app.backends_ctx)
 CLIENTS = web.AppKey("backend_clients", BackendClients)
+# issue 11: the front's own fault state, and the session that reaches the metrics ports
+FAULTS = web.AppKey("faults", Faults)
+FAULT_SESSION = web.AppKey("fault_session", aiohttp.ClientSession)

@@ -19,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 
 from services.common.lag_asyncio import AsyncioLagTimer
 from services.common.metrics import LagMonitor, MetricsServer, serve_metrics
-from services.web.keys import CONFIG, METRICS
+from services.web.keys import CONFIG, FAULTS, METRICS
 from services.web.metrics import Metrics
 
 LAG_MONITOR = web.AppKey("lag_monitor", LagMonitor)
@@ -73,5 +73,9 @@ def serve_loop_metrics(app: web.Application) -> MetricsServer | None:
     if not config.metrics.enabled:
         return None
     return serve_metrics(
-        config.metrics, config.listen_host, config.metrics_port, registry=app[METRICS].registry
+        config.metrics,
+        config.listen_host,
+        config.metrics_port,
+        registry=app[METRICS].registry,
+        faults=app[FAULTS],  # the front's own faults, on its metrics port like the others
     )

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.common import hostname
+from services.common import faults, hostname
 from services.web.backends import Backend
 from services.web.config import WebConfig
+from services.web.faults import SERVICES as FAULT_SERVICES
 from services.web.validation import MODES
 
 JSON = "application/json"
@@ -286,6 +287,97 @@ def _schemas(config: WebConfig) -> dict[str, Any]:
                 "elapsed_ms": {"type": "number", "minimum": 0},
             },
         },
+        **_fault_schemas(),
+    }
+
+
+def _fault_schemas() -> dict[str, Any]:
+    # the bounds are services.common.faults' own: one definition
+    return {
+        "FaultSpec": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "All faults at once (a new PUT replaces the old; all zero clears)",
+            "properties": {
+                "block_ms": {"type": "integer", "minimum": 0, "maximum": faults.MAX_BLOCK_MS},
+                "block_every_second": {"type": "boolean", "default": False},
+                "latency_ms": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": faults.MAX_LATENCY_MS,
+                },
+                "fail_percent": {"type": "number", "minimum": 0, "maximum": 100},
+                "duration_s": {
+                    "type": "number",
+                    "minimum": 1,
+                    "maximum": faults.MAX_DURATION_S,
+                    "default": faults.DEFAULT_DURATION_S,
+                },
+            },
+        },
+        "FaultState": {
+            "type": "object",
+            "description": "What is active now; a service that does not answer is 'down'",
+            "properties": {
+                "active": {"type": "boolean"},
+                "faults": {"type": "object"},
+                "remaining_s": {"type": "number", "minimum": 0},
+                "state": {"enum": ["down"]},
+                "detail": {"type": "string"},
+            },
+        },
+        "Faults": {
+            "type": "object",
+            "required": ["enabled", "services"],
+            "properties": {
+                "enabled": {"type": "boolean", "description": "PUT/DELETE allowed (WEB_FAULTS)"},
+                "services": {
+                    "type": "object",
+                    "properties": {name: _ref("FaultState") for name in FAULT_SERVICES},
+                },
+            },
+        },
+    }
+
+
+def _fault_paths() -> dict[str, Any]:
+    errors = {
+        "403": _problem("Fault injection is off here (WEB_FAULTS, POLYLOOP_BIND)"),
+        "404": _problem("No such service"),
+        "405": _problem("Method not allowed"),
+        "500": _problem("Unexpected error (no internals disclosed)"),
+        "502": _problem("The service answered something unexpected (or refused the token)"),
+        "503": _problem("The service's metrics port does not answer"),
+        "504": _problem("The service did not answer within WEB_HEALTH_TIMEOUT"),
+    }
+    service = {
+        "name": "service",
+        "in": "path",
+        "required": True,
+        "schema": {"enum": list(FAULT_SERVICES)},
+    }
+    return {
+        "/api/faults": _get(
+            "Every service's active faults with their remaining time",
+            {"200": _json("Each service's faults", "Faults")},
+        ),
+        "/api/faults/{service}": {
+            "put": {
+                "parameters": [service],
+                "summary": "Set a service's faults (block, latency, fail); they expire alone",
+                "requestBody": _body("FaultSpec"),
+                "responses": {
+                    "200": _json("What is active now", "FaultState"),
+                    "422": _problem("A bad value; `field` names it"),
+                    **errors,
+                },
+            },
+            "delete": {
+                "parameters": [service],
+                "summary": "Clear a service's faults",
+                "responses": {"200": _json("Nothing active", "FaultState"), **errors},
+            },
+        },
     }
 
 
@@ -339,6 +431,7 @@ def openapi_document(config: WebConfig) -> dict[str, Any]:
                 "FanoutResult",
                 backend=False,
             ),
+            **_fault_paths(),
         },
         "components": {"schemas": _schemas(config)},
         # OpenAPI has no way to describe a WebSocket: /ws/live is left out of `paths`

@@ -1,0 +1,196 @@
+"""The front's fault API (issue 11): what is broken on purpose, for every service.
+
+- ``GET /api/faults``: each service's active faults and their remaining time (read from
+  each service's own ``GET /faults`` on its metrics port, concurrently, bounded by
+  ``WEB_HEALTH_TIMEOUT``; a service that does not answer is shown as ``"down"``).
+- ``PUT /api/faults/{service}`` (a JSON fault spec, see ``services.common.faults``) and
+  ``DELETE /api/faults/{service}``, ``service`` in tcp-echo, udp-echo, dns, resolver, web.
+  The front validates (422 naming the field), then passes the spec to the service's
+  metrics port with ``POLYLOOP_ADMIN_TOKEN`` (the compose network or 127.0.0.1, never a
+  published port). ``web`` is the front itself: applied here, to its own API routes
+  (``fault_middleware``), its own loop for a block.
+
+Who may: whoever reaches the front, so the API is off (403) when the front is published
+beyond loopback (``POLYLOOP_BIND`` other than 127.0.0.1) unless ``WEB_FAULTS=1``; and
+``WEB_FAULTS=0`` turns it off anywhere. ``GET /api/faults`` says which (``enabled``).
+
+Try it:
+  curl -s -X PUT -d '{"latency_ms": 500}' http://127.0.0.1:8080/api/faults/resolver
+  curl -s http://127.0.0.1:8080/api/faults
+  curl -s -X DELETE http://127.0.0.1:8080/api/faults/resolver
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from services.common.faults import FaultError, Faults, parse_spec
+from services.common.lag_asyncio import asyncio_fault_hooks
+from services.web.errors import (
+    BackendTimeout,
+    BackendUnavailable,
+    BadBackendReply,
+    InvalidField,
+    Problem,
+)
+from services.web.keys import CONFIG, FAULT_SESSION, FAULTS
+from services.web.scrape import targets
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("tcp-echo", "udp-echo", "dns", "resolver", "web")
+# the front's own routes a fault of "web" applies to: the ones that serve the demo's
+# clients (never /api/faults itself, so a fault of the front can always be cleared)
+FAULTY_PREFIXES = ("/api/echo/", "/api/resolve", "/api/fanout")
+
+routes = web.RouteTableDef()
+
+
+class FaultsOff(Problem):
+    status = 403
+    type = "urn:polyloop:problem:faults-off"
+    title = "Fault injection is off"
+
+
+class InjectedFailure(Problem):
+    """The front's own fail-X % fault: answered at once, never a hang."""
+
+    status = 503
+    type = "urn:polyloop:problem:injected-fault"
+    title = "Failed on purpose"
+
+
+def setup_faults(app: web.Application) -> None:
+    """The front's own ``Faults`` (its loop's hooks set at startup) and the client session."""
+    app[FAULTS] = Faults()
+    app.cleanup_ctx.append(_faults_ctx)
+    app.add_routes(routes)
+
+
+async def _faults_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[FAULTS].hooks = asyncio_fault_hooks(asyncio.get_running_loop())
+    timeout = aiohttp.ClientTimeout(total=app[CONFIG].health_timeout)
+    # no cookies, no proxies from the environment: only the services' own metrics ports
+    async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as session:
+        app[FAULT_SESSION] = session
+        yield
+    app[FAULTS].clear()
+
+
+@web.middleware
+async def fault_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The front's own faults on its client-facing API routes: one check when none is set."""
+    faults = request.app[FAULTS]
+    if faults.active and request.path.startswith(FAULTY_PREFIXES):
+        spec = faults.current()
+        if spec is not None and faults.should_fail(spec):
+            raise InjectedFailure("web: failed on purpose (a fail-X % fault of the front)")
+        if spec is not None and spec.latency_ms:
+            await asyncio.sleep(spec.latency_s)  # this request waits; the loop serves others
+    return await handler(request)
+
+
+def _enabled(app: web.Application) -> None:
+    if not app[CONFIG].faults_enabled:
+        raise FaultsOff(
+            "the front is published beyond loopback (POLYLOOP_BIND): set WEB_FAULTS=1 to allow"
+            " fault injection from it"
+        )
+
+
+def _service(request: web.Request) -> str:
+    service = request.match_info["service"]
+    if service not in SERVICES:
+        raise Problem(f"no service {service[:64]!r}; one of {', '.join(SERVICES)}", status=404)
+    return service
+
+
+async def _call(app: web.Application, service: str, method: str, body: Any = None) -> dict:
+    """``method`` on ``service``'s ``/faults`` with the token; its answer, or a Problem."""
+    config = app[CONFIG]
+    url = targets(config)[service].removesuffix("/metrics") + "/faults"
+    headers = {}
+    if method != "GET" and config.admin_token:
+        headers["Authorization"] = f"Bearer {config.admin_token}"
+    try:
+        async with app[FAULT_SESSION].request(
+            method, url, json=body, headers=headers, allow_redirects=False
+        ) as response:
+            data = await response.read()
+            if len(data) > 65536:
+                raise BadBackendReply(service, "its /faults answer is too large")
+            status = response.status
+    except TimeoutError:
+        raise BackendTimeout(service, config.health_timeout) from None
+    except aiohttp.ClientError as exc:
+        raise BackendUnavailable(service, f"its metrics port does not answer ({exc})") from None
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        raise BadBackendReply(service, f"its /faults answered {status}, not JSON") from None
+    if status in (401, 403):
+        # the service refused the front's token: the stack's secret is not shared right
+        raise BadBackendReply(service, f"refused the front's token ({status}): {answer}")
+    if status != 200 or not isinstance(answer, dict):
+        raise BadBackendReply(service, f"its /faults answered {status}")
+    return answer
+
+
+async def _describe(app: web.Application, service: str) -> dict[str, Any]:
+    if service == "web":
+        return app[FAULTS].describe()
+    try:
+        return await _call(app, service, "GET")
+    except Problem as problem:
+        return {"state": "down", "detail": problem.detail}
+
+
+@routes.get("/api/faults", name="faults")
+async def list_faults(request: web.Request) -> web.Response:
+    """Every service's active faults with their remaining time, and whether the API is on."""
+    app = request.app
+    described = await asyncio.gather(*(_describe(app, service) for service in SERVICES))
+    body = {
+        "enabled": app[CONFIG].faults_enabled,
+        "services": dict(zip(SERVICES, described, strict=True)),
+    }
+    return web.json_response(body)
+
+
+@routes.put("/api/faults/{service}", name="fault_set")
+async def set_fault(request: web.Request) -> web.Response:
+    """Set ``service``'s faults (replacing what it had); 422 names a bad field."""
+    _enabled(request.app)
+    service = _service(request)
+    try:
+        data = await request.json()
+    except ValueError:
+        raise InvalidField("body", "not valid JSON") from None
+    try:
+        spec = parse_spec(data)
+    except FaultError as exc:
+        raise InvalidField(exc.field, exc.message) from None
+    log.warning("fault requested", extra={"service": service, "remote": request.remote})
+    if service == "web":
+        request.app[FAULTS].apply(spec)
+        return web.json_response(request.app[FAULTS].describe())
+    return web.json_response(await _call(request.app, service, "PUT", data))
+
+
+@routes.delete("/api/faults/{service}", name="fault_clear")
+async def clear_fault(request: web.Request) -> web.Response:
+    """Clear every fault of ``service``."""
+    _enabled(request.app)
+    service = _service(request)
+    if service == "web":
+        request.app[FAULTS].clear()
+        return web.json_response(request.app[FAULTS].describe())
+    return web.json_response(await _call(request.app, service, "DELETE"))
