@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -60,7 +61,33 @@ def stack_env() -> dict[str, str]:
             env[variable] = os.environ.get(variable, "").strip() or str(default)
     # as in the PyPy images (services/Dockerfile says why)
     env["PYPY_GC_NURSERY"] = os.environ.get("PYPY_GC_NURSERY", "4MB")
+    env["POLYLOOP_ADMIN_TOKEN"] = admin_token()
     return env
+
+
+def admin_token(run: Path = RUN) -> str:
+    """``POLYLOOP_ADMIN_TOKEN`` when set, else the one in ``.run/admin-token``, made once.
+
+    The shared secret that changes faults (issue 11): random, readable by its owner only,
+    kept out of git (.run/ is ignored), the same for every service of the stack and across
+    ``make up`` runs (so a shell that read it once keeps working).
+    """
+    given = os.environ.get("POLYLOOP_ADMIN_TOKEN", "").strip()
+    if given:
+        return given
+    path = run / "admin-token"
+    try:
+        token = path.read_text().strip()
+    except FileNotFoundError:
+        token = ""
+    if not token:
+        run.mkdir(exist_ok=True)
+        token = secrets.token_urlsafe(32)
+        # created owner-only from the start: never a moment where others may read it
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(token + "\n")
+    return token
 
 
 def up() -> int:
@@ -130,9 +157,15 @@ def logs() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["up", "down", "ps", "logs"])
+    parser.add_argument("command", choices=["up", "down", "ps", "logs", "token"])
     command = parser.parse_args(argv).command
-    return {"up": up, "down": down, "ps": ps, "logs": logs}[command]()
+    return {"up": up, "down": down, "ps": ps, "logs": logs, "token": token}[command]()
+
+
+def token() -> int:
+    """Print the stack's admin token (made if needed): ``scripts/stack.sh`` passes it to compose."""
+    print(admin_token())
+    return 0
 
 
 if __name__ == "__main__":

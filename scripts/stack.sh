@@ -72,8 +72,17 @@ up_local() {
     urls
 }
 
+# issue 11: the secret that changes faults, made once in .run/admin-token (gitignored)
+# when POLYLOOP_ADMIN_TOKEN is unset; compose and devstack pass it to every service
+admin_token() {
+    [ -x "$PY" ] || return 0
+    POLYLOOP_ADMIN_TOKEN=$("$PY" -m devstack token)
+    export POLYLOOP_ADMIN_TOKEN
+}
+
 case "${1:-}" in
 up)
+    admin_token
     if engine_answers; then up_docker; else up_local; fi ;;
 down)
     case "$(mode)" in

@@ -75,3 +75,17 @@ def test_the_cli_refuses_an_unknown_command() -> None:
     )
     assert done.returncode == 2
     assert "invalid choice: 'restart'" in done.stderr
+
+
+def test_the_admin_token_is_made_once_owner_only_and_an_explicit_one_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devstack.__main__ import admin_token
+
+    monkeypatch.delenv("POLYLOOP_ADMIN_TOKEN", raising=False)
+    first = admin_token(tmp_path)
+    assert len(first) >= 32
+    assert (tmp_path / "admin-token").stat().st_mode & 0o077 == 0
+    assert admin_token(tmp_path) == first  # kept across `make up` runs
+    monkeypatch.setenv("POLYLOOP_ADMIN_TOKEN", "given-by-the-user")
+    assert admin_token(tmp_path) == "given-by-the-user"
