@@ -11,7 +11,8 @@ USERS    ?=
 RATE     ?=
 DURATION ?=
 
-.PHONY: help venv pypy-venv engine up down ps logs test test-unit lint fmt load bench lock clean
+.PHONY: help venv pypy-venv engine up down ps logs test test-unit lint fmt load bench lock clean \
+	swarm-up swarm-down swarm-ps test-swarm
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,6 +60,18 @@ fmt: $(PY) ## ruff: fix what it can and format
 
 load: $(PY) ## headless Locust run with gates; HTML + CSV under reports/load (USERS, RATE, DURATION)
 	LOAD_USERS=$(USERS) LOAD_RATE=$(RATE) LOAD_TIME=$(DURATION) bash scripts/load_gates.sh
+
+swarm-up: $(PY) ## the replicated stack on Docker Swarm (single-node swarm if none), wait, print the URL
+	@bash scripts/swarm.sh up
+
+swarm-down: ## remove the swarm stack; leave the swarm if swarm-up created it
+	@bash scripts/swarm.sh down
+
+swarm-ps: ## the swarm stack's services and tasks
+	@bash scripts/swarm.sh ps
+
+test-swarm: $(PY) ## deploy on swarm, run tests/swarm through the front, tear down
+	@bash scripts/swarm-test.sh
 
 bench: $(PY) ## side-by-side benchmarks; report under reports/bench/
 	$(PY) -m bench

@@ -46,6 +46,9 @@ class WebConfig:
     udp_retries: int = 2
     udp_try_timeout: float = 0.5
     shutdown_timeout: float = 3.0
+    replica_refresh: float = 2.0
+    max_replicas: int = 64
+    connect_timeout: float = 1.0
     max_connections: int = 1024
     body_timeout: float = 10.0
     log_interval: float = 10.0
@@ -115,6 +118,11 @@ class WebConfig:
                 "WEB_UDP_TRY_TIMEOUT", 0.5, minimum=0.05, maximum=30, env=env
             ),
             shutdown_timeout=env_float("WEB_SHUTDOWN_TIMEOUT", 3.0, minimum=0, maximum=60, env=env),
+            replica_refresh=env_float("WEB_REPLICA_REFRESH", 2.0, minimum=0.1, maximum=60, env=env),
+            max_replicas=env_int("WEB_MAX_REPLICAS", 64, minimum=1, maximum=1024, env=env),
+            connect_timeout=env_float(
+                "WEB_CONNECT_TIMEOUT", 1.0, minimum=0.05, maximum=30, env=env
+            ),
             max_connections=env_int(
                 "WEB_MAX_CONNECTIONS", 1024, minimum=1, maximum=1_000_000, env=env
             ),

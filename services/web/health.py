@@ -21,13 +21,18 @@ from services.web.keys import CLIENTS, CONFIG
 
 
 async def check_backends(app: web.Application) -> dict[Backend, dict]:
-    """``{"tcp-echo": {"state": "up"|"down", "latency_ms": float|None, "error": str|None}, ...}``
+    """``{"tcp-echo": {"state": "up"|"down", "latency_ms": float|None, "error": str|None,
+    "replicas": {"count", "up", "replicas": [{"address", "state", ...}]}}, ...}``
     for every ``Backend``, in its order. Probes are not traffic: they stay out of the
     live stats (``BackendClients.probe``)."""
     clients = app[CLIENTS]
     timeout = app[CONFIG].health_timeout
     results = await asyncio.gather(*(_probe(clients, backend, timeout) for backend in Backend))
-    return dict(zip(Backend, results, strict=True))
+    checks = dict(zip(Backend, results, strict=True))
+    for backend, check in checks.items():
+        # every replica the name resolves to, and what the front knows of each
+        check["replicas"] = clients.replicas[backend].snapshot()
+    return checks
 
 
 async def _probe(clients: BackendClients, backend: Backend, timeout: float) -> dict:

@@ -2,7 +2,8 @@
 building many apps never collide in the global registry).
 
 ``GET /metrics`` serves them; names:
-``polyloop_web_requests_total{route,method,status}``, ``polyloop_web_request_seconds``,
+``polyloop_web_requests_total{route,method,status}`` (method: GET, HEAD, POST, PUT, DELETE,
+PATCH, OPTIONS or other), ``polyloop_web_request_seconds``,
 ``polyloop_web_requests_in_flight``, ``polyloop_web_backend_calls_total{backend,outcome}``,
 ``polyloop_web_backend_call_seconds{backend}``, ``polyloop_web_backend_errors_total{backend,kind}``,
 ``polyloop_web_backend_probes_total{backend,outcome}``, ``polyloop_web_backend_in_flight{backend}``.
@@ -79,6 +80,16 @@ def route_label(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+# the method label's closed set: any other token a client sends is counted as "other" (a
+# client choosing label values could grow /metrics and the front's memory without bound)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+
+def method_label(request: web.Request) -> str:
+    method = request.method
+    return method if method in METHODS else "other"
+
+
 # metric children kept by the middleware: one per (route, method, status) seen, at most this
 # many (past it, labels() is called each time: slower, never more memory than the metric)
 MAX_KEPT_CHILDREN = 1024
@@ -103,7 +114,7 @@ def metrics_middleware(metrics: Metrics) -> Middleware:
             raise
         finally:
             metrics.requests_in_flight.dec()
-            labels = (route_label(request), request.method, str(status))
+            labels = (route_label(request), method_label(request), str(status))
             pair = children.get(labels)
             if pair is None:
                 pair = metrics.requests.labels(*labels), metrics.request_seconds.labels(*labels)

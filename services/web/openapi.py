@@ -110,11 +110,35 @@ def _schemas(config: WebConfig) -> dict[str, Any]:
         },
         "BackendState": {
             "type": "object",
-            "required": ["state", "latency_ms", "error"],
+            "required": ["state", "latency_ms", "error", "replicas"],
             "properties": {
                 "state": {"enum": ["up", "down"]},
                 "latency_ms": nullable_number,
                 "error": {"type": ["string", "null"]},
+                "replicas": _ref("Replicas"),
+            },
+        },
+        "Replicas": {
+            "type": "object",
+            "description": "every replica the backend's name resolves to (backends/replicas.py)",
+            "required": ["count", "up", "replicas"],
+            "properties": {
+                "count": {"type": "integer", "minimum": 0},
+                "up": {"type": "integer", "minimum": 0},
+                "replicas": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["address", "state", "calls", "failures", "error"],
+                        "properties": {
+                            "address": {"type": "string"},
+                            "state": {"enum": ["up", "down"]},
+                            "calls": {"type": "integer", "minimum": 0},
+                            "failures": {"type": "integer", "minimum": 0},
+                            "error": {"type": ["string", "null"]},
+                        },
+                    },
+                },
             },
         },
         "Readiness": {

@@ -194,7 +194,7 @@ def test_minimal_pywsgi_program_answers_the_resolvers_shape(tmp_path: Path) -> N
     www, nope = answer["results"]
     assert www == {
         "name": "www.polyloop.test",
-        "addresses": ["192.0.2.10"],
+        "addresses": ["192.0.2.10", "2001:db8::10"],
         "error": None,
         "elapsed_ms": 0,
     }

@@ -151,7 +151,7 @@ async def test_front_pool_survives_tcp_echo_closing_its_idle_connections(
         assert pool.opened == 2
         assert factory.open_connections == 1, "the half-closed one was not kept"
         assert len(pool._idle) == 1
-        reader, writer = pool._idle[0]
+        _, (reader, writer) = pool._idle[0]  # (replica address, connection)
         assert not reader.at_eof()
         assert not writer.is_closing()
     finally:

@@ -88,8 +88,8 @@ async def test_udp_gives_up_after_the_retries(front: MakeClient, backends: FakeB
 async def test_a_late_reply_is_not_taken_for_the_next_one(backends: FakeBackends) -> None:
     pool = UdpEchoPool(HOST, backends.udp.port, size=1, try_timeout=0.2, retries=0)
     try:
-        endpoint = await pool._open()
-        pool._idle.append(endpoint)
+        endpoint = await pool._open(HOST)
+        pool._idle.append((HOST, endpoint))
         # a stray echo of an earlier request arrives while "fresh" is in flight
         assert backends.udp.transport is not None
         local = endpoint.transport.get_extra_info("sockname")  # type: ignore[union-attr]

@@ -7,12 +7,14 @@ bad reply (502), not a success.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from services.web.backends import Backend
+from services.web.backends import replicas as rep
 from services.web.backends.call import BackendCall
 from services.web.backends.dns import DnsProbe
 from services.web.backends.resolver import ResolverClient
@@ -36,10 +38,14 @@ class BackendClients:
     resolver: ResolverClient
     dns: DnsProbe
     calls: dict[Backend, BackendCall]
+    # every replica of each backend, refreshed and probed by `watcher` (backends/replicas.py)
+    replicas: dict[Backend, rep.ReplicaSet]
+    watcher: rep.ReplicaWatcher
 
     @classmethod
     def open(cls, config: WebConfig, stats: BackendStats, metrics: Metrics) -> BackendClients:
-        """Create the clients (connections are opened lazily, on first use)."""
+        """Create the clients (connections are opened lazily, on first use) and start the
+        replica watcher (so: from a running loop)."""
         calls = {
             backend: BackendCall(
                 backend,
@@ -50,22 +56,39 @@ class BackendClients:
             )
             for backend in Backend
         }
+        replicas = replica_sets(config)
+        watcher = rep.ReplicaWatcher(
+            replicas.values(), every=config.replica_refresh, probe_timeout=config.health_timeout
+        )
+        watcher.start()
         return cls(
-            tcp=TcpEchoPool(config.tcp_echo_host, config.tcp_echo_port, config.tcp_pool_size),
+            tcp=TcpEchoPool(
+                config.tcp_echo_host,
+                config.tcp_echo_port,
+                config.tcp_pool_size,
+                replicas[Backend.TCP_ECHO],
+                config.connect_timeout,
+            ),
             udp=UdpEchoPool(
                 config.udp_echo_host,
                 config.udp_echo_port,
                 config.udp_pool_size,
                 try_timeout=config.udp_try_timeout,
                 retries=config.udp_retries,
+                replicas=replicas[Backend.UDP_ECHO],
             ),
             # never every one of the resolver's RESOLVER_MAX_CONNECTIONS: its healthcheck
             # and its direct clients must still get a connection while the front is busy
             resolver=ResolverClient(
-                config.resolver_host, config.resolver_port, limit=config.resolver_pool_size
+                config.resolver_host,
+                config.resolver_port,
+                limit=config.resolver_pool_size,
+                replicas=replicas[Backend.RESOLVER],
             ),
-            dns=DnsProbe(config.dns_host, config.dns_port),
+            dns=DnsProbe(config.dns_host, config.dns_port, replicas[Backend.DNS]),
             calls=calls,
+            replicas=replicas,
+            watcher=watcher,
         )
 
     async def echo_tcp(self, data: bytes) -> bytes:
@@ -101,9 +124,37 @@ class BackendClients:
         await self.calls[backend].run(call, timeout, probe=True)
 
     async def close(self) -> None:
+        await self.watcher.close()
         await self.tcp.close()
         await self.udp.close()
         await self.resolver.close()
+
+
+def replica_sets(config: WebConfig) -> dict[Backend, rep.ReplicaSet]:
+    """One ``ReplicaSet`` per backend, each with its protocol's own probe."""
+    udp = socket.SOCK_DGRAM
+    specs = {
+        Backend.TCP_ECHO: (config.tcp_echo_host, config.tcp_echo_port, rep.probe_tcp_echo, None),
+        Backend.UDP_ECHO: (config.udp_echo_host, config.udp_echo_port, rep.probe_udp_echo, udp),
+        Backend.RESOLVER: (
+            config.resolver_host,
+            config.resolver_port,
+            rep.probe_http_healthz,
+            None,
+        ),
+        Backend.DNS: (config.dns_host, config.dns_port, rep.probe_dns, udp),
+    }
+    return {
+        name: rep.ReplicaSet(
+            name,
+            host,
+            port,
+            probe=probe,
+            socktype=socktype or socket.SOCK_STREAM,
+            max_replicas=config.max_replicas,
+        )
+        for name, (host, port, probe, socktype) in specs.items()
+    }
 
 
 async def _checked(name: Backend, echo: Callable[[bytes], Awaitable[bytes]], data: bytes) -> bytes:

@@ -11,14 +11,24 @@ from typing import Any
 import aiohttp
 
 from services.web.backends import Backend
+from services.web.backends.replicas import ReplicaSet, call_on_replica, url_host
 from services.web.errors import BadBackendReply
 
 NAME = Backend.RESOLVER
+# what is worth a second try on another replica: the request is read-only
+RETRY_ON = (aiohttp.ClientConnectionError, OSError)
 
 
 class ResolverClient:
-    def __init__(self, host: str, port: int, *, limit: int) -> None:
+    """Each call goes to the next resolver replica (``replicas.ReplicaSet``) that is up, by
+    its address; a connection failure takes it out and the call goes once to another."""
+
+    def __init__(
+        self, host: str, port: int, *, limit: int, replicas: ReplicaSet | None = None
+    ) -> None:
         self.base_url = f"http://{host}:{port}"
+        self.port = port
+        self.replicas = replicas or ReplicaSet(NAME, host, port)
         self.session = aiohttp.ClientSession(
             base_url=self.base_url,
             # No DNS cache: connections are pooled, so a lookup happens only for a new one,
@@ -31,20 +41,31 @@ class ResolverClient:
         )
 
     async def resolve(self, request: dict[str, Any]) -> dict[str, Any]:
-        async with self.session.post("/resolve", json=request) as response:
+        return await call_on_replica(
+            self.replicas, lambda address: self._resolve(address, request), RETRY_ON
+        )
+
+    async def _resolve(self, address: str, request: dict[str, Any]) -> dict[str, Any]:
+        async with self.session.post(self._url(address, "/resolve"), json=request) as response:
             body = await _json_body(response)
             if response.status != 200:
                 raise BadBackendReply(NAME, f"answered {response.status}: {_error_of(body)}")
             return body
 
     async def ping(self) -> None:
-        async with self.session.get("/healthz") as response:
+        await call_on_replica(self.replicas, self._ping, RETRY_ON)
+
+    async def _ping(self, address: str) -> None:
+        async with self.session.get(self._url(address, "/healthz")) as response:
             await response.read()
             if response.status != 200:
                 raise BadBackendReply(NAME, f"/healthz answered {response.status}")
 
     async def close(self) -> None:
         await self.session.close()
+
+    def _url(self, address: str, path: str) -> str:
+        return f"http://{url_host(address)}:{self.port}{path}"
 
 
 async def _json_body(response: aiohttp.ClientResponse) -> dict[str, Any]:

@@ -5,6 +5,10 @@ the message and reads back exactly as many bytes. The connection goes back to th
 only after a complete round trip; a broken or interrupted one is closed and dropped, and
 the next call opens a fresh one. A reused connection that turns out to be dead (tcp-echo
 closed it for idleness) is retried once on a new connection: echo is idempotent.
+
+Connections are kept per replica (``replicas.ReplicaSet``): each call goes to the next
+replica that is up; a replica whose fresh connection fails is taken out at once and the
+call goes once more to another one.
 """
 
 from __future__ import annotations
@@ -12,60 +16,87 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from services.web.backends.replicas import CONNECT_TIMEOUT, ReplicaSet, call_on_replica
+
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 class TcpEchoPool:
-    def __init__(self, host: str, port: int, size: int) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        size: int,
+        replicas: ReplicaSet | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
         self.host = host
         self.port = port
         self.size = size
-        self._idle: list[Connection] = []
+        self.replicas = replicas or ReplicaSet("tcp-echo", host, port)
+        self.connect_timeout = connect_timeout
+        self._idle: list[tuple[str, Connection]] = []  # (replica address, connection)
         self._slots = asyncio.Semaphore(size)
         self.opened = 0  # connections opened over the pool's life, for tests and logs
 
     async def echo(self, data: bytes) -> bytes:
         """Send `data` to tcp-echo and return the bytes it sent back."""
         async with self._slots:
-            conn, reused = self._take_idle(), True
-            if conn is None:
-                conn, reused = await self._open(), False
+            return await call_on_replica(self.replicas, lambda address: self._echo(address, data))
+
+    async def _echo(self, address: str, data: bytes) -> bytes:
+        conn = self._take_idle(address)
+        if conn is not None:
             try:
                 reply = await self._round_trip(conn, data)
             except (OSError, asyncio.IncompleteReadError):
-                _close(conn)
-                if not reused:
-                    raise
-                conn = await self._open()
-                try:
-                    reply = await self._round_trip(conn, data)
-                except BaseException:
-                    _close(conn)
-                    raise
+                _close(conn)  # dead while idle (tcp-echo's idle timeout): a fresh one decides
             except BaseException:  # cancelled mid-exchange: the stream state is unknown
                 _close(conn)
                 raise
-            self._idle.append(conn)
-            return reply
+            else:
+                self._park(address, conn)
+                return reply
+        conn = await self._open(address)
+        try:
+            reply = await self._round_trip(conn, data)
+        except BaseException:
+            _close(conn)
+            raise
+        self._park(address, conn)
+        return reply
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
-        for conn in idle:
+        for _, conn in idle:
             _close(conn)
-        for _, writer in idle:
+        for _, (_, writer) in idle:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    def _take_idle(self) -> Connection | None:
-        while self._idle:
-            reader, writer = self._idle.pop()
-            if not (reader.at_eof() or writer.is_closing()):
-                return reader, writer
-            _close((reader, writer))
+    def _take_idle(self, address: str) -> Connection | None:
+        keep: list[tuple[str, Connection]] = []
+        for owner, (reader, writer) in self._idle:
+            if owner not in self.replicas or reader.at_eof() or writer.is_closing():
+                _close((reader, writer))  # its replica left the set, or it died while idle
+            else:
+                keep.append((owner, (reader, writer)))
+        self._idle = keep
+        for i in range(len(keep) - 1, -1, -1):
+            if keep[i][0] == address:
+                return keep.pop(i)[1]
         return None
 
-    async def _open(self) -> Connection:
-        conn = await asyncio.open_connection(self.host, self.port)
+    def _park(self, address: str, conn: Connection) -> None:
+        self._idle.append((address, conn))
+        while len(self._idle) > self.size:  # idle ones of other replicas: keep `size` at most
+            _close(self._idle.pop(0)[1])
+
+    async def _open(self, address: str) -> Connection:
+        # bounded apart from the call: a replica gone silent is left for another quickly
+        conn = await asyncio.wait_for(
+            asyncio.open_connection(address, self.port), self.connect_timeout
+        )
         self.opened += 1
         return conn
 

@@ -12,6 +12,10 @@ name stops resolving on the compose network. So after a silent try the pool reso
 udp-echo's name again before retrying: no address means a fast 503 (not a 504 after
 every retry), and a new address (the container came back elsewhere) means a fresh
 endpoint.
+
+Endpoints are kept per replica (``replicas.ReplicaSet``): each call goes to the next
+replica that is up; one that refuses, goes silent or leaves the name is taken out at
+once and the call goes once more to another one.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Awaitable, Callable
+
+from services.web.backends.replicas import ReplicaSet, call_on_replica
 
 
 class _EchoEndpoint(asyncio.DatagramProtocol):
@@ -76,56 +82,72 @@ class _EchoEndpoint(asyncio.DatagramProtocol):
 
 class UdpEchoPool:
     def __init__(
-        self, host: str, port: int, size: int, *, try_timeout: float, retries: int
+        self,
+        host: str,
+        port: int,
+        size: int,
+        *,
+        try_timeout: float,
+        retries: int,
+        replicas: ReplicaSet | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        self.size = size
         self.try_timeout = try_timeout
         self.retries = retries
-        self._idle: list[_EchoEndpoint] = []
+        self.replicas = replicas or ReplicaSet("udp-echo", host, port, socktype=socket.SOCK_DGRAM)
+        self._idle: list[tuple[str, _EchoEndpoint]] = []  # (replica address, endpoint)
         self._slots = asyncio.Semaphore(size)
 
     async def echo(self, data: bytes) -> bytes:
         """Send one datagram to udp-echo and return its echo (retrying lost datagrams)."""
         async with self._slots:
-            endpoint = self._take_idle() or await self._open()
-            try:
-                reply = await endpoint.ask(
-                    data, self.try_timeout, self.retries, lambda: self._still_there(endpoint)
-                )
-            except BaseException:
-                # refused, timed out or cancelled: rebuild (and re-resolve the host) next time
-                _close(endpoint)
-                raise
-            self._idle.append(endpoint)
-            return reply
+            return await call_on_replica(self.replicas, lambda address: self._echo(address, data))
+
+    async def _echo(self, address: str, data: bytes) -> bytes:
+        endpoint = self._take_idle(address) or await self._open(address)
+        try:
+            reply = await endpoint.ask(
+                data, self.try_timeout, self.retries, lambda: self._still_there(address)
+            )
+        except BaseException:
+            # refused, timed out or cancelled: rebuild (and re-resolve the host) next time
+            _close(endpoint)
+            raise
+        self._idle.append((address, endpoint))
+        while len(self._idle) > self.size:  # idle ones of other replicas: keep `size` at most
+            _close(self._idle.pop(0)[1])
+        return reply
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
-        for endpoint in idle:
+        for _, endpoint in idle:
             _close(endpoint)
 
-    async def _still_there(self, endpoint: _EchoEndpoint) -> None:
-        """Raise when udp-echo's name no longer leads to the endpoint's address."""
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)
-        addresses = {info[4][:2] for info in infos}
-        assert endpoint.transport is not None
-        if endpoint.transport.get_extra_info("peername")[:2] not in addresses:
-            raise ConnectionRefusedError(f"{self.host} moved to {sorted(addresses)}")
+    async def _still_there(self, address: str) -> None:
+        """Raise when udp-echo's name no longer leads to `address`."""
+        addresses = await self.replicas.refresh()
+        if address not in addresses:
+            raise ConnectionRefusedError(f"{self.host} moved to {addresses}")
 
-    def _take_idle(self) -> _EchoEndpoint | None:
-        while self._idle:
-            endpoint = self._idle.pop()
-            if not endpoint.lost:
-                return endpoint
-            _close(endpoint)
+    def _take_idle(self, address: str) -> _EchoEndpoint | None:
+        keep: list[tuple[str, _EchoEndpoint]] = []
+        for owner, endpoint in self._idle:
+            if owner not in self.replicas or endpoint.lost:
+                _close(endpoint)  # its replica left the set, or it failed
+            else:
+                keep.append((owner, endpoint))
+        self._idle = keep
+        for i in range(len(keep) - 1, -1, -1):
+            if keep[i][0] == address:
+                return keep.pop(i)[1]
         return None
 
-    async def _open(self) -> _EchoEndpoint:
+    async def _open(self, address: str) -> _EchoEndpoint:
         loop = asyncio.get_running_loop()
         _, endpoint = await loop.create_datagram_endpoint(
-            _EchoEndpoint, remote_addr=(self.host, self.port)
+            _EchoEndpoint, remote_addr=(address, self.port)
         )
         return endpoint
 

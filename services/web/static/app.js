@@ -529,7 +529,31 @@ function updateMap(backends, stats) {
       ? (why || "not answering")
       : `check ${fmtMs(health.latency_ms)}${why ? ` · ${why}` : ""}`;
     setNode(name, state, text, why);
+    setReplicas(name, health.replicas);
   }
+}
+
+// every replica the front found for a backend (compose --scale, swarm): one dot each
+function setReplicas(name, replicas) {
+  const node = $(`.node[data-node="${name}"]`);
+  if (!node || !replicas) return;
+  let line = $(".replicas", node);
+  if (!line) {
+    line = document.createElement("p");
+    line.className = "replicas";
+    node.append(line);
+  }
+  const label = document.createElement("span");
+  const count = replicas.count === 1 ? "1 replica" : `${replicas.count} replicas`;
+  label.textContent = `${count} · ${replicas.up} up`;
+  const dots = (replicas.replicas || []).map((r) => {
+    const dot = document.createElement("span");
+    dot.className = "dot";
+    dot.dataset.state = r.state;
+    dot.title = `${r.address}: ${r.state}, ${r.calls} calls${r.error ? ` (${r.error})` : ""}`;
+    return dot;
+  });
+  line.replaceChildren(label, ...dots);
 }
 
 // each node's own figures (what the service reports of itself), beside its health state
