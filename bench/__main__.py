@@ -17,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench import build, cpu, echo, loadtools, pypy, report
+from bench import build, cpu, echo, loadtools, metrics_cost, pypy, report
 from bench.procs import ROOT, cores
 
-PARTS = ("tcp", "udp", "http", "dns", "resolver", "cpu", "pypy")
+PARTS = ("tcp", "udp", "http", "dns", "resolver", "cpu", "pypy", "metrics")
 LOG = logging.getLogger("bench")
 
 
@@ -78,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     pypy_lines, pypy_raw = [], {}
     if "pypy" in args.parts:
         pypy_lines, pypy_raw = pypy.run(tools, args.repeats, args.duration, args.quick, logs)
+    metrics_lines: list[str] = []
+    if "metrics" in args.parts:  # its own file: reports/bench/metrics-cost.md
+        metrics_lines, _ = metrics_cost.run(
+            tools, args.repeats, args.duration, args.warmup, logs / "metrics", conns
+        )
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "python": platform.python_version(),
@@ -90,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         results, meta, tools.missing, args.out, pypy_lines, pypy_raw, cpu_part=cpu_part
     )
     sys.stdout.write(markdown + "\n")
+    if metrics_lines:
+        metrics_cost.write(metrics_lines, args.out)
     sys.stdout.write(f"\nreport: {args.out / 'report.md'}\n")
     return 0
 

@@ -23,7 +23,14 @@ from bench.procs import Servers, cores, free_port, tcp_ready, udp_echo_ready
 LOG = logging.getLogger("bench.echo")
 PY = sys.executable
 SERVERS = "bench/servers"
-QUIET = {"LOG_LEVEL": "WARNING", "LISTEN_HOST": "127.0.0.1"}
+# metrics ports: any free one (0), never the default a running local stack holds
+QUIET = {
+    "LOG_LEVEL": "WARNING",
+    "LISTEN_HOST": "127.0.0.1",
+    "TCP_ECHO_METRICS_PORT": "0",
+    "UDP_ECHO_METRICS_PORT": "0",
+    "DNS_METRICS_PORT": "0",
+}
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,14 @@ LOG = logging.getLogger("bench.pypy")
 CPYTHON = sys.executable
 PYPY = ROOT / "build" / "pypy-venv" / "bin" / "python"
 PYPY_ENV = {"PYPY_GC_NURSERY": "4MB"}  # as services/Dockerfile sets it
-QUIET = {"LOG_LEVEL": "WARNING", "LISTEN_HOST": "127.0.0.1"}
+# metrics ports: any free one (0), never the default a running local stack holds
+QUIET = {
+    "LOG_LEVEL": "WARNING",
+    "LISTEN_HOST": "127.0.0.1",
+    "TCP_ECHO_METRICS_PORT": "0",
+    "UDP_ECHO_METRICS_PORT": "0",
+    "DNS_METRICS_PORT": "0",
+}
 WINDOW = 0.5
 IMAGES = {
     "tcp-echo": ("polyloop-tcp-echo", "polyloop-tcp-echo-pypy"),

@@ -58,7 +58,10 @@ asyncio.run(main())
 def start(command: list[str], port: int, env: dict[str, str]) -> subprocess.Popen:
     # the command is this interpreter and a constant script or module: nothing untrusted
     proc = subprocess.Popen(  # noqa: S603
-        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command,
+        env={**os.environ, "UDP_ECHO_METRICS_PORT": "0", **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 15
     while udp_echo_check(port, timeout=0.2, tries=1) is not None:

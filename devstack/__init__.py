@@ -69,11 +69,11 @@ class Service:
 SERVICES: dict[str, Service] = {
     service.name: service
     for service in (
-        Service("dns", {"DNS_PORT": 1053}, pypy=True),
-        Service("tcp_echo", {"TCP_ECHO_PORT": 8000}, pypy=True),
-        Service("udp_echo", {"UDP_ECHO_PORT": 9999}),
-        Service("resolver", {"RESOLVER_PORT": 8053}),
-        Service("web", {"WEB_PORT": 8080}),
+        Service("dns", {"DNS_PORT": 1053, "DNS_METRICS_PORT": 9104}, pypy=True),
+        Service("tcp_echo", {"TCP_ECHO_PORT": 8000, "TCP_ECHO_METRICS_PORT": 9101}, pypy=True),
+        Service("udp_echo", {"UDP_ECHO_PORT": 9999, "UDP_ECHO_METRICS_PORT": 9102}),
+        Service("resolver", {"RESOLVER_PORT": 8053, "RESOLVER_METRICS_PORT": 9103}),
+        Service("web", {"WEB_PORT": 8080, "WEB_METRICS_PORT": 9105}),
     )
 }
 

@@ -2,6 +2,7 @@
 # Make the base image every service image builds FROM, without a registry if need be.
 #   bash scripts/base-image.sh [TAG]          (default polyloop-base:3.11)
 #   bash scripts/base-image.sh --pypy [TAG]   (default polyloop-pypy-base:3.9)
+#   bash scripts/base-image.sh --prometheus [TAG]   (default polyloop-prometheus-base:2.42)
 # 1. If TAG exists already: nothing to do (a warm `make up` costs nothing here).
 # 2. Else try `docker pull python:3.11-slim-bookworm` and tag it.
 # 3. Else build a minimal Debian bookworm root file system with debootstrap (python3,
@@ -11,6 +12,9 @@
 # --pypy: the base of the PyPy images of the Twisted services (compose.pypy.yaml):
 # Debian's own pypy3 + pypy3-venv (PyPy 7.3.11, Python 3.9), always from debootstrap,
 # never pulled: the official pypy images carry another PyPy than the one measured here.
+# --prometheus: the base of the compose profile `observe`: Debian's own `prometheus`
+# package (2.42) and what its UI needs (the libjs-* packages are among its Depends, which
+# debootstrap resolves), always from debootstrap: no registry image is pulled.
 set -euo pipefail
 
 packages=python3,python3-venv,ca-certificates
@@ -23,6 +27,12 @@ if [ "${1:-}" = --pypy ]; then
     upstream=""
     default_tag=polyloop-pypy-base:3.9
     cmd=pypy3
+elif [ "${1:-}" = --prometheus ]; then
+    shift
+    packages=prometheus,ca-certificates
+    upstream=""
+    default_tag=polyloop-prometheus-base:2.42
+    cmd=prometheus
 fi
 tag=${1:-$default_tag}
 log() { printf '[base-image] %s\n' "$*" >&2; }

@@ -17,7 +17,7 @@ rm -rf "$venv"
 pypy3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check --no-index \
     --find-links build/wheelhouse-pypy -r "$lock" 2>&1 | grep -v 'is ignored' || true
-"$venv/bin/python" -c "import twisted.names, dns.message" \
+"$venv/bin/python" -c "import twisted.names, dns.message, prometheus_client" \
     || { echo "[pypy-venv] $venv is incomplete" >&2; exit 1; }
 touch "$venv/.stamp"
 echo "[pypy-venv] $venv: $("$venv/bin/python" -c 'import sys; print(sys.version.split()[0], sys.implementation.name)')" >&2

@@ -46,6 +46,10 @@ up_docker() {
         || { log "the Docker engine answers but 'docker compose' (v2) is missing: run 'make engine'"; exit 1; }
     bash scripts/base-image.sh
     bash scripts/wheelhouse.sh
+    if [[ ",${COMPOSE_PROFILES:-}," == *,observe,* ]]; then
+        log "profile observe: Prometheus from Debian's package"
+        bash scripts/base-image.sh --prometheus
+    fi
     if pypy; then
         log "POLYLOOP_PYPY=1: tcp-echo and dns on PyPy ($COMPOSE_FILE)"
         bash scripts/base-image.sh --pypy
@@ -74,13 +78,13 @@ up)
 down)
     case "$(mode)" in
     local) "$PY" -m devstack down ;;
-    *) if engine_answers; then docker compose --profile load down --remove-orphans; fi ;;
+    *) if engine_answers; then docker compose --profile load --profile observe down --remove-orphans; fi ;;
     esac
     rm -f "$RUN/mode" "$RUN/compose-file" ;;
 ps)
-    if [ "$(mode)" = local ]; then "$PY" -m devstack ps; else docker compose --profile load ps; fi ;;
+    if [ "$(mode)" = local ]; then "$PY" -m devstack ps; else docker compose --profile load --profile observe ps; fi ;;
 logs)
-    if [ "$(mode)" = local ]; then "$PY" -m devstack logs; else docker compose --profile load logs -f --tail 50; fi ;;
+    if [ "$(mode)" = local ]; then "$PY" -m devstack logs; else docker compose --profile load --profile observe logs -f --tail 50; fi ;;
 *)
     echo "usage: $0 up|down|ps|logs" >&2; exit 2 ;;
 esac

@@ -19,6 +19,7 @@ from twisted.internet import defer, error, interfaces, task
 from services.common.config import ConfigError
 from services.common.logging import forward_twisted_logs, setup_logging
 from services.dns.config import DnsConfig
+from services.dns.metrics import start_metrics
 from services.dns.server import ServerDatagramProtocol, build_factory
 
 log = logging.getLogger("services.dns")
@@ -44,6 +45,11 @@ def main(reactor: interfaces.IReactorCore, config: DnsConfig) -> defer.Deferred:
         tcp = reactor.listenTCP(config.port, factory, interface=config.listen_host)
     except error.CannotListenError as exc:
         log.error("cannot listen", extra={**where, "error": str(exc)})
+        return defer.fail(SystemExit(1))
+    try:
+        start_metrics(reactor, factory, config)
+    except OSError as exc:
+        log.error("cannot serve metrics", extra={"port": config.metrics_port, "error": str(exc)})
         return defer.fail(SystemExit(1))
     log.info("serving polyloop.test", extra={**where, "zone_file": str(config.zone_file)})
     stopped: defer.Deferred = defer.Deferred()

@@ -6,6 +6,8 @@
 - DNS_MAX_DELAY_MS (10000): largest N of ``X.delay-N`` honoured; above it, REFUSED.
 - DNS_MAX_PENDING_DELAYS (10000): delayed answers waiting at once; beyond it, REFUSED.
 - DNS_TCP_IDLE_TIMEOUT (30): seconds before a silent TCP client is disconnected.
+- DNS_METRICS_PORT (9104): TCP port of GET /metrics, served from a thread; 0 = any free.
+- POLYLOOP_METRICS, POLYLOOP_LAG_INTERVAL: see ``services.common.metrics``.
 - LOG_LEVEL (INFO): DEBUG, INFO, WARNING, ERROR or CRITICAL.
 - DNS_STATS_INTERVAL (10): seconds between the summary lines of malformed messages and
   refused delays (one line per interval with counts, never one per message); 0: only at stop.
@@ -14,7 +16,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.common.config import (
@@ -26,6 +28,7 @@ from services.common.config import (
     env_str,
     listen_host,
 )
+from services.common.metrics import MetricsSettings, env_metrics_port
 from services.dns.zone import ZONE_FILE
 
 
@@ -39,6 +42,8 @@ class DnsConfig:
     tcp_idle_timeout: float = 30.0
     log_level: str = "INFO"
     stats_interval: float = 10.0
+    metrics_port: int = 9104
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DnsConfig:
@@ -57,6 +62,8 @@ class DnsConfig:
             tcp_idle_timeout=env_float(
                 "DNS_TCP_IDLE_TIMEOUT", 30.0, minimum=0.1, maximum=3600.0, env=env
             ),
+            metrics_port=env_metrics_port("DNS_METRICS_PORT", 9104, env),
+            metrics=MetricsSettings.from_env(env),
             log_level=env_log_level(env),
             stats_interval=env_float(
                 "DNS_STATS_INTERVAL", 10.0, minimum=0.0, maximum=86_400.0, env=env

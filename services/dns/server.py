@@ -75,6 +75,31 @@ REPLY_RCODES = (
     ENOTAUTH,
     EBADVERS,
 )
+# the label values of polyloop_dns_queries_total and _refused_total: closed sets
+RCODE_NAMES = {
+    dns.OK: "NOERROR",
+    dns.EFORMAT: "FORMERR",
+    dns.ESERVER: "SERVFAIL",
+    dns.ENAME: "NXDOMAIN",
+    dns.ENOTIMP: "NOTIMP",
+    dns.EREFUSED: "REFUSED",
+    ENOTAUTH: "NOTAUTH",
+    EBADVERS: "BADVERS",
+}
+QTYPE_NAMES = {
+    dns.A: "A",
+    dns.AAAA: "AAAA",
+    dns.ALL_RECORDS: "ANY",
+    dns.SOA: "SOA",
+    dns.NS: "NS",
+    dns.TXT: "TXT",
+    dns.MX: "MX",
+    dns.CNAME: "CNAME",
+    dns.PTR: "PTR",
+    dns.AXFR: "AXFR",
+    dns.IXFR: "IXFR",
+}
+REFUSED_REASONS = ("out_of_zone", "zone_transfer", "class", "delay_limit")
 
 
 class Malformed(Exception):
@@ -166,6 +191,11 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
             "malformed DNS messages", MALFORMED_REASONS, clock, stats_interval, log
         )
         self.replies = dict.fromkeys(REPLY_RCODES, 0)
+        # replies by (rcode name, qtype name), refusals by reason: plain counts read by
+        # metrics.DnsCollector at scrape time
+        self.answered: dict[tuple[str, str], int] = {}
+        self.refused = dict.fromkeys(REFUSED_REASONS, 0)
+        self.delaying: DelayingAuthority | None = None
 
     def wireReceived(self, data: bytes, proto, address=None) -> None:
         """One message off the wire (UDP datagram or TCP frame): parse, check, answer."""
@@ -232,7 +262,30 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
             message.limit = 0
         if message.rCode in self.replies:
             self.replies[message.rCode] += 1
+        self._count(message)
         super().sendReply(protocol, message, address)
+
+    def _count(self, message: dns.Message) -> None:
+        query = message.queries[0] if message.queries else None
+        rcode = RCODE_NAMES.get(message.rCode, "other")
+        qtype = "none" if query is None else QTYPE_NAMES.get(query.type, "other")
+        key = (rcode, qtype)
+        self.answered[key] = self.answered.get(key, 0) + 1
+        if message.rCode == dns.EREFUSED:
+            self.refused[self._refused_reason(query)] += 1
+
+    def _refused_reason(self, query: dns.Query | None) -> str:
+        if query is not None and query.type in (dns.AXFR, dns.IXFR):
+            return "zone_transfer"
+        if query is not None and query.cls != dns.IN:
+            return "class"
+        if (
+            query is not None
+            and self.delaying is not None
+            and self.delaying.delay_of(query.name.name) is not None
+        ):
+            return "delay_limit"
+        return "out_of_zone"
 
     def stopFactory(self) -> None:
         # the TCP port closed (shutdown): log what the last interval counted
@@ -384,9 +437,11 @@ def build_factory(config: DnsConfig, clock: interfaces.IReactorTime) -> Authorit
         max_pending=config.max_pending_delays,
         stats_interval=config.stats_interval,
     )
-    return AuthoritativeServerFactory(
+    factory = AuthoritativeServerFactory(
         authorities=[delaying],
         tcp_idle_timeout=config.tcp_idle_timeout,
         clock=clock,
         stats_interval=config.stats_interval,
     )
+    factory.delaying = delaying  # its pending count is a metric
+    return factory

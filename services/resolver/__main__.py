@@ -23,6 +23,7 @@ from services.common.config import ConfigError  # noqa: E402
 from services.common.logging import setup_logging  # noqa: E402
 from services.resolver.api import ResolverApp  # noqa: E402
 from services.resolver.config import ResolverConfig  # noqa: E402
+from services.resolver.loop_metrics import start_metrics  # noqa: E402
 from services.resolver.request import Limits  # noqa: E402
 from services.resolver.resolve import Resolver, server_address  # noqa: E402
 from services.resolver.server import ResolverServer  # noqa: E402
@@ -69,6 +70,11 @@ def main() -> int:
     except OSError as exc:
         where = {"host": config.listen_host, "port": config.port}
         log.error("cannot listen", extra={**where, "error": str(exc)})
+        return 1
+    try:
+        start_metrics(app, resolver, config)
+    except OSError as exc:
+        log.error("cannot serve metrics on port %s: %s", config.metrics_port, exc)
         return 1
 
     if config.dns_host != dns_ip:

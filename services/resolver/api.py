@@ -54,6 +54,7 @@ class ResolverApp:
         self.limits = limits
         self.max_body = max_body
         self.metrics = Metrics()
+        self.resolve_requests = 0  # POST /resolve answered, any status: polyloop_requests_total
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET").upper()
@@ -92,6 +93,7 @@ class ResolverApp:
         return self.resolve(environ)
 
     def resolve(self, environ: dict[str, Any]) -> Response:
+        self.resolve_requests += 1
         body = self._body(environ)
         end_of_request = environ.get(END_OF_REQUEST)
         if end_of_request is not None:

@@ -20,6 +20,9 @@
 - RESOLVER_REQUEST_TIMEOUT (10): seconds for a whole request (line, headers, body) to
   arrive once its first byte has, however it trickles in.
 - RESOLVER_DRAIN_SECONDS (3): at SIGTERM, how long requests in flight may finish.
+- RESOLVER_METRICS_PORT (9103): GET /metrics from a real OS thread (answers while the
+  hub is blocked); 0 = any free port. POLYLOOP_METRICS, POLYLOOP_LAG_INTERVAL: see
+  ``services.common.metrics``.
 - LOG_LEVEL (INFO); GEVENT_RESOLVER (dnspython, set by ``__main__`` when unset).
 
 A bad value raises ``ConfigError`` naming the variable, so the start fails clearly.
@@ -28,7 +31,7 @@ A bad value raises ``ConfigError`` naming the variable, so the start fails clear
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.common.config import (
     ConfigError,
@@ -39,6 +42,7 @@ from services.common.config import (
     env_str,
     listen_host,
 )
+from services.common.metrics import MetricsSettings, env_metrics_port
 
 BACKENDS = ("dnspython", "threadpool")
 DEFAULT_TIMEOUT = 5.0
@@ -63,6 +67,8 @@ class ResolverConfig:
     request_timeout: float = 10.0
     drain_seconds: float = 3.0
     log_level: str = "INFO"
+    metrics_port: int = 9103
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @property
     def default_timeout(self) -> float:
@@ -99,5 +105,7 @@ class ResolverConfig:
                 "RESOLVER_REQUEST_TIMEOUT", 10.0, minimum=0.1, maximum=3600, env=env
             ),
             drain_seconds=env_float("RESOLVER_DRAIN_SECONDS", 3.0, minimum=0, maximum=60, env=env),
+            metrics_port=env_metrics_port("RESOLVER_METRICS_PORT", 9103, env),
+            metrics=MetricsSettings.from_env(env),
             log_level=env_log_level(env),
         )

@@ -66,6 +66,7 @@ class Resolver:
             dns_ip, dns_port, backend=backend, cache_size=cache_size, external=external
         )
         self.slots = BoundedSemaphore(max_lookups)
+        self.lookups_in_flight = 0  # a plain count, read by the metrics collector
 
     def resolve_many(
         self, names: Sequence[str], timeout: float, mode: str = "concurrent"
@@ -146,9 +147,11 @@ class Resolver:
             # released it): this name was never asked, so it is overloaded, not timed out
             self.slots.release()
             raise ResolveError("overloaded")
+        self.lookups_in_flight += 1
         try:
             return self.lookups.ask(name, batch.deadline)
         finally:
+            self.lookups_in_flight -= 1
             self.slots.release()
 
     # -- where the zone's questions go --------------------------------------------------

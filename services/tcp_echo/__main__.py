@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from services.common.config import ConfigError
 from services.common.logging import forward_twisted_logs, setup_logging
 from services.tcp_echo.config import TcpEchoConfig
+from services.tcp_echo.metrics import start_metrics
 from services.tcp_echo.protocol import Echo, EchoFactory
 
 SERVICE = "tcp-echo"
@@ -68,6 +69,11 @@ async def serve(reactor: IReactorCore, config: TcpEchoConfig) -> None:
         port = await endpoint.listen(factory)
     except CannotListenError as exc:
         log.error("cannot listen on {where}: {why}", where=endpoint_description(config), why=exc)
+        raise SystemExit(1) from None
+    try:
+        start_metrics(reactor, factory, config)
+    except OSError as exc:
+        log.error("cannot serve metrics on port {port}: {why}", port=config.metrics_port, why=exc)
         raise SystemExit(1) from None
     reactor.addSystemEventTrigger(
         "before",

@@ -7,7 +7,7 @@ Try a bad value to see the start fail cleanly:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.common.config import (
     env_float,
@@ -16,6 +16,7 @@ from services.common.config import (
     env_port,
     listen_host,
 )
+from services.common.metrics import MetricsSettings, env_metrics_port
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class TcpEchoConfig:
     idle_timeout: float = 300.0  # TCP_ECHO_IDLE_TIMEOUT: seconds of silence; 0 disables
     drain_seconds: float = 2.0  # TCP_ECHO_DRAIN_SECONDS: flush time at close/SIGTERM
     log_level: str = "INFO"  # LOG_LEVEL
+    metrics_port: int = 9101  # TCP_ECHO_METRICS_PORT: GET /metrics, from a thread
+    # POLYLOOP_METRICS, POLYLOOP_LAG_INTERVAL, POLYLOOP_METRICS_MAX_CONNECTIONS
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TcpEchoConfig:
@@ -44,5 +48,7 @@ class TcpEchoConfig:
             drain_seconds=env_float(
                 "TCP_ECHO_DRAIN_SECONDS", 2.0, minimum=0.0, maximum=60.0, env=env
             ),
+            metrics_port=env_metrics_port("TCP_ECHO_METRICS_PORT", 9101, env),
+            metrics=MetricsSettings.from_env(env),
             log_level=env_log_level(env),
         )

@@ -68,7 +68,9 @@ class Echo(Protocol, TimeoutMixin):
     def dataReceived(self, data: bytes) -> None:
         "As soon as any data is received, echo it back."
         self.transport.write(data)
-        self.factory.bytes_echoed += len(data)
+        factory = self.factory
+        factory.chunks_echoed += 1
+        factory.bytes_echoed += len(data)
         self._active = True
 
     # IHalfCloseableProtocol: the peer's FIN, with our side still open
@@ -161,8 +163,9 @@ class EchoFactory(Factory):
 
     Build it as the book's factory is built: ``EchoFactory.forProtocol(Echo, ...)``.
     Counters: ``open_connections``, ``connections_total`` (accepted),
-    ``connections_refused``, ``bytes_echoed``, ``idle_timeouts``, ``aborted``,
-    ``half_closed`` (peers that shut down their sending side first).
+    ``connections_refused``, ``chunks_echoed`` (reads handled), ``bytes_echoed``,
+    ``idle_timeouts``, ``aborted``, ``half_closed`` (peers that shut down their sending
+    side first); ``metrics.TcpEchoCollector`` reads them at scrape time.
     """
 
     log = Logger()
@@ -182,6 +185,7 @@ class EchoFactory(Factory):
         self.protocols: set[Echo] = set()
         self.connections_total = 0
         self.connections_refused = 0
+        self.chunks_echoed = 0
         self.bytes_echoed = 0
         self.idle_timeouts = 0
         self.aborted = 0

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from services.common.config import ConfigError
 from services.common.logging import setup_logging
 from services.udp_echo.config import UdpEchoConfig
+from services.udp_echo.metrics import start_metrics
 from services.udp_echo.protocol import ServerUdpEchoProtocol
 from services.udp_echo.ratelimit import SourceRateLimiter
 
@@ -45,7 +46,7 @@ async def main(config: UdpEchoConfig) -> None:
         if config.rate_limit
         else None
     )
-    transport, _ = await loop.create_datagram_endpoint(
+    transport, protocol = await loop.create_datagram_endpoint(
         lambda: ServerUdpEchoProtocol(
             max_datagram=config.max_datagram,
             limiter=limiter,
@@ -54,6 +55,12 @@ async def main(config: UdpEchoConfig) -> None:
         ),
         local_addr=(config.listen_host, config.port),
     )
+    try:
+        start_metrics(loop, protocol, config)
+    except OSError as exc:
+        log.error("cannot serve metrics", extra={"port": config.metrics_port, "error": str(exc)})
+        transport.close()
+        raise SystemExit(1) from None
     await stopping.wait()
     # UDP has nothing in flight to drain: close, let the protocol log its totals, exit
     transport.close()

@@ -9,13 +9,14 @@
 | UDP_ECHO_MAX_SOURCES     | 10000     | source IPs the rate limiter remembers (bounds memory)    |
 | UDP_ECHO_STATS_INTERVAL  | 10        | seconds between drop-summary log lines; 0 = off          |
 | UDP_ECHO_LOOP            | asyncio   | asyncio (the stdlib loop) or uvloop (the same protocol)  |
+| UDP_ECHO_METRICS_PORT    | 9102      | TCP port of GET /metrics (served from a thread); 0 = any |
 | LOG_LEVEL                | INFO      | DEBUG, INFO, WARNING, ERROR                              |
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.common.config import (
     ConfigError,
@@ -26,6 +27,7 @@ from services.common.config import (
     env_str,
     listen_host,
 )
+from services.common.metrics import MetricsSettings, env_metrics_port
 
 LOOPS = ("asyncio", "uvloop")
 # the largest payload an IPv4 UDP datagram can carry
@@ -42,6 +44,8 @@ class UdpEchoConfig:
     stats_interval: float = 10.0
     loop: str = "asyncio"
     log_level: str = "INFO"
+    metrics_port: int = 9102
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> UdpEchoConfig:
@@ -63,5 +67,7 @@ class UdpEchoConfig:
                 "UDP_ECHO_STATS_INTERVAL", 10.0, minimum=0.0, maximum=86_400.0, env=env
             ),
             loop=loop,
+            metrics_port=env_metrics_port("UDP_ECHO_METRICS_PORT", 9102, env),
+            metrics=MetricsSettings.from_env(env),
             log_level=env_log_level(env),
         )

@@ -17,6 +17,7 @@ from services.web.config import WebConfig
 from services.web.errors import problem_middleware
 from services.web.keys import CLIENTS, CONFIG, METRICS, STATS
 from services.web.live import setup_live
+from services.web.loop_metrics import setup_loop_metrics
 from services.web.metrics import Metrics, metrics_middleware
 from services.web.routes import routes
 from services.web.stats import BackendStats
@@ -49,6 +50,7 @@ def create_app(config: WebConfig) -> web.Application:
     app.on_response_prepare.append(security_headers)
     app.add_routes(routes)
     setup_live(app)
+    setup_loop_metrics(app)
     return app
 
 

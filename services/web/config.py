@@ -13,9 +13,10 @@ passing it on and answering a 502 or a 504.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.common.config import env_float, env_int, env_log_level, env_port, env_str, listen_host
+from services.common.metrics import MetricsSettings, env_metrics_port
 
 # a request that names no timeout gets this, capped by RESOLVER_MAX_TIMEOUT (as the resolver does)
 DEFAULT_RESOLVE_TIMEOUT = 5.0
@@ -69,6 +70,8 @@ class WebConfig:
     live_max_clients: int = 100
     live_max_message: int = 1024
     live_send_timeout: float = 2.0
+    # POLYLOOP_METRICS, POLYLOOP_LAG_INTERVAL, POLYLOOP_METRICS_MAX_CONNECTIONS
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @property
     def udp_max_message(self) -> int:
@@ -91,6 +94,8 @@ class WebConfig:
         return cls(
             listen_host=listen_host(env),
             port=env_port("WEB_PORT", 8080, env),
+            metrics_port=env_metrics_port("WEB_METRICS_PORT", 9105, env),
+            metrics=MetricsSettings.from_env(env),
             tcp_echo_host=env_str("TCP_ECHO_HOST", "127.0.0.1", env),
             tcp_echo_port=env_port("TCP_ECHO_PORT", 8000, env),
             udp_echo_host=env_str("UDP_ECHO_HOST", "127.0.0.1", env),
@@ -141,7 +146,6 @@ class WebConfig:
             udp_echo_metrics_port=env_port("UDP_ECHO_METRICS_PORT", 9102, env),
             resolver_metrics_port=env_port("RESOLVER_METRICS_PORT", 9103, env),
             dns_metrics_port=env_port("DNS_METRICS_PORT", 9104, env),
-            metrics_port=env_port("WEB_METRICS_PORT", 9105, env),
             scrape_timeout=env_float("WEB_SCRAPE_TIMEOUT", 0.5, minimum=0.05, maximum=0.9, env=env),
             live_max_clients=env_int(
                 "WEB_LIVE_MAX_CLIENTS", 100, minimum=1, maximum=10_000, env=env

@@ -88,7 +88,9 @@ def rss_mib(pid: int) -> float:
 def test_thousands_of_odd_methods_leave_rss_and_metrics_flat(service: Service) -> None:
     # the attack of issue 8: distinct 4,000-character methods, each once
     def metrics_bytes() -> int:
-        return sum(len(line) + 1 for line in metrics(service.port))
+        # the loop-lag series grow their values with time, not with requests: left out
+        lines = metrics(service.port)
+        return sum(len(line) + 1 for line in lines if "polyloop_event_loop" not in line)
 
     with socket.create_connection(("127.0.0.1", service.port), timeout=5) as sock:
         replies = sock.makefile("rb")

@@ -60,7 +60,11 @@ def test_a_stop_signal_exits_0_at_once(service: Process, signum: signal.Signals)
     assert service.popen.wait(timeout=5) == 0, service.log_text()
     # stdout and stderr share the log: every line JSON means nothing raw on stderr
     lines = json_lines(service.log_text())
-    assert [line["msg"] for line in lines[1:]] == ["stopping", "udp echo closed"]
+    assert [line["msg"] for line in lines[1:]] == [
+        "metrics endpoint listening",
+        "stopping",
+        "udp echo closed",
+    ]
     # ours, after the healthcheck devstack waited on (2 datagrams if its first try timed out)
     assert lines[-1]["echoed"] in {2, 3}
 

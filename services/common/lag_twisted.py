@@ -1,0 +1,49 @@
+"""The lag timer on a Twisted reactor: ``task.LoopingCall.withCount``.
+
+``withCount`` passes how many intervals elapsed since the last call (a reactor blocked
+0.3 s under a 0.05 s interval gives about 6), but that count is floored from float
+seconds and can come one short, so the lag is not derived from it: each tick knows when
+LoopingCall scheduled it (the next point of its grid after the previous run, computed as
+``LoopingCall._scheduleFrom`` does) and the lag is the clock's time minus that. The
+count is kept as ``missed`` (intervals skipped), and ``task.Clock`` drives it in tests.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import task
+from twisted.internet.interfaces import IReactorTime
+
+from services.common.metrics import LagMonitor
+
+
+class TwistedLagTimer:
+    """Tick ``monitor`` every ``monitor.interval`` seconds from ``clock`` (the reactor)."""
+
+    def __init__(self, monitor: LagMonitor, clock: IReactorTime) -> None:
+        self.monitor = monitor
+        self.clock = clock
+        self.missed = 0  # intervals that passed without a tick (withCount's count - 1)
+        self.call = task.LoopingCall.withCount(self._tick)
+        self.call.clock = clock
+        self._due = 0.0
+
+    def start(self) -> TwistedLagTimer:
+        self.call.start(self.monitor.interval, now=False)
+        self._due = self.call.starttime + self.monitor.interval
+        return self
+
+    def stop(self) -> None:
+        if self.call.running:
+            self.call.stop()
+
+    def _tick(self, count: int) -> None:
+        now = self.clock.seconds()
+        self.monitor.tick(now - self._due)
+        self.missed += max(0, count - 1)
+        self._due = now + self._until_next(now)
+
+    def _until_next(self, now: float) -> float:
+        # LoopingCall reschedules on its grid from starttime: the next point after `now`
+        interval = self.monitor.interval
+        until = interval - ((now - self.call.starttime) % interval)
+        return interval if now == now + until else until

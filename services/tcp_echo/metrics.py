@@ -1,0 +1,64 @@
+"""tcp-echo's metrics: the factory's plain counters, read at scrape time.
+
+Nothing here runs per chunk: ``Echo.dataReceived`` adds to two integers of the
+factory, and ``TcpEchoCollector`` turns them into Prometheus samples when the metrics
+thread is scraped. Try it: curl -s 127.0.0.1:9101/metrics
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from twisted.internet.interfaces import IReactorTime
+
+from services.common.lag_twisted import TwistedLagTimer
+from services.common.metrics import LagMonitor, LoopMetrics, serve_metrics
+from services.tcp_echo.config import TcpEchoConfig
+from services.tcp_echo.protocol import EchoFactory
+
+
+class TcpEchoCollector:
+    """Samples of one ``EchoFactory``'s counters (see the README's Metrics table)."""
+
+    def __init__(self, factory: EchoFactory) -> None:
+        self.factory = factory
+
+    def collect(self) -> Iterator[Metric]:
+        f = self.factory
+        yield CounterMetricFamily(
+            "polyloop_requests", "Chunks echoed (reads handled), any client.", f.chunks_echoed
+        )
+        yield GaugeMetricFamily(
+            "polyloop_tcp_echo_connections_open", "Connections open now.", len(f.protocols)
+        )
+        yield CounterMetricFamily(
+            "polyloop_tcp_echo_connections_accepted", "Connections accepted.", f.connections_total
+        )
+        yield CounterMetricFamily(
+            "polyloop_tcp_echo_connections_refused",
+            "Connections closed at once at TCP_ECHO_MAX_CONNECTIONS.",
+            f.connections_refused,
+        )
+        yield CounterMetricFamily(
+            "polyloop_tcp_echo_bytes_echoed", "Bytes echoed back.", f.bytes_echoed
+        )
+        yield CounterMetricFamily(
+            "polyloop_tcp_echo_idle_closes",
+            "Connections closed after TCP_ECHO_IDLE_TIMEOUT of silence.",
+            f.idle_timeouts,
+        )
+
+
+def start_metrics(
+    clock: IReactorTime, factory: EchoFactory, config: TcpEchoConfig
+) -> LoopMetrics | None:
+    """The lag timer on the reactor and the metrics port (None when POLYLOOP_METRICS=0)."""
+    if not config.metrics.enabled:
+        return None
+    monitor = LagMonitor(config.metrics.lag_interval)
+    timer = TwistedLagTimer(monitor, clock).start()
+    server = serve_metrics(
+        config.metrics, config.listen_host, config.metrics_port, monitor, TcpEchoCollector(factory)
+    )
+    return LoopMetrics(monitor, timer, server)

@@ -1,0 +1,62 @@
+"""udp-echo's metrics: the protocol's plain counters, read at scrape time.
+
+``datagram_received`` only adds to ``echoed`` or to ``dropped[reason]``;
+``UdpEchoCollector`` turns them into samples when the metrics thread is scraped.
+Try it: curl -s 127.0.0.1:9102/metrics
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, Metric
+
+from services.common.lag_asyncio import AsyncioLagTimer
+from services.common.metrics import LagMonitor, LoopMetrics, serve_metrics
+from services.udp_echo.config import UdpEchoConfig
+from services.udp_echo.protocol import DROP_REASONS, ServerUdpEchoProtocol
+
+
+class UdpEchoCollector:
+    """Samples of one ``ServerUdpEchoProtocol``'s counters (README "Metrics")."""
+
+    def __init__(self, protocol: ServerUdpEchoProtocol) -> None:
+        self.protocol = protocol
+
+    def collect(self) -> Iterator[Metric]:
+        p = self.protocol
+        yield CounterMetricFamily("polyloop_requests", "Datagrams echoed, any client.", p.echoed)
+        yield CounterMetricFamily(
+            "polyloop_udp_echo_datagrams_echoed", "Datagrams echoed to their sender.", p.echoed
+        )
+        dropped = CounterMetricFamily(
+            "polyloop_udp_echo_datagrams_dropped",
+            "Datagrams not echoed, by reason: " + ", ".join(DROP_REASONS) + ".",
+            labels=["reason"],
+        )
+        counts = dict(p.dropped)  # a copy: the loop thread keeps counting
+        for reason in DROP_REASONS:
+            dropped.add_metric([reason], counts.get(reason, 0))
+        yield dropped
+        yield CounterMetricFamily(
+            "polyloop_udp_echo_socket_errors", "Errors the socket reported.", p.errors
+        )
+
+
+def start_metrics(
+    loop: asyncio.AbstractEventLoop, protocol: ServerUdpEchoProtocol, config: UdpEchoConfig
+) -> LoopMetrics | None:
+    """The lag timer on ``loop`` and the metrics port (None when POLYLOOP_METRICS=0)."""
+    if not config.metrics.enabled:
+        return None
+    monitor = LagMonitor(config.metrics.lag_interval)
+    timer = AsyncioLagTimer(monitor, loop).start()
+    server = serve_metrics(
+        config.metrics,
+        config.listen_host,
+        config.metrics_port,
+        monitor,
+        UdpEchoCollector(protocol),
+    )
+    return LoopMetrics(monitor, timer, server)
