@@ -10,10 +10,12 @@ count is kept as ``missed`` (intervals skipped), and ``task.Clock`` drives it in
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.internet import task
 from twisted.internet.interfaces import IReactorTime
 
-from services.common.metrics import LagMonitor
+from services.common.metrics import LagMonitor, LoopMetrics, MetricsSettings, serve_metrics
 
 
 class TwistedLagTimer:
@@ -47,3 +49,16 @@ class TwistedLagTimer:
         interval = self.monitor.interval
         until = interval - ((now - self.call.starttime) % interval)
         return interval if now == now + until else until
+
+
+def start_reactor_metrics(
+    clock: IReactorTime, settings: MetricsSettings, host: str, port: int, collector: Any
+) -> LoopMetrics | None:
+    """The lag timer on the reactor and the metrics port serving ``collector`` with it
+    (None when POLYLOOP_METRICS=0): what tcp-echo and dns both start."""
+    if not settings.enabled:
+        return None
+    monitor = LagMonitor(settings.lag_interval)
+    timer = TwistedLagTimer(monitor, clock).start()
+    server = serve_metrics(settings, host, port, monitor, collector)
+    return LoopMetrics(monitor, timer, server)

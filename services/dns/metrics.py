@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from twisted.internet.interfaces import IReactorTime
 
-from services.common.lag_twisted import TwistedLagTimer
-from services.common.metrics import LagMonitor, LoopMetrics, serve_metrics
+from services.common.lag_twisted import start_reactor_metrics
+from services.common.metrics import LoopMetrics
 from services.dns.config import DnsConfig
 from services.dns.server import REFUSED_REASONS, AuthoritativeServerFactory
 
@@ -60,11 +60,6 @@ def start_metrics(
     clock: IReactorTime, factory: AuthoritativeServerFactory, config: DnsConfig
 ) -> LoopMetrics | None:
     """The lag timer on the reactor and the metrics port (None when POLYLOOP_METRICS=0)."""
-    if not config.metrics.enabled:
-        return None
-    monitor = LagMonitor(config.metrics.lag_interval)
-    timer = TwistedLagTimer(monitor, clock).start()
-    server = serve_metrics(
-        config.metrics, config.listen_host, config.metrics_port, monitor, DnsCollector(factory)
+    return start_reactor_metrics(
+        clock, config.metrics, config.listen_host, config.metrics_port, DnsCollector(factory)
     )
-    return LoopMetrics(monitor, timer, server)

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from twisted.internet.interfaces import IReactorTime
 
-from services.common.lag_twisted import TwistedLagTimer
-from services.common.metrics import LagMonitor, LoopMetrics, serve_metrics
+from services.common.lag_twisted import start_reactor_metrics
+from services.common.metrics import LoopMetrics
 from services.tcp_echo.config import TcpEchoConfig
 from services.tcp_echo.protocol import EchoFactory
 
@@ -54,11 +54,6 @@ def start_metrics(
     clock: IReactorTime, factory: EchoFactory, config: TcpEchoConfig
 ) -> LoopMetrics | None:
     """The lag timer on the reactor and the metrics port (None when POLYLOOP_METRICS=0)."""
-    if not config.metrics.enabled:
-        return None
-    monitor = LagMonitor(config.metrics.lag_interval)
-    timer = TwistedLagTimer(monitor, clock).start()
-    server = serve_metrics(
-        config.metrics, config.listen_host, config.metrics_port, monitor, TcpEchoCollector(factory)
+    return start_reactor_metrics(
+        clock, config.metrics, config.listen_host, config.metrics_port, TcpEchoCollector(factory)
     )
-    return LoopMetrics(monitor, timer, server)
