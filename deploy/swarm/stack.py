@@ -146,11 +146,12 @@ def swarm_service(name: str, service: dict[str, Any]) -> dict[str, Any]:
 
 
 def stack(compose: dict[str, Any], *, load: bool = False) -> dict[str, Any]:
-    """The whole stack file; Locust's services only with `load` (compose's profile)."""
+    """The whole stack file: the services of no profile, and Locust's with `load`. The
+    `observe` profile (Prometheus) stays compose's: it scrapes one container per service."""
     services = {
         name: swarm_service(name, svc)
         for name, svc in compose["services"].items()
-        if load or name not in LOAD_SERVICES
+        if set(svc.get("profiles", [])) <= ({"load"} if load else set())
     }
     return {
         "services": services,

@@ -16,8 +16,8 @@ from typing import Any
 from twisted.internet import task
 from twisted.internet.interfaces import IReactorTime
 
-from services.common.faults import LoopHooks
-from services.common.metrics import LagMonitor
+from services.common.faults import Faults, LoopHooks
+from services.common.metrics import LagMonitor, LoopMetrics, MetricsSettings, serve_metrics
 
 
 class TwistedLagTimer:
@@ -60,3 +60,24 @@ def twisted_fault_hooks(reactor: Any) -> LoopHooks:
     reactor runs until it returns.
     """
     return LoopHooks(reactor.callFromThread, reactor.callLater, time.sleep)
+
+
+def start_reactor_metrics(
+    clock: IReactorTime,
+    settings: MetricsSettings,
+    host: str,
+    port: int,
+    collector: Any,
+    faults: Faults | None = None,
+) -> LoopMetrics | None:
+    """The lag timer on the reactor and the metrics port serving ``collector`` with it
+    (None when POLYLOOP_METRICS=0): what tcp-echo and dns both start. With ``faults``,
+    the port serves its ``/faults`` too, and the faults get the reactor's hooks."""
+    if not settings.enabled:
+        return None
+    monitor = LagMonitor(settings.lag_interval)
+    timer = TwistedLagTimer(monitor, clock).start()
+    if faults is not None:
+        faults.hooks = twisted_fault_hooks(clock)
+    server = serve_metrics(settings, host, port, monitor, collector, faults=faults)
+    return LoopMetrics(monitor, timer, server)

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from twisted.internet.interfaces import IReactorTime
 
-from services.common.lag_twisted import TwistedLagTimer, twisted_fault_hooks
-from services.common.metrics import LagMonitor, LoopMetrics, serve_metrics
+from services.common.lag_twisted import start_reactor_metrics
+from services.common.metrics import LoopMetrics
 from services.dns.config import DnsConfig
 from services.dns.server import REFUSED_REASONS, AuthoritativeServerFactory
 
@@ -60,17 +60,11 @@ def start_metrics(
     clock: IReactorTime, factory: AuthoritativeServerFactory, config: DnsConfig
 ) -> LoopMetrics | None:
     """The lag timer on the reactor, the metrics port and its ``/faults`` (None when off)."""
-    if not config.metrics.enabled:
-        return None
-    monitor = LagMonitor(config.metrics.lag_interval)
-    timer = TwistedLagTimer(monitor, clock).start()
-    factory.faults.hooks = twisted_fault_hooks(clock)
-    server = serve_metrics(
+    return start_reactor_metrics(
+        clock,
         config.metrics,
         config.listen_host,
         config.metrics_port,
-        monitor,
         DnsCollector(factory),
         faults=factory.faults,
     )
-    return LoopMetrics(monitor, timer, server)

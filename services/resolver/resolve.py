@@ -153,6 +153,11 @@ class Resolver:
         batch.queued.discard(index)
         if not acquired:
             raise ResolveError("overloaded")
+        if batch.left() <= 0:
+            # the slot came free only at the deadline (a name of this batch being killed
+            # released it): this name was never asked, so it is overloaded, not timed out
+            self.slots.release()
+            raise ResolveError("overloaded")
         self.lookups_in_flight += 1
         try:
             return self.lookups.ask(name, batch.deadline)

@@ -258,7 +258,7 @@ def test_the_configmaps_hold_exactly_compose_variables(compose: dict, load: dict
     env["LOG_LEVEL"] = rendered("base")[("ConfigMap", "polyloop-env")]["data"]["LOG_LEVEL"]
     expected: dict[str, str] = {}
     for service in compose["services"].values():
-        for name, value in service["environment"].items():
+        for name, value in (service.get("environment") or {}).items():
             if value is None:  # compose passes the host's value: the README's default
                 expected[name] = defaults.get(name, "")
             elif (m := re.fullmatch(r"\$\{\w+:-(.*)\}", str(value))) is not None:
