@@ -654,8 +654,142 @@ function redrawAll() {
   }
 }
 
+// ---- faults panel (issue 11): PUT/DELETE /api/faults/{service}, GET /api/faults ----------
+
+const FAULT_SERVICES = ["tcp-echo", "udp-echo", "dns", "resolver", "web"];
+const FAULTS_EVERY_MS = 2000;
+const FAULT_FIELDS = [
+  ["block_ms", "block the loop (ms)", 2000, "everyone stalls; loop lag jumps"],
+  ["latency_ms", "latency (ms)", 5000, "each answer late; loop lag flat"],
+  ["fail_percent", "fail (%)", 100, "errors at once, never a hang"],
+  ["duration_s", "for (s)", 600, "then it ends by itself"],
+];
+
+async function sendFault(method, service, payload) {
+  let response;
+  try {
+    response = await fetch(`/api/faults/${service}`, {
+      method,
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: payload === undefined ? undefined : JSON.stringify(payload),
+    });
+  } catch {
+    throw new ApiError("the front did not answer (is the stack up?)");
+  }
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    throw new ApiError(isProblem(body) ? problemText(body) : `HTTP ${response.status}`);
+  }
+  return body;
+}
+
+function describeFault(state) {
+  if (!state || state.state === "down") return "not reachable";
+  if (!state.active) return "no fault";
+  const parts = [];
+  const f = state.faults;
+  if (f.block) parts.push(`block ${f.block.ms} ms${f.block.every_second ? " every s" : " once"}`);
+  if (f.latency) parts.push(`latency ${f.latency.ms} ms`);
+  if (f.fail) parts.push(`fail ${f.fail.percent} %`);
+  return `${parts.join(" · ")} · ${Math.ceil(state.remaining_s)} s left`;
+}
+
+function faultForm(service) {
+  const form = el("form", "fault");
+  form.dataset.service = service;
+  form.append(el("h3", null, service));
+  for (const [name, label, max, hint] of FAULT_FIELDS) {
+    const field = el("label", null, label);
+    const input = el("input");
+    Object.assign(input, { type: "number", name, min: name === "duration_s" ? 1 : 0, max,
+      step: name === "fail_percent" ? "any" : 1, value: name === "duration_s" ? 60 : 0 });
+    field.append(input, el("small", null, hint));
+    form.append(field);
+    if (name === "block_ms") {
+      const every = el("label", null, "every second");
+      const box = el("input");
+      Object.assign(box, { type: "checkbox", name: "block_every_second" });
+      every.append(box);
+      form.append(every);
+    }
+  }
+  const apply = el("button", null, "Apply");
+  apply.type = "submit";
+  const clear = el("button", "secondary", "Clear");
+  clear.type = "button";
+  const status = el("p", "fault-status", "…");
+  status.setAttribute("aria-live", "polite");
+  form.append(apply, clear, status);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const payload = { block_every_second: data.get("block_every_second") === "on" };
+    for (const [name] of FAULT_FIELDS) payload[name] = Number(data.get(name));
+    busy(form, async () => {
+      try {
+        showFault(service, await sendFault("PUT", service, payload));
+      } catch (err) {
+        status.textContent = err.message;
+      }
+    });
+  });
+  clear.addEventListener("click", () => busy(form, async () => {
+    try {
+      showFault(service, await sendFault("DELETE", service));
+    } catch (err) {
+      status.textContent = err.message;
+    }
+  }));
+  return form;
+}
+
+function showFault(service, state) {
+  const form = $(`form.fault[data-service="${service}"]`);
+  if (form) $(".fault-status", form).textContent = describeFault(state);
+  const header = $(`.node[data-node="${service}"] header`);
+  if (!header) return;
+  let badge = $(".fault-badge", header);
+  const active = Boolean(state && state.active);
+  if (active && !badge) {
+    badge = el("span", "fault-badge", "fault");
+    header.append(badge);
+  } else if (!active && badge) {
+    badge.remove();
+  }
+  if (badge) badge.title = describeFault(state);
+}
+
+async function refreshFaults() {
+  let listed;
+  try {
+    const response = await fetch("/api/faults", { cache: "no-store" });
+    listed = await response.json();
+  } catch {
+    $("#faults-state").textContent = "the front did not answer";
+    return;
+  }
+  $("#faults-state").textContent = listed.enabled
+    ? "Fault injection is on (the front is published on loopback, or WEB_FAULTS=1)."
+    : "Fault injection is off: the front is published beyond loopback (WEB_FAULTS=1 allows it).";
+  $$("#faults button, #faults input").forEach((b) => { b.disabled = !listed.enabled; });
+  for (const service of FAULT_SERVICES) showFault(service, listed.services[service]);
+}
+
+function setupFaults() {
+  const rows = $("#fault-rows");
+  if (!rows) return;
+  FAULT_SERVICES.forEach((service) => rows.append(faultForm(service)));
+  $("#faults-clear-all").addEventListener("click", async () => {
+    await Promise.allSettled(FAULT_SERVICES.map((service) => sendFault("DELETE", service)));
+    refreshFaults();
+  });
+  refreshFaults();
+  setInterval(refreshFaults, FAULTS_EVERY_MS);
+}
+
 function main() {
   $$("form.echo").forEach(setupEcho);
+  setupFaults();
   setupResolve($("#resolve"));
   setupFanout($("#fanout"), $("#resolve"));
   connect();
