@@ -21,7 +21,12 @@ from aiohttp import web
 from services.common.config import ConfigError
 from services.web.backends import replicas as r
 from services.web.backends.clients import replica_sets
-from services.web.backends.replicas import ReplicaSet, ReplicaWatcher, call_on_replica
+from services.web.backends.replicas import (
+    ReplicaSet,
+    ReplicaUnreachable,
+    ReplicaWatcher,
+    call_on_replica,
+)
 from services.web.backends.resolver import ResolverClient
 from services.web.backends.tcp import TcpEchoPool
 from services.web.backends.udp import UdpEchoPool
@@ -440,10 +445,33 @@ async def test_the_tcp_connect_is_bounded_apart_from_the_call() -> None:
         pool = TcpEchoPool("tcp-echo", port, 1, replicas, connect_timeout=0.2)
         loop = asyncio.get_running_loop()
         start = loop.time()
-        with pytest.raises(TimeoutError):
+        # a connection error, not a timeout: the front answers 503 at once, never the 504
+        # of a backend that is merely slow (a stopped container's address, in the stack)
+        with pytest.raises(ReplicaUnreachable):
             await asyncio.wait_for(pool.echo(b"x"), 5.0)
         assert loop.time() - start < 2.0
         assert replicas.snapshot()["replicas"][0]["state"] == "down"
+
+
+async def test_the_resolver_connect_is_bounded_apart_from_the_call() -> None:
+    # as above, for the resolver's HTTP client: before, its connect had no bound of its own
+    # and a vanished replica's address held the call until the front's 504
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind(("127.0.0.2", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        filler.connect(("127.0.0.2", port))
+        replicas = ReplicaSet("resolver", "resolver", port, resolve=Names(["127.0.0.2"]))
+        client = ResolverClient("resolver", port, limit=2, replicas=replicas, connect_timeout=0.2)
+        try:
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            with pytest.raises(ReplicaUnreachable):
+                await asyncio.wait_for(client.resolve({"names": ["www.polyloop.test"]}), 5.0)
+            assert loop.time() - start < 2.0
+            assert replicas.snapshot()["replicas"][0]["state"] == "down"
+        finally:
+            await client.close()
 
 
 async def test_a_flapping_replica_cannot_flood_the_log(caplog: pytest.LogCaptureFixture) -> None:

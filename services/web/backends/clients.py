@@ -84,6 +84,7 @@ class BackendClients:
                 config.resolver_port,
                 limit=config.resolver_pool_size,
                 replicas=replicas[Backend.RESOLVER],
+                connect_timeout=config.connect_timeout,
             ),
             dns=DnsProbe(config.dns_host, config.dns_port, replicas[Backend.DNS]),
             calls=calls,

@@ -45,6 +45,18 @@ REFRESH_EVERY = 2.0
 MAX_REPLICAS = 64
 CONNECT_TIMEOUT = 1.0
 PING = b"ping"
+
+
+class ReplicaUnreachable(ConnectionError):
+    """No connection to a replica within the connect timeout: its address is gone (a
+    stopped container keeps its place in the set until the next refresh) or it is silent.
+    A connection error, not a timeout: the call fails fast as 503 unavailable, and
+    ``call_on_replica`` takes the replica out and tries another."""
+
+    def __init__(self, address: str, port: int, timeout: float) -> None:
+        super().__init__(f"no connection to {address}:{port} within {timeout:g} s")
+
+
 LOG_EVERY = 1.0  # seconds between two logged state changes of one replica
 DNS_PROBE_NAME = "www.polyloop.test"
 

@@ -11,7 +11,13 @@ from typing import Any
 import aiohttp
 
 from services.web.backends import Backend
-from services.web.backends.replicas import ReplicaSet, call_on_replica, url_host
+from services.web.backends.replicas import (
+    CONNECT_TIMEOUT,
+    ReplicaSet,
+    ReplicaUnreachable,
+    call_on_replica,
+    url_host,
+)
 from services.web.errors import BadBackendReply
 
 NAME = Backend.RESOLVER
@@ -24,10 +30,17 @@ class ResolverClient:
     its address; a connection failure takes it out and the call goes once to another."""
 
     def __init__(
-        self, host: str, port: int, *, limit: int, replicas: ReplicaSet | None = None
+        self,
+        host: str,
+        port: int,
+        *,
+        limit: int,
+        replicas: ReplicaSet | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         self.base_url = f"http://{host}:{port}"
         self.port = port
+        self.connect_timeout = connect_timeout
         self.replicas = replicas or ReplicaSet(NAME, host, port)
         self.session = aiohttp.ClientSession(
             base_url=self.base_url,
@@ -35,8 +48,9 @@ class ResolverClient:
             # and a cached address of a stopped container would turn a fast 503 into a
             # connect that hangs until the timeout.
             connector=aiohttp.TCPConnector(limit=limit, keepalive_timeout=30, use_dns_cache=False),
-            # the caller's BackendCall bounds the whole call; no second clock here
-            timeout=aiohttp.ClientTimeout(total=None),
+            # the caller's BackendCall bounds the whole call; the connect has a bound of its
+            # own so that a replica whose address is gone fails fast (503), not at the 504
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout),
             raise_for_status=False,
         )
 
@@ -46,20 +60,26 @@ class ResolverClient:
         )
 
     async def _resolve(self, address: str, request: dict[str, Any]) -> dict[str, Any]:
-        async with self.session.post(self._url(address, "/resolve"), json=request) as response:
-            body = await _json_body(response)
-            if response.status != 200:
-                raise BadBackendReply(NAME, f"answered {response.status}: {_error_of(body)}")
-            return body
+        try:
+            async with self.session.post(self._url(address, "/resolve"), json=request) as response:
+                body = await _json_body(response)
+        except aiohttp.ConnectionTimeoutError:
+            raise ReplicaUnreachable(address, self.port, self.connect_timeout) from None
+        if response.status != 200:
+            raise BadBackendReply(NAME, f"answered {response.status}: {_error_of(body)}")
+        return body
 
     async def ping(self) -> None:
         await call_on_replica(self.replicas, self._ping, RETRY_ON)
 
     async def _ping(self, address: str) -> None:
-        async with self.session.get(self._url(address, "/healthz")) as response:
-            await response.read()
-            if response.status != 200:
-                raise BadBackendReply(NAME, f"/healthz answered {response.status}")
+        try:
+            async with self.session.get(self._url(address, "/healthz")) as response:
+                await response.read()
+        except aiohttp.ConnectionTimeoutError:
+            raise ReplicaUnreachable(address, self.port, self.connect_timeout) from None
+        if response.status != 200:
+            raise BadBackendReply(NAME, f"/healthz answered {response.status}")
 
     async def close(self) -> None:
         await self.session.close()

@@ -16,7 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from services.web.backends.replicas import CONNECT_TIMEOUT, ReplicaSet, call_on_replica
+from services.web.backends.replicas import (
+    CONNECT_TIMEOUT,
+    ReplicaSet,
+    ReplicaUnreachable,
+    call_on_replica,
+)
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -94,9 +99,12 @@ class TcpEchoPool:
 
     async def _open(self, address: str) -> Connection:
         # bounded apart from the call: a replica gone silent is left for another quickly
-        conn = await asyncio.wait_for(
-            asyncio.open_connection(address, self.port), self.connect_timeout
-        )
+        try:
+            conn = await asyncio.wait_for(
+                asyncio.open_connection(address, self.port), self.connect_timeout
+            )
+        except TimeoutError:  # this connect's own bound (the call's deadline cancels instead)
+            raise ReplicaUnreachable(address, self.port, self.connect_timeout) from None
         self.opened += 1
         return conn
 
