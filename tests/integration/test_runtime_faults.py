@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +26,7 @@ import dns.query
 import dns.rcode
 import pytest
 
-from tests.stack import Stack, stack_mode
+from tests.stack import ROOT, Stack, compose_env, stack_mode
 
 FAULT_MS = 500
 SERVICES = ("tcp-echo", "udp-echo", "dns", "resolver", "web")
@@ -173,21 +175,55 @@ def test_a_bad_value_is_refused_naming_the_field(stack: Stack) -> None:
     assert listed["services"]["dns"]["active"] is False
 
 
-def test_the_token_is_enforced_on_each_services_metrics_port(stack: Stack) -> None:
-    """Straight to a metrics port (local mode: on 127.0.0.1) without the token: 401/403."""
-    if stack_mode() != "local":
-        pytest.skip("the metrics ports are on the compose network only (never published)")
-    port = int(os.environ.get("TCP_ECHO_METRICS_PORT", "9101"))
-    for headers, status in [({}, 401), ({"Authorization": "Bearer wrong"}, 403)]:
+# (service, its metrics port variable, the port in the network and the README's default)
+METRICS_PORTS = [
+    ("tcp-echo", "TCP_ECHO_METRICS_PORT", 9101),
+    ("udp-echo", "UDP_ECHO_METRICS_PORT", 9102),
+    ("resolver", "RESOLVER_METRICS_PORT", 9103),
+    ("dns", "DNS_METRICS_PORT", 9104),
+    ("web", "WEB_METRICS_PORT", 9105),
+]
+
+# PUT /faults without the token, then with a wrong one, to every "host port" given on stdin;
+# prints the two statuses per line. Run on the host (local mode) or inside the compose
+# network (`docker compose exec -T web python -c ...`), where the metrics ports live.
+UNAUTHORISED_PUTS = """
+import sys, urllib.error, urllib.request
+for line in sys.stdin:
+    host, port = line.split()
+    codes = []
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/faults",
-            data=b'{"fail_percent": 100}',
-            method="PUT",
-            headers=headers,
+            f"http://{host}:{port}/faults", data=b'{"fail_percent": 100}',
+            method="PUT", headers=headers)
+        try:
+            urllib.request.urlopen(request, timeout=5).close()
+            codes.append("200")
+        except urllib.error.HTTPError as exc:
+            codes.append(str(exc.code))
+            exc.close()
+    print(host, *codes, flush=True)
+"""
+
+
+def test_the_token_is_enforced_on_each_services_metrics_port(stack: Stack) -> None:
+    """Straight to every service's metrics port, without the token or with a wrong one:
+    401, then 403, and no fault is set. Local mode: the ports on 127.0.0.1; containers:
+    from inside the compose network (the ports are never published)."""
+    if stack_mode() == "local":
+        targets = "".join(
+            f"127.0.0.1 {os.environ.get(var, '').strip() or default}\n"
+            for _, var, default in METRICS_PORTS
         )
-        with pytest.raises(urllib.error.HTTPError) as caught:
-            urllib.request.urlopen(request, timeout=5)
-        caught.value.close()
-        assert caught.value.code == status
+        command = [sys.executable, "-c", UNAUTHORISED_PUTS]
+    else:
+        targets = "".join(f"{name} {port}\n" for name, _, port in METRICS_PORTS)
+        command = ["docker", "compose", "exec", "-T", "web", "python", "-c", UNAUTHORISED_PUTS]
+    done = subprocess.run(
+        command, input=targets, capture_output=True, text=True, timeout=60, check=True,
+        cwd=ROOT, env=compose_env(),
+    )  # fmt: skip
+    answers = [line.split()[1:] for line in done.stdout.splitlines()]
+    assert answers == [["401", "403"]] * len(METRICS_PORTS), done.stdout + done.stderr
     _, listed = call(stack, "GET", "/api/faults")
-    assert listed["services"]["tcp-echo"]["active"] is False
+    assert [name for name, *_ in METRICS_PORTS if listed["services"][name]["active"]] == []
