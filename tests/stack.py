@@ -42,6 +42,22 @@ class Stack:
         # a wildcard bind is reached on loopback; tests never target another address
         return "127.0.0.1" if self.bind in {"0.0.0.0", "", "::"} else self.bind
 
+    def address_env(self) -> dict[str, str]:
+        """The address variables of every service, for a client the tests start (Locust)."""
+        host = self.host
+        return {
+            "WEB_HOST": host,
+            "WEB_PORT": str(self.web_port),
+            "TCP_ECHO_HOST": host,
+            "TCP_ECHO_PORT": str(self.tcp_echo_port),
+            "UDP_ECHO_HOST": host,
+            "UDP_ECHO_PORT": str(self.udp_echo_port),
+            "RESOLVER_HOST": host,
+            "RESOLVER_PORT": str(self.resolver_port),
+            "DNS_HOST": host,
+            "DNS_PORT": str(self.dns_port),
+        }
+
     @property
     def web_url(self) -> str:
         return f"http://{self.host}:{self.web_port}"

@@ -41,14 +41,7 @@ def wait_until(what: str, check: Callable[[], bool], deadline: float = DEADLINE)
 def protocol_load(stack: Stack) -> Iterator[None]:
     """Locust headless with the three protocol users only, stopped when the test ends."""
     env = dict(os.environ)
-    env.update(
-        TCP_ECHO_HOST=stack.host,
-        TCP_ECHO_PORT=str(stack.tcp_echo_port),
-        UDP_ECHO_HOST=stack.host,
-        UDP_ECHO_PORT=str(stack.udp_echo_port),
-        DNS_HOST=stack.host,
-        DNS_PORT=str(stack.dns_port),
-    )
+    env.update(stack.address_env())
     command = [
         str(Path(sys.executable).with_name("locust")),
         "-f", "loadtest", "--headless", "-u", "15", "-r", "15", "-t", f"{LOAD_SECONDS}s",

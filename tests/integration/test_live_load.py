@@ -81,18 +81,7 @@ def test_api_live_counts_what_locust_sent_to_each_service(
     stack: Stack, metrics_up: None, tmp_path: Path
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
-    env.update(
-        TCP_ECHO_HOST=stack.host,
-        TCP_ECHO_PORT=str(stack.tcp_echo_port),
-        UDP_ECHO_HOST=stack.host,
-        UDP_ECHO_PORT=str(stack.udp_echo_port),
-        DNS_HOST=stack.host,
-        DNS_PORT=str(stack.dns_port),
-        WEB_HOST=stack.host,
-        WEB_PORT=str(stack.web_port),
-        RESOLVER_HOST=stack.host,
-        RESOLVER_PORT=str(stack.resolver_port),
-    )
+    env.update(stack.address_env())
     prefix = tmp_path / "live"
     command = [
         str(Path(sys.executable).with_name("locust")),

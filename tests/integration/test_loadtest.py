@@ -55,16 +55,7 @@ def run_load(
     base.update(
         LOCUST=str(Path(sys.executable).with_name("locust")),
         LOAD_REPORTS=str(reports),
-        WEB_HOST=stack.host,
-        WEB_PORT=str(stack.web_port),
-        TCP_ECHO_HOST=stack.host,
-        TCP_ECHO_PORT=str(stack.tcp_echo_port),
-        UDP_ECHO_HOST=stack.host,
-        UDP_ECHO_PORT=str(stack.udp_echo_port),
-        RESOLVER_HOST=stack.host,
-        RESOLVER_PORT=str(stack.resolver_port),
-        DNS_HOST=stack.host,
-        DNS_PORT=str(stack.dns_port),
+        **stack.address_env(),
     )
     base.update(env)
     return subprocess.run(
