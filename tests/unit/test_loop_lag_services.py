@@ -48,7 +48,8 @@ def watch_a_block(metrics_url: str, block: Callable[[], None]) -> tuple[float, S
 
     Returns (the blocked seconds read during the block, the scrape after it)."""
     before = scrape(metrics_url)
-    assert value(before, "polyloop_event_loop_blocked_seconds") == 0.0
+    # idle: not blocked (a few ms late at most on a loaded host; the block must show >= 0.2 s)
+    assert value(before, "polyloop_event_loop_blocked_seconds") < 0.1
     started = time.monotonic()
     block()
     seen = 0.0
