@@ -32,37 +32,19 @@ from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from services.common.config import env_float, env_int
+from services.common.config import env_int
+from services.common.control import DEFAULT_LAG_INTERVAL, ControlSettings
 from services.common.faults import Faults, admin_token, faults_app
 
 log = logging.getLogger(__name__)
 
 LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-DEFAULT_LAG_INTERVAL = 0.05
 
 WsgiApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 
 
-@dataclass(frozen=True)
-class MetricsSettings:
-    """The switches every service reads (README "Metrics" and "Limits")."""
-
-    enabled: bool = True  # POLYLOOP_METRICS: 0 = no lag timer, no metrics port (bench's "off")
-    lag_interval: float = DEFAULT_LAG_INTERVAL  # POLYLOOP_LAG_INTERVAL: seconds between ticks
-    max_connections: int = 16  # POLYLOOP_METRICS_MAX_CONNECTIONS: beyond it, closed at once
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> MetricsSettings:
-        """Read the variables; a bad one raises ``ConfigError`` naming it."""
-        return cls(
-            enabled=bool(env_int("POLYLOOP_METRICS", 1, minimum=0, maximum=1, env=env)),
-            lag_interval=env_float(
-                "POLYLOOP_LAG_INTERVAL", DEFAULT_LAG_INTERVAL, minimum=0.001, maximum=10, env=env
-            ),
-            max_connections=env_int(
-                "POLYLOOP_METRICS_MAX_CONNECTIONS", 16, minimum=1, maximum=1024, env=env
-            ),
-        )
+# the control port's settings (every service reads them)
+MetricsSettings = ControlSettings
 
 
 def env_metrics_port(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
