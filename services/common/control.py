@@ -1,15 +1,47 @@
-"""A service's control port: reaching its loop from outside (metrics, faults, stalls).
+"""A service's control port: reaching its loop from outside, from a thread outside it.
 
-``ControlSettings`` are the switches every service reads for it.
+Every service serves, on its own control port (``<SERVICE>_METRICS_PORT``, on the compose
+network only, 127.0.0.1 in local mode, never published):
+
+- ``GET /metrics``: prometheus-client's own WSGI app over the service's registry;
+- ``GET /faults`` (open like ``/metrics``), ``PUT /faults`` / ``DELETE /faults`` with
+  ``Authorization: Bearer $POLYLOOP_ADMIN_TOKEN`` (compared in constant time): the service's
+  runtime faults (``services.common.faults``).
+
+It is served by prometheus-client's ``ThreadingWSGIServer`` on a thread of its own, OUTSIDE
+the event loop, so it still answers while the loop is blocked: that is what makes "blocked
+now" and the fault API work when the loop is stuck. Each loop's ``start`` (in
+``services.common.loops``) calls ``serve``.
+
+Try it (tcp-echo running): ``curl -s 127.0.0.1:9101/metrics``;
+``curl -s -X PUT -H "Authorization: Bearer $(cat .run/admin-token)" -d '{"latency_ms": 500}'
+127.0.0.1:9101/faults``
 """
 
 from __future__ import annotations
 
+import hmac
+import json
+import logging
+import socketserver
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
+from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+
+from services.common.faults import MAX_BODY, FaultError, Faults, parse_spec
 from services.common.settings import ADMIN_TOKEN, Settings, declare, setting
 
+log = logging.getLogger(__name__)
+
 DEFAULT_LAG_INTERVAL = 0.05
+
+WsgiApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 
 
 @dataclass(frozen=True)
@@ -34,3 +66,263 @@ class ControlSettings(Settings):
         maximum=1024,
     )
     admin_token: str | None = declare(ADMIN_TOKEN)
+
+
+def new_registry(*collectors: Any) -> CollectorRegistry:
+    """A registry of its own (tests build many services) with the process collector."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    for collector in collectors:
+        registry.register(collector)
+    return registry
+
+
+class _QuietHandler(WSGIRequestHandler):
+    # a silent client holds its thread this long at most (the port is internal, still bounded)
+    timeout = 5.0
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # one line per scrape every second would drown the service's own log
+        pass
+
+
+class _BoundedServer(ThreadingWSGIServer):
+    """prometheus-client's thread-per-request server, with a bound on threads at once."""
+
+    def __init__(self, address: tuple[str, int], handler: type, max_connections: int) -> None:
+        self.slots = threading.BoundedSemaphore(max_connections)
+        self.refused = 0
+        super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer's own asks socket.getfqdn(host): a reverse DNS lookup at start, which
+        # under gevent's dnspython resolver cannot even run on a thread of its own
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+        self.setup_environ()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.refused += 1
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
+class ControlServer:
+    """``GET /metrics`` (and any route added) on ``host:port``, from a thread of its own.
+
+    ``routes`` maps a path to a WSGI app (``/faults`` is one more entry).
+    ``start(start_thread)`` binds and serves ON the thread that ``start_thread(target)``
+    starts (default: a daemon ``threading.Thread``). The gevent resolver passes one that
+    starts a real OS thread: a gevent socket belongs to the hub of the thread that made
+    it, so the socket must be made there, never in the (blockable) main hub.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        host: str,
+        port: int,
+        *,
+        max_connections: int = 16,
+        routes: Mapping[str, WsgiApp] | None = None,
+    ) -> None:
+        self.routes: dict[str, WsgiApp] = {"/metrics": make_wsgi_app(registry)}
+        self.routes.update(routes or {})
+        self.host = host
+        self.requested_port = port
+        self.max_connections = max_connections
+        self.server: ThreadingWSGIServer | None = None
+        self.thread_ident: int | None = None
+        self._error: OSError | None = None
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None, "not started"
+        return self.server.server_address[1]
+
+    def app(self, environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Dispatch on the path; an unknown one is a 404 (never the loop's business)."""
+        route = self.routes.get(environ.get("PATH_INFO") or "/")
+        if route is None:
+            body = b"not found; try GET /metrics\n"
+            start_response(
+                "404 Not Found",
+                [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        return route(environ, start_response)
+
+    def start(
+        self,
+        start_thread: Callable[[Callable[[], None]], object] | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        """Bind and serve from another thread than the caller's (the loop's).
+
+        Returns once the port is bound; raises its ``OSError`` when it cannot be.
+        """
+        (start_thread or _daemon_thread)(self._bind_and_serve)
+        deadline = time.monotonic() + timeout
+        # a one-time handshake with the new thread, polled: no lock is shared between a
+        # gevent hub and a foreign thread (time.sleep is gevent.sleep once patched)
+        while self.server is None and self._error is None:
+            if time.monotonic() > deadline:
+                raise OSError(f"the metrics thread did not bind {self.host}:{self.requested_port}")
+            time.sleep(0.005)
+        if self._error is not None:
+            raise self._error
+
+    def _bind_and_serve(self) -> None:
+        self.thread_ident = threading.get_ident()
+        try:
+            server = make_server(
+                self.host,
+                self.requested_port,
+                self.app,
+                server_class=lambda addr, handler: _BoundedServer(
+                    addr, handler, self.max_connections
+                ),
+                handler_class=_QuietHandler,
+            )
+        except Exception as exc:  # noqa: BLE001 - handed to start(), raised in the caller
+            self._error = exc if isinstance(exc, OSError) else OSError(repr(exc))
+            return
+        self.server = server
+        server.serve_forever(poll_interval=0.5)
+
+    def close(self) -> None:
+        """Stop serving (waits for the serving loop to notice) and close the socket."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def _daemon_thread(target: Callable[[], None]) -> threading.Thread:
+    thread = threading.Thread(target=target, name="metrics", daemon=True)
+    thread.start()
+    return thread
+
+
+def serve(
+    settings: ControlSettings,
+    host: str,
+    port: int,
+    registry: CollectorRegistry,
+    *,
+    faults: Faults | None = None,
+    start_thread: Callable[[Callable[[], None]], object] | None = None,
+) -> ControlServer:
+    """Serve ``registry`` on ``host:port`` from another thread, and ``/faults`` with
+    ``faults``, guarded by ``settings.admin_token``. Raises ``OSError`` when the port
+    cannot be bound; the caller logs it and exits 1."""
+    routes = {} if faults is None else {"/faults": faults_app(faults, settings.admin_token)}
+    server = ControlServer(
+        registry, host, port, max_connections=settings.max_connections, routes=routes
+    )
+    server.start(start_thread)
+    log.info(
+        "control port listening",
+        extra={"address": f"{host}:{server.port}", "lag_interval": settings.lag_interval},
+    )
+    return server
+
+
+def check_token(header: str | None, token: str | None) -> int | None:
+    """None when ``header`` carries ``token``; else the HTTP status to refuse with.
+
+    401 without credentials, 403 with wrong ones or when no token is configured.
+    """
+    if token is None:
+        return 403
+    if not header or not header.startswith("Bearer "):
+        return 401
+    given = header[len("Bearer ") :].strip().encode()
+    return None if hmac.compare_digest(given, token.encode()) else 403
+
+
+_REASONS = {
+    200: "200 OK",
+    401: "401 Unauthorized",
+    403: "403 Forbidden",
+    405: "405 Method Not Allowed",
+    413: "413 Payload Too Large",
+    422: "422 Unprocessable Entity",
+}
+
+
+def faults_app(faults: Faults, token: str | None) -> WsgiApp:
+    """The ``/faults`` route of a metrics port: GET shows, PUT sets, DELETE clears.
+
+    GET is open like ``/metrics`` (the port is internal); PUT and DELETE need the token.
+    Errors are problem+json; a 422 names the bad field in ``field``.
+    """
+
+    def app(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method == "GET":
+            return _json(start_response, 200, faults.describe())
+        if method not in ("PUT", "DELETE"):
+            return _problem(start_response, 405, "use GET, PUT or DELETE")
+        refused = check_token(environ.get("HTTP_AUTHORIZATION"), token)
+        if refused is not None:
+            detail = (
+                "no POLYLOOP_ADMIN_TOKEN is configured: faults cannot be changed"
+                if token is None
+                else "a valid 'Authorization: Bearer <POLYLOOP_ADMIN_TOKEN>' is required"
+            )
+            return _problem(start_response, refused, detail)
+        if method == "DELETE":
+            faults.clear()
+            return _json(start_response, 200, faults.describe())
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            return _problem(start_response, 413, f"a fault spec is at most {MAX_BODY} bytes")
+        try:
+            data = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            spec = parse_spec(data)
+        except ValueError as exc:  # json.JSONDecodeError and FaultError both are
+            field = exc.field if isinstance(exc, FaultError) else "body"
+            detail = exc.message if isinstance(exc, FaultError) else "not valid JSON"
+            return _problem(start_response, 422, detail, field=field)
+        faults.apply(spec)
+        return _json(start_response, 200, faults.describe())
+
+    return app
+
+
+def _json(start_response: Callable[..., Any], status: int, body: dict) -> list[bytes]:
+    data = json.dumps(body).encode()
+    start_response(
+        _REASONS[status],
+        [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+    )
+    return [data]
+
+
+def _problem(
+    start_response: Callable[..., Any], status: int, detail: str, field: str | None = None
+) -> list[bytes]:
+    body: dict[str, Any] = {"title": _REASONS[status][4:], "status": status, "detail": detail}
+    if field is not None:
+        body["field"] = field
+    data = json.dumps(body).encode()
+    headers = [("Content-Type", "application/problem+json"), ("Content-Length", str(len(data)))]
+    if status == 401:
+        headers.append(("WWW-Authenticate", "Bearer"))
+    start_response(_REASONS[status], headers)
+    return [data]

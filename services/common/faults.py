@@ -1,7 +1,7 @@
-"""Runtime faults (issue 11): block the loop, add latency, fail a share of the work.
+"""Runtime faults: block the loop, add latency, fail a share of the work.
 
-One ``Faults`` per service holds what is active now. It is set from the metrics thread
-(``PUT /faults`` on the service's metrics port, see ``faults_app``) and read ON the
+One ``Faults`` per service holds what is active now. It is set from the control port's
+thread (``PUT /faults``, ``services.common.control.faults_app``) and read ON the
 service's loop, in its hot path, as one plain attribute::
 
     if self.faults.active:          # False whenever nothing is set: the only cost
@@ -29,16 +29,12 @@ Try it (tcp-echo running, token in .run/admin-token)::
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
-
-from services.common.config import env_str
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +80,7 @@ def parse_spec(data: object) -> FaultSpec:
     """Validate a decoded JSON body into a ``FaultSpec``; ``FaultError`` names the field.
 
     Unknown fields are refused (a typo must not be a silent no-op); numbers must be
-    numbers (``true`` is not 1) within the issue's bounds.
+    numbers (``true`` is not 1) within the bounds above.
     """
     if not isinstance(data, dict):
         raise FaultError("body", "expected a JSON object")
@@ -117,7 +113,8 @@ def _number(
 
 
 class LoopHooks(NamedTuple):
-    """How ``Faults`` reaches a loop from the metrics thread, per framework.
+    """How ``Faults`` reaches a loop from the control port's thread; each loop's module in
+    ``services.common.loops`` builds its own.
 
     ``call_from_thread(fn)`` runs ``fn`` soon ON the loop; ``call_later(delay, fn)`` is
     called ON the loop; ``block(seconds)`` is a real blocking sleep (never the loop's).
@@ -229,99 +226,3 @@ class Faults:
         self.blocks += 1
         if state.spec.block_every_second:
             self.hooks.call_later(1.0, lambda: self._block_step(generation))
-
-
-def admin_token(env: Mapping[str, str] | None = None) -> str | None:
-    """``POLYLOOP_ADMIN_TOKEN``, or None when unset (then changing faults is refused)."""
-    return env_str("POLYLOOP_ADMIN_TOKEN", "", env) or None
-
-
-def check_token(header: str | None, token: str | None) -> int | None:
-    """None when ``header`` carries ``token``; else the HTTP status to refuse with.
-
-    401 without credentials, 403 with wrong ones or when no token is configured.
-    """
-    if token is None:
-        return 403
-    if not header or not header.startswith("Bearer "):
-        return 401
-    given = header[len("Bearer ") :].strip().encode()
-    return None if hmac.compare_digest(given, token.encode()) else 403
-
-
-WsgiApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
-
-_REASONS = {
-    200: "200 OK",
-    401: "401 Unauthorized",
-    403: "403 Forbidden",
-    405: "405 Method Not Allowed",
-    413: "413 Payload Too Large",
-    422: "422 Unprocessable Entity",
-}
-
-
-def faults_app(faults: Faults, token: str | None) -> WsgiApp:
-    """The ``/faults`` route of a metrics port: GET shows, PUT sets, DELETE clears.
-
-    GET is open like ``/metrics`` (the port is internal); PUT and DELETE need the token.
-    Errors are problem+json; a 422 names the bad field in ``field``.
-    """
-
-    def app(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
-        method = environ.get("REQUEST_METHOD", "GET")
-        if method == "GET":
-            return _json(start_response, 200, faults.describe())
-        if method not in ("PUT", "DELETE"):
-            return _problem(start_response, 405, "use GET, PUT or DELETE")
-        refused = check_token(environ.get("HTTP_AUTHORIZATION"), token)
-        if refused is not None:
-            detail = (
-                "no POLYLOOP_ADMIN_TOKEN is configured: faults cannot be changed"
-                if token is None
-                else "a valid 'Authorization: Bearer <POLYLOOP_ADMIN_TOKEN>' is required"
-            )
-            return _problem(start_response, refused, detail)
-        if method == "DELETE":
-            faults.clear()
-            return _json(start_response, 200, faults.describe())
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = -1
-        if not 0 <= length <= MAX_BODY:
-            return _problem(start_response, 413, f"a fault spec is at most {MAX_BODY} bytes")
-        try:
-            data = json.loads(environ["wsgi.input"].read(length) or b"{}")
-            spec = parse_spec(data)
-        except ValueError as exc:  # json.JSONDecodeError and FaultError both are
-            field = exc.field if isinstance(exc, FaultError) else "body"
-            detail = exc.message if isinstance(exc, FaultError) else "not valid JSON"
-            return _problem(start_response, 422, detail, field=field)
-        faults.apply(spec)
-        return _json(start_response, 200, faults.describe())
-
-    return app
-
-
-def _json(start_response: Callable[..., Any], status: int, body: dict) -> list[bytes]:
-    data = json.dumps(body).encode()
-    start_response(
-        _REASONS[status],
-        [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
-    )
-    return [data]
-
-
-def _problem(
-    start_response: Callable[..., Any], status: int, detail: str, field: str | None = None
-) -> list[bytes]:
-    body: dict[str, Any] = {"title": _REASONS[status][4:], "status": status, "detail": detail}
-    if field is not None:
-        body["field"] = field
-    data = json.dumps(body).encode()
-    headers = [("Content-Type", "application/problem+json"), ("Content-Length", str(len(data)))]
-    if status == 401:
-        headers.append(("WWW-Authenticate", "Bearer"))
-    start_response(_REASONS[status], headers)
-    return [data]

@@ -18,8 +18,9 @@ from twisted.internet import defer, error, interfaces, task
 
 from services.common.config import ConfigError
 from services.common.logging import forward_twisted_logs, setup_logging
+from services.common.loops import twisted as loop_watch
 from services.dns.config import DnsConfig
-from services.dns.metrics import start_metrics
+from services.dns.metrics import DnsCollector
 from services.dns.server import ServerDatagramProtocol, build_factory
 
 log = logging.getLogger("services.dns")
@@ -47,7 +48,14 @@ def main(reactor: interfaces.IReactorCore, config: DnsConfig) -> defer.Deferred:
         log.error("cannot listen", extra={**where, "error": str(exc)})
         return defer.fail(SystemExit(1))
     try:
-        start_metrics(reactor, factory, config)
+        loop_watch.start(
+            reactor,
+            config.metrics,
+            config.listen_host,
+            config.metrics_port,
+            DnsCollector(factory),
+            faults=factory.faults,
+        )
     except OSError as exc:
         log.error("cannot serve metrics", extra={"port": config.metrics_port, "error": str(exc)})
         return defer.fail(SystemExit(1))

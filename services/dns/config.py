@@ -7,7 +7,7 @@
 - DNS_MAX_PENDING_DELAYS (10000): delayed answers waiting at once; beyond it, REFUSED.
 - DNS_TCP_IDLE_TIMEOUT (30): seconds before a silent TCP client is disconnected.
 - DNS_METRICS_PORT (9104): TCP port of GET /metrics, served from a thread; 0 = any free.
-- POLYLOOP_METRICS, POLYLOOP_LAG_INTERVAL: see ``services.common.metrics``.
+- POLYLOOP_METRICS, POLYLOOP_LAG_INTERVAL: see ``services.common.control``.
 - LOG_LEVEL (INFO): DEBUG, INFO, WARNING, ERROR or CRITICAL.
 - DNS_STATS_INTERVAL (10): seconds between the summary lines of malformed messages and
   refused delays (one line per interval with counts, never one per message); 0: only at stop.
@@ -28,7 +28,7 @@ from services.common.config import (
     env_str,
     listen_host,
 )
-from services.common.metrics import MetricsSettings, env_metrics_port
+from services.common.control import ControlSettings as MetricsSettings
 from services.dns.zone import ZONE_FILE
 
 
@@ -62,7 +62,7 @@ class DnsConfig:
             tcp_idle_timeout=env_float(
                 "DNS_TCP_IDLE_TIMEOUT", 30.0, minimum=0.1, maximum=3600.0, env=env
             ),
-            metrics_port=env_metrics_port("DNS_METRICS_PORT", 9104, env),
+            metrics_port=env_int("DNS_METRICS_PORT", 9104, minimum=0, maximum=65535, env=env),
             metrics=MetricsSettings.from_env(env),
             log_level=env_log_level(env),
             stats_interval=env_float(

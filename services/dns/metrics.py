@@ -11,11 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from twisted.internet.interfaces import IReactorTime
 
-from services.common.lag_twisted import start_reactor_metrics
-from services.common.metrics import LoopMetrics
-from services.dns.config import DnsConfig
 from services.dns.server import REFUSED_REASONS, AuthoritativeServerFactory
 
 
@@ -54,17 +50,3 @@ class DnsCollector:
         yield GaugeMetricFamily(
             "polyloop_dns_delayed_pending", "Delayed answers (X.delay-N) waiting now.", pending
         )
-
-
-def start_metrics(
-    clock: IReactorTime, factory: AuthoritativeServerFactory, config: DnsConfig
-) -> LoopMetrics | None:
-    """The lag timer on the reactor, the metrics port and its ``/faults`` (None when off)."""
-    return start_reactor_metrics(
-        clock,
-        config.metrics,
-        config.listen_host,
-        config.metrics_port,
-        DnsCollector(factory),
-        faults=factory.faults,
-    )

@@ -197,7 +197,7 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
         self.answered: dict[tuple[str, str], int] = {}
         self.refused = dict.fromkeys(REFUSED_REASONS, 0)
         self.delaying: DelayingAuthority | None = None
-        # issue 11: off and empty; start_metrics gives it the reactor's hooks
+        # off and empty; the loop's start (services.common.loops) gives it the reactor's hooks
         self.faults = Faults()
 
     def wireReceived(self, data: bytes, proto, address=None) -> None:

@@ -21,9 +21,10 @@ import gevent  # noqa: E402
 
 from services.common.config import ConfigError  # noqa: E402
 from services.common.logging import setup_logging  # noqa: E402
+from services.common.loops import gevent as loop_watch  # noqa: E402
 from services.resolver.api import ResolverApp  # noqa: E402
 from services.resolver.config import ResolverConfig  # noqa: E402
-from services.resolver.loop_metrics import start_metrics  # noqa: E402
+from services.resolver.metrics import ResolverCollector  # noqa: E402
 from services.resolver.request import Limits  # noqa: E402
 from services.resolver.resolve import Resolver, server_address  # noqa: E402
 from services.resolver.server import ResolverServer  # noqa: E402
@@ -72,7 +73,14 @@ def main() -> int:
         log.error("cannot listen", extra={**where, "error": str(exc)})
         return 1
     try:
-        start_metrics(app, resolver, config)
+        loop_watch.start(
+            config.metrics,
+            config.listen_host,
+            config.metrics_port,
+            ResolverCollector(app, resolver),
+            faults=resolver.faults,
+            registry=app.metrics.registry,  # the API port's GET /metrics shows them too
+        )
     except OSError as exc:
         log.error("cannot serve metrics on port %s: %s", config.metrics_port, exc)
         return 1

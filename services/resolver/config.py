@@ -22,7 +22,7 @@
 - RESOLVER_DRAIN_SECONDS (3): at SIGTERM, how long requests in flight may finish.
 - RESOLVER_METRICS_PORT (9103): GET /metrics from a real OS thread (answers while the
   hub is blocked); 0 = any free port. POLYLOOP_METRICS, POLYLOOP_LAG_INTERVAL: see
-  ``services.common.metrics``.
+  ``services.common.control``.
 - LOG_LEVEL (INFO); GEVENT_RESOLVER (dnspython, set by ``__main__`` when unset).
 
 A bad value raises ``ConfigError`` naming the variable, so the start fails clearly.
@@ -42,7 +42,7 @@ from services.common.config import (
     env_str,
     listen_host,
 )
-from services.common.metrics import MetricsSettings, env_metrics_port
+from services.common.control import ControlSettings as MetricsSettings
 
 BACKENDS = ("dnspython", "threadpool")
 DEFAULT_TIMEOUT = 5.0
@@ -105,7 +105,7 @@ class ResolverConfig:
                 "RESOLVER_REQUEST_TIMEOUT", 10.0, minimum=0.1, maximum=3600, env=env
             ),
             drain_seconds=env_float("RESOLVER_DRAIN_SECONDS", 3.0, minimum=0, maximum=60, env=env),
-            metrics_port=env_metrics_port("RESOLVER_METRICS_PORT", 9103, env),
+            metrics_port=env_int("RESOLVER_METRICS_PORT", 9103, minimum=0, maximum=65535, env=env),
             metrics=MetricsSettings.from_env(env),
             log_level=env_log_level(env),
         )

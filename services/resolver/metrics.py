@@ -1,11 +1,16 @@
 """Prometheus metrics of one resolver app, in its own registry (tests build many apps).
 
-Scrape with: curl -s localhost:8053/metrics
+``Metrics`` are the app's own (HTTP requests, names, durations); ``ResolverCollector`` reads
+the app's and the resolver's plain counters at scrape time. The same registry is served by
+``GET /metrics`` on the API port (from the hub) and on RESOLVER_METRICS_PORT, the control
+port, from a real OS thread that still answers while the hub is blocked.
+Scrape with: curl -s localhost:8053/metrics (or :9103/metrics)
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import prometheus_client.metrics
 import prometheus_client.values
@@ -18,7 +23,12 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.metrics import MetricWrapperBase
+
+if TYPE_CHECKING:
+    from services.resolver.api import ResolverApp
+    from services.resolver.resolve import Resolver
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 SHED_REASONS = ("idle", "slow", "deadline", "full")
@@ -83,3 +93,21 @@ class Metrics:
         if found is None:
             found = self._children[key] = metric.labels(*labels)
         return found
+
+
+class ResolverCollector:
+    """Samples of the app's and the resolver's plain counters (README "Metrics")."""
+
+    def __init__(self, app: ResolverApp, resolver: Resolver) -> None:
+        self.app = app
+        self.resolver = resolver
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "polyloop_requests", "POST /resolve requests, any client.", self.app.resolve_requests
+        )
+        yield GaugeMetricFamily(
+            "polyloop_resolver_lookups_in_flight",
+            "Name lookups running now, all requests together.",
+            self.resolver.lookups_in_flight,
+        )

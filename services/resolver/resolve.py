@@ -68,7 +68,7 @@ class Resolver:
         )
         self.slots = BoundedSemaphore(max_lookups)
         self.lookups_in_flight = 0  # a plain count, read by the metrics collector
-        # issue 11: off and empty; start_metrics gives it the hub's hooks
+        # off and empty; the loop's start (services.common.loops) gives it the hub's hooks
         self.faults = Faults()
 
     def resolve_many(

@@ -23,8 +23,9 @@ from twisted.logger import Logger
 
 from services.common.config import ConfigError
 from services.common.logging import forward_twisted_logs, setup_logging
+from services.common.loops import twisted as loop_watch
 from services.tcp_echo.config import TcpEchoConfig
-from services.tcp_echo.metrics import start_metrics
+from services.tcp_echo.metrics import TcpEchoCollector
 from services.tcp_echo.protocol import Echo, EchoFactory
 
 SERVICE = "tcp-echo"
@@ -71,7 +72,14 @@ async def serve(reactor: IReactorCore, config: TcpEchoConfig) -> None:
         log.error("cannot listen on {where}: {why}", where=endpoint_description(config), why=exc)
         raise SystemExit(1) from None
     try:
-        start_metrics(reactor, factory, config)
+        loop_watch.start(
+            reactor,
+            config.metrics,
+            config.listen_host,
+            config.metrics_port,
+            TcpEchoCollector(factory),
+            faults=factory.faults,
+        )
     except OSError as exc:
         log.error("cannot serve metrics on port {port}: {why}", port=config.metrics_port, why=exc)
         raise SystemExit(1) from None

@@ -10,11 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from twisted.internet.interfaces import IReactorTime
 
-from services.common.lag_twisted import start_reactor_metrics
-from services.common.metrics import LoopMetrics
-from services.tcp_echo.config import TcpEchoConfig
 from services.tcp_echo.protocol import EchoFactory
 
 
@@ -48,17 +44,3 @@ class TcpEchoCollector:
             "Connections closed after TCP_ECHO_IDLE_TIMEOUT of silence.",
             f.idle_timeouts,
         )
-
-
-def start_metrics(
-    clock: IReactorTime, factory: EchoFactory, config: TcpEchoConfig
-) -> LoopMetrics | None:
-    """The lag timer on the reactor, the metrics port and its ``/faults`` (None when off)."""
-    return start_reactor_metrics(
-        clock,
-        config.metrics,
-        config.listen_host,
-        config.metrics_port,
-        TcpEchoCollector(factory),
-        faults=factory.faults,
-    )

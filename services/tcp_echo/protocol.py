@@ -212,7 +212,7 @@ class EchoFactory(Factory):
         self.idle_timeouts = 0
         self.aborted = 0
         self.half_closed = 0
-        # issue 11: off and empty; start_metrics gives it the reactor's hooks
+        # off and empty; the loop's start (services.common.loops) gives it the reactor's hooks
         self.faults = Faults()
         self._refused_in_burst = 0
         self._drained: list[Deferred[None]] = []

@@ -20,8 +20,9 @@ from collections.abc import Callable
 
 from services.common.config import ConfigError
 from services.common.logging import setup_logging
+from services.common.loops import asyncio as loop_watch
 from services.udp_echo.config import UdpEchoConfig
-from services.udp_echo.metrics import start_metrics
+from services.udp_echo.metrics import UdpEchoCollector
 from services.udp_echo.protocol import ServerUdpEchoProtocol
 from services.udp_echo.ratelimit import SourceRateLimiter
 
@@ -56,7 +57,14 @@ async def main(config: UdpEchoConfig) -> None:
         local_addr=(config.listen_host, config.port),
     )
     try:
-        start_metrics(loop, protocol, config)
+        loop_watch.start(
+            loop,
+            config.metrics,
+            config.listen_host,
+            config.metrics_port,
+            UdpEchoCollector(protocol),
+            faults=protocol.faults,
+        )
     except OSError as exc:
         log.error("cannot serve metrics", extra={"port": config.metrics_port, "error": str(exc)})
         transport.close()

@@ -27,7 +27,7 @@ from services.common.config import (
     env_str,
     listen_host,
 )
-from services.common.metrics import MetricsSettings, env_metrics_port
+from services.common.control import ControlSettings as MetricsSettings
 
 LOOPS = ("asyncio", "uvloop")
 # the largest payload an IPv4 UDP datagram can carry
@@ -67,7 +67,7 @@ class UdpEchoConfig:
                 "UDP_ECHO_STATS_INTERVAL", 10.0, minimum=0.0, maximum=86_400.0, env=env
             ),
             loop=loop,
-            metrics_port=env_metrics_port("UDP_ECHO_METRICS_PORT", 9102, env),
+            metrics_port=env_int("UDP_ECHO_METRICS_PORT", 9102, minimum=0, maximum=65535, env=env),
             metrics=MetricsSettings.from_env(env),
             log_level=env_log_level(env),
         )

@@ -7,14 +7,10 @@ Try it: curl -s 127.0.0.1:9102/metrics
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
-from services.common.lag_asyncio import AsyncioLagTimer, asyncio_fault_hooks
-from services.common.metrics import LagMonitor, LoopMetrics, serve_metrics
-from services.udp_echo.config import UdpEchoConfig
 from services.udp_echo.protocol import DROP_REASONS, ServerUdpEchoProtocol
 
 
@@ -42,23 +38,3 @@ class UdpEchoCollector:
         yield CounterMetricFamily(
             "polyloop_udp_echo_socket_errors", "Errors the socket reported.", p.errors
         )
-
-
-def start_metrics(
-    loop: asyncio.AbstractEventLoop, protocol: ServerUdpEchoProtocol, config: UdpEchoConfig
-) -> LoopMetrics | None:
-    """The lag timer on ``loop``, the metrics port and its ``/faults`` (None when off)."""
-    if not config.metrics.enabled:
-        return None
-    monitor = LagMonitor(config.metrics.lag_interval)
-    timer = AsyncioLagTimer(monitor, loop).start()
-    protocol.faults.hooks = asyncio_fault_hooks(loop)
-    server = serve_metrics(
-        config.metrics,
-        config.listen_host,
-        config.metrics_port,
-        monitor,
-        UdpEchoCollector(protocol),
-        faults=protocol.faults,
-    )
-    return LoopMetrics(monitor, timer, server)

@@ -64,7 +64,7 @@ class ServerUdpEchoProtocol(asyncio.DatagramProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._empty_sender: socket.socket | None = None
-        # issue 11: off and empty; start_metrics gives it the loop's hooks
+        # off and empty; the loop's start (services.common.loops) gives it the loop's hooks
         self.faults = Faults()
 
     @property

@@ -15,7 +15,6 @@ from services.common.config import ConfigError
 from services.common.logging import setup_logging
 from services.web.app import create_app
 from services.web.config import WebConfig
-from services.web.loop_metrics import serve_loop_metrics
 from services.web.server import serve
 
 log = logging.getLogger("services.web")
@@ -30,13 +29,12 @@ def main() -> int:
         return 2
     setup_logging("web", config.log_level)
     log.info("web front starting", extra={"host": config.listen_host, "port": config.port})
-    app = create_app(config)
+    app = create_app(config, control_port=True)
     try:
-        serve_loop_metrics(app)
-    except OSError as exc:
-        log.error("cannot serve metrics on port %s: %s", config.metrics_port, exc)
+        asyncio.run(serve(app, config))
+    except OSError as exc:  # the listening port or the control port is taken
+        log.error("cannot listen: %s", exc, extra={"metrics_port": config.metrics_port})
         return 1
-    asyncio.run(serve(app, config))
     log.info("web front stopped")
     return 0
 

@@ -7,19 +7,20 @@ become problem+json in one middleware; every response carries the security heade
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from services.common.loops import asyncio as loop_watch
 from services.web.backends.clients import BackendClients
 from services.web.config import WebConfig
 from services.web.errors import problem_middleware
 from services.web.faults import fault_middleware, setup_faults
-from services.web.keys import CLIENTS, CONFIG, METRICS, STATS
+from services.web.keys import CLIENTS, CONFIG, FAULTS, METRICS, STATS, WATCH
 from services.web.live import setup_live
-from services.web.loop_metrics import setup_loop_metrics
-from services.web.metrics import Metrics, metrics_middleware
+from services.web.metrics import Metrics, WebCollector, metrics_middleware
 from services.web.routes import routes
 from services.web.stats import BackendStats
 
@@ -38,7 +39,12 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(config: WebConfig) -> web.Application:
+SERVE_CONTROL_PORT = web.AppKey("serve_control_port", bool)
+
+
+def create_app(config: WebConfig, *, control_port: bool = False) -> web.Application:
+    """The front. ``control_port``: also serve WEB_METRICS_PORT while it runs (``__main__``
+    does; an app tested in-process gets its lag timer and fault hooks, no port)."""
     metrics = Metrics()
     app = web.Application(
         client_max_size=config.max_body,
@@ -53,8 +59,32 @@ def create_app(config: WebConfig) -> web.Application:
     app.add_routes(routes)
     setup_live(app)
     setup_faults(app)
-    setup_loop_metrics(app)
+    app[SERVE_CONTROL_PORT] = control_port
+    app.cleanup_ctx.append(watch_ctx)
     return app
+
+
+async def watch_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Watch the front's own loop while it runs (``services.common.loops.asyncio``): its lag
+    timer, its fault hooks and, when asked, the control port serving the app's registry."""
+    config = app[CONFIG]
+    watch = loop_watch.start(
+        asyncio.get_running_loop(),
+        config.metrics,
+        config.listen_host,
+        config.metrics_port if app[SERVE_CONTROL_PORT] else None,
+        WebCollector(app[METRICS]),
+        faults=app[FAULTS],
+        registry=app[METRICS].registry,
+    )
+    if watch is None:
+        yield
+        return
+    app[WATCH] = watch
+    yield
+    watch.stop()
+    if watch.server is not None:
+        watch.server.close()
 
 
 async def backends_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from services.common.config import env_float, env_int, env_log_level, env_port, env_str, listen_host
-from services.common.faults import admin_token
-from services.common.metrics import MetricsSettings, env_metrics_port
+from services.common.control import ControlSettings as MetricsSettings
+from services.common.settings import ADMIN_TOKEN
 
 # a request that names no timeout gets this, capped by RESOLVER_MAX_TIMEOUT (as the resolver does)
 DEFAULT_RESOLVE_TIMEOUT = 5.0
@@ -99,10 +99,10 @@ class WebConfig:
         return cls(
             listen_host=listen_host(env),
             port=env_port("WEB_PORT", 8080, env),
-            metrics_port=env_metrics_port("WEB_METRICS_PORT", 9105, env),
+            metrics_port=env_int("WEB_METRICS_PORT", 9105, minimum=0, maximum=65535, env=env),
             metrics=MetricsSettings.from_env(env),
             faults_enabled=faults_enabled(env),
-            admin_token=admin_token(env),
+            admin_token=ADMIN_TOKEN.read(env),
             tcp_echo_host=env_str("TCP_ECHO_HOST", "127.0.0.1", env),
             tcp_echo_port=env_port("TCP_ECHO_PORT", 8000, env),
             udp_echo_host=env_str("UDP_ECHO_HOST", "127.0.0.1", env),

@@ -33,7 +33,6 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from services.common.faults import FaultError, Faults, parse_spec
-from services.common.lag_asyncio import asyncio_fault_hooks
 from services.web.errors import (
     BackendTimeout,
     BackendUnavailable,
@@ -76,7 +75,6 @@ def setup_faults(app: web.Application) -> None:
 
 
 async def _faults_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[FAULTS].hooks = asyncio_fault_hooks(asyncio.get_running_loop())
     timeout = aiohttp.ClientTimeout(total=app[CONFIG].health_timeout)
     # no cookies, no proxies from the environment: only the services' own metrics ports
     async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as session:

@@ -6,6 +6,7 @@ import aiohttp
 from aiohttp import web
 
 from services.common.faults import Faults
+from services.common.loops import Watch
 from services.web.backends.clients import BackendClients
 from services.web.config import WebConfig
 from services.web.metrics import Metrics
@@ -16,6 +17,8 @@ CONFIG = web.AppKey("config", WebConfig)
 METRICS = web.AppKey("metrics", Metrics)
 # set while the app runs (between startup and cleanup, by app.backends_ctx)
 CLIENTS = web.AppKey("backend_clients", BackendClients)
-# issue 11: the front's own fault state, and the session that reaches the metrics ports
+# the front's own fault state, and the session that reaches the services' control ports
 FAULTS = web.AppKey("faults", Faults)
 FAULT_SESSION = web.AppKey("fault_session", aiohttp.ClientSession)
+# what watches the front's own loop (lag timer, fault hooks, control port), while it runs
+WATCH = web.AppKey("watch", Watch)

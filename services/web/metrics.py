@@ -12,10 +12,12 @@ PATCH, OPTIONS or other), ``polyloop_web_request_seconds``,
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, Metric
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -23,6 +25,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)  # CPU, RSS, open fds, as in every service
         self.requests = Counter(
             "polyloop_web_requests",
             "HTTP requests answered by the front",
@@ -124,3 +127,24 @@ def metrics_middleware(metrics: Metrics) -> Middleware:
             pair[1].observe(time.perf_counter() - start)
 
     return middleware
+
+
+API_PREFIX = "/api/"
+
+
+class WebCollector:
+    """``polyloop_requests_total``: requests to the API routes, summed at scrape time from
+    the front's own per-route counter (the middleware already counts every request)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        total = 0.0
+        for family in self.metrics.requests.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_total") and sample.labels["route"].startswith(API_PREFIX):
+                    total += sample.value
+        yield CounterMetricFamily(
+            "polyloop_requests", "HTTP requests to the front's API routes, any client.", total
+        )

@@ -26,10 +26,9 @@ import pytest
 
 from services.resolver.api import ResolverApp
 from services.resolver.config import ResolverConfig
-from services.resolver.loop_metrics import start_metrics
 from services.resolver.resolve import Resolver
 from services.resolver.server import ResolverServer
-from tests.gevent.test_resolver_lag import scrape_from_a_real_thread
+from tests.gevent.test_resolver_lag import scrape_from_a_real_thread, watch_resolver
 from tests.scrape import lag_over
 
 TOKEN = secrets.token_urlsafe(16)
@@ -52,8 +51,8 @@ def served(
     resolver: Resolver, app: ResolverApp, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[str, int]]:
     """(the API's base URL, the metrics port) with the token configured."""
-    monkeypatch.setenv("POLYLOOP_ADMIN_TOKEN", TOKEN)
-    started = start_metrics(app, resolver, ResolverConfig(metrics_port=0))
+    config = ResolverConfig.from_env({"POLYLOOP_ADMIN_TOKEN": TOKEN, "RESOLVER_METRICS_PORT": "0"})
+    started = watch_resolver(app, resolver, config)
     assert started is not None
     wsgi = ResolverServer(("127.0.0.1", 0), app, max_connections=10, client_timeout=5.0)
     wsgi.start()

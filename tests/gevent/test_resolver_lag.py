@@ -19,10 +19,12 @@ import gevent
 import pytest
 from gevent import monkey
 
-from services.common.lag_gevent import start_os_thread
+from services.common.loops import Watch
+from services.common.loops import gevent as gevent_loop
+from services.common.loops.gevent import start_os_thread
 from services.resolver.api import ResolverApp
 from services.resolver.config import ResolverConfig
-from services.resolver.loop_metrics import start_metrics
+from services.resolver.metrics import ResolverCollector
 from services.resolver.resolve import Resolver
 from services.resolver.server import ResolverServer
 from tests.scrape import Samples, lag_over, parse, value
@@ -53,10 +55,22 @@ def scrape_from_a_real_thread(url: str) -> Samples:
     return box[0]
 
 
+def watch_resolver(app: ResolverApp, resolver: Resolver, config: ResolverConfig) -> Watch | None:
+    """What the resolver's ``__main__`` starts: the hub watched, its control port."""
+    return gevent_loop.start(
+        config.metrics,
+        config.listen_host,
+        config.metrics_port,
+        ResolverCollector(app, resolver),
+        faults=resolver.faults,
+        registry=app.metrics.registry,
+    )
+
+
 @pytest.fixture
 def resolver_with_metrics(resolver: Resolver, app: ResolverApp) -> Iterator[tuple[str, str]]:
     """(the API's base URL, the metrics URL) of the app with its lag timer and port."""
-    started = start_metrics(app, resolver, ResolverConfig(metrics_port=0))
+    started = watch_resolver(app, resolver, ResolverConfig(metrics_port=0))
     assert started is not None
     wsgi = ResolverServer(("127.0.0.1", 0), app, max_connections=10, client_timeout=2.0)
     wsgi.start()

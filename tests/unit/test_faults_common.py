@@ -1,4 +1,5 @@
-"""The shared fault state (services/common/faults.py) and its /faults route (issue 11)."""
+"""The shared fault state (services/common/faults.py) and its /faults route on the control
+port (services/common/control.py)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,14 @@ from typing import Any
 
 import pytest
 
+from services.common.control import ControlSettings, check_token, new_registry, serve
 from services.common.faults import (
     FaultError,
     Faults,
     FaultSpec,
     LoopHooks,
-    check_token,
     parse_spec,
 )
-from services.common.metrics import MetricsSettings, new_registry, serve_metrics
 
 TOKEN = secrets.token_urlsafe(16)  # a fresh one per run, as make up makes
 
@@ -194,10 +194,8 @@ def test_the_token_check(header: str | None, token: str | None, status: int | No
 
 
 def _serve(faults: Faults, token: str | None) -> Any:
-    env = {} if token is None else {"POLYLOOP_ADMIN_TOKEN": token}
-    return serve_metrics(
-        MetricsSettings(), "127.0.0.1", 0, registry=new_registry(), faults=faults, env=env
-    )
+    settings = ControlSettings(admin_token=token)
+    return serve(settings, "127.0.0.1", 0, new_registry(), faults=faults)
 
 
 @pytest.fixture

@@ -31,30 +31,25 @@ import dns.rcode
 import pytest
 from twisted.internet import threads
 
+from services.common.control import ControlSettings
 from services.common.faults import Faults
 from services.dns.config import DnsConfig
-from services.dns.metrics import start_metrics as start_dns_metrics
 from services.dns.server import ServerDatagramProtocol, build_factory
 from services.tcp_echo.config import TcpEchoConfig
-from services.tcp_echo.metrics import start_metrics as start_tcp_metrics
 from services.tcp_echo.protocol import Echo, EchoFactory
 from services.udp_echo.config import UdpEchoConfig
-from services.udp_echo.metrics import start_metrics as start_udp_metrics
 from services.udp_echo.protocol import ServerUdpEchoProtocol
 from tests.scrape import lag_over, scrape, value
 from tests.unit.test_faults_common import Clock
 from tests.unit.test_loop_lag_services import loop_in_a_thread, reactor_in_a_thread
+from tests.unit.watched import start_dns_metrics, start_tcp_metrics, start_udp_metrics
 
 TOKEN = secrets.token_urlsafe(16)
+CONTROL = ControlSettings(admin_token=TOKEN)  # the token each service's config carries
 BLOCK_MS = 500
 LATENCY_MS = 600
 CALLS = 300
 PERCENT = 30
-
-
-@pytest.fixture(autouse=True)
-def _token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("POLYLOOP_ADMIN_TOKEN", TOKEN)
 
 
 @dataclass
@@ -92,7 +87,9 @@ def tcp_echo() -> Iterator[Running]:
         def setup() -> Running:
             factory = EchoFactory.forProtocol(Echo, clock=reactor)
             port = reactor.listenTCP(0, factory, interface="127.0.0.1")
-            started = start_tcp_metrics(reactor, factory, TcpEchoConfig(metrics_port=0))
+            started = start_tcp_metrics(
+                reactor, factory, TcpEchoConfig(metrics_port=0, metrics=CONTROL)
+            )
             return Running(port.getHost().port, started.server.port, factory.faults)
 
         yield threads.blockingCallFromThread(reactor, setup)
@@ -157,7 +154,9 @@ def udp_echo() -> Iterator[Running]:
             transport, protocol = await loop.create_datagram_endpoint(
                 ServerUdpEchoProtocol, local_addr=("127.0.0.1", 0)
             )
-            started = start_udp_metrics(loop, protocol, UdpEchoConfig(metrics_port=0))
+            started = start_udp_metrics(
+                loop, protocol, UdpEchoConfig(metrics_port=0, metrics=CONTROL)
+            )
             port = transport.get_extra_info("sockname")[1]
             return Running(port, started.server.port, protocol.faults)
 
@@ -239,7 +238,7 @@ def dns_server() -> Iterator[Running]:
     with reactor_in_a_thread() as reactor:
 
         def setup() -> Running:
-            config = DnsConfig(metrics_port=0)
+            config = DnsConfig(metrics_port=0, metrics=CONTROL)
             factory = build_factory(config, reactor)
             protocol = ServerDatagramProtocol(controller=factory, reactor=reactor)
             port = reactor.listenUDP(0, protocol, interface="127.0.0.1")

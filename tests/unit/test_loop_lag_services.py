@@ -25,18 +25,16 @@ from aiohttp import web
 from twisted.internet import selectreactor, threads
 
 from services.dns.config import DnsConfig
-from services.dns.metrics import start_metrics as start_dns_metrics
 from services.dns.server import ServerDatagramProtocol, build_factory
 from services.tcp_echo.config import TcpEchoConfig
-from services.tcp_echo.metrics import start_metrics as start_tcp_metrics
 from services.tcp_echo.protocol import Echo, EchoFactory
 from services.udp_echo.config import UdpEchoConfig
-from services.udp_echo.metrics import start_metrics as start_udp_metrics
 from services.udp_echo.protocol import ServerUdpEchoProtocol
 from services.web.app import create_app
 from services.web.config import WebConfig
-from services.web.loop_metrics import serve_loop_metrics
+from services.web.keys import WATCH
 from tests.scrape import Samples, lag_over, scrape, value
+from tests.unit.watched import start_dns_metrics, start_tcp_metrics, start_udp_metrics
 
 BLOCK = 0.8  # seconds the loop is blocked
 N = 25  # real requests counted
@@ -175,14 +173,15 @@ def test_udp_echo_shows_its_blocked_loop_and_counts_each_datagram() -> None:
 
 def test_web_shows_its_blocked_loop_and_counts_its_api_requests() -> None:
     with loop_in_a_thread() as loop:
-        app = create_app(WebConfig(metrics_port=0))
+        app = create_app(WebConfig(metrics_port=0), control_port=True)
 
         async def setup() -> tuple[web.AppRunner, int, int]:
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
-            server = serve_loop_metrics(app)
+            server = app[WATCH].server
+            assert server is not None
             return runner, site._server.sockets[0].getsockname()[1], server.port
 
         runner, web_port, metrics_port = asyncio.run_coroutine_threadsafe(setup(), loop).result(10)

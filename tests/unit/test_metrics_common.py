@@ -1,5 +1,6 @@
-"""services/common/metrics.py and the lag timers, in-process: the lag histogram and the
-"blocked now" gauge, the metrics port (routes, its connection bound), the settings."""
+"""services/common/loops and services/common/control.py, in-process: the lag histogram and
+the "blocked now" gauge, the lag timers, the control port (routes, its connection bound),
+the settings."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import pytest
 from twisted.internet import task
 
 from services.common.config import ConfigError
-from services.common.lag_asyncio import AsyncioLagTimer
-from services.common.lag_twisted import TwistedLagTimer
-from services.common.metrics import LagMonitor, MetricsServer, MetricsSettings, new_registry
+from services.common.control import ControlServer, ControlSettings, new_registry
+from services.common.loops import LagMonitor
+from services.common.loops.asyncio import AsyncioLagTimer
+from services.common.loops.twisted import TwistedLagTimer
 from tests.scrape import lag_over, parse, scrape, value
 
 
@@ -93,12 +95,12 @@ def test_the_asyncio_timer_sees_a_blocking_callback() -> None:
 
 
 @pytest.fixture
-def server() -> Iterator[MetricsServer]:
+def server() -> Iterator[ControlServer]:
     def hello(environ: dict, start_response) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"hello"]
 
-    metrics = MetricsServer(
+    metrics = ControlServer(
         new_registry(LagMonitor()), "127.0.0.1", 0, max_connections=2, routes={"/hello": hello}
     )
     metrics.start()
@@ -106,7 +108,7 @@ def server() -> Iterator[MetricsServer]:
     metrics.close()
 
 
-def test_the_metrics_port_serves_metrics_a_route_added_and_404_else(server: MetricsServer) -> None:
+def test_the_metrics_port_serves_metrics_a_route_added_and_404_else(server: ControlServer) -> None:
     base = f"http://127.0.0.1:{server.port}"
     assert "process_cpu_seconds_total" in {name for name, _ in scrape(f"{base}/metrics")}
     with urllib.request.urlopen(f"{base}/hello", timeout=2) as response:
@@ -117,7 +119,7 @@ def test_the_metrics_port_serves_metrics_a_route_added_and_404_else(server: Metr
     missing.value.close()
 
 
-def test_beyond_max_connections_a_new_one_is_closed_at_once(server: MetricsServer) -> None:
+def test_beyond_max_connections_a_new_one_is_closed_at_once(server: ControlServer) -> None:
     idle = [socket.create_connection(("127.0.0.1", server.port), timeout=2) for _ in range(2)]
     try:
         deadline = time.monotonic() + 5
@@ -151,9 +153,9 @@ def test_beyond_max_connections_a_new_one_is_closed_at_once(server: MetricsServe
 )
 def test_a_bad_setting_names_its_variable(name: str, raw: str) -> None:
     with pytest.raises(ConfigError, match=name):
-        MetricsSettings.from_env({name: raw})
+        ControlSettings.from_env({name: raw})
 
 
 def test_the_settings_defaults_and_the_switch() -> None:
-    assert MetricsSettings.from_env({}) == MetricsSettings(True, 0.05, 16)
-    assert not MetricsSettings.from_env({"POLYLOOP_METRICS": "0"}).enabled
+    assert ControlSettings.from_env({}) == ControlSettings(True, 0.05, 16, None)
+    assert not ControlSettings.from_env({"POLYLOOP_METRICS": "0"}).enabled

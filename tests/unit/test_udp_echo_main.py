@@ -61,7 +61,7 @@ def test_a_stop_signal_exits_0_at_once(service: Process, signum: signal.Signals)
     # stdout and stderr share the log: every line JSON means nothing raw on stderr
     lines = json_lines(service.log_text())
     assert [line["msg"] for line in lines[1:]] == [
-        "metrics endpoint listening",
+        "control port listening",
         "stopping",
         "udp echo closed",
     ]

@@ -1,6 +1,6 @@
 """The front's fault API (services/web/faults.py) against a real /faults endpoint.
 
-A real ``Faults`` behind a real metrics port (``serve_metrics``, the same code every
+A real ``Faults`` behind a real metrics port (``services.common.control.serve``, the same code every
 service runs) stands for tcp-echo; the other services point at a closed port, so they
 are "down". Needs nothing running.
 """
@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from services.common.control import ControlServer, ControlSettings, new_registry, serve
 from services.common.faults import Faults, FaultSpec
-from services.common.metrics import MetricsServer, MetricsSettings, new_registry, serve_metrics
 from services.web.app import create_app
 from services.web.config import WebConfig, faults_enabled
 from services.web.keys import FAULTS
@@ -31,21 +31,16 @@ def closed_port() -> int:
 
 
 @pytest.fixture
-def service() -> Iterator[tuple[Faults, MetricsServer]]:
+def service() -> Iterator[tuple[Faults, ControlServer]]:
     faults = Faults()
-    server = serve_metrics(
-        MetricsSettings(),
-        "127.0.0.1",
-        0,
-        registry=new_registry(),
-        faults=faults,
-        env={"POLYLOOP_ADMIN_TOKEN": TOKEN},
+    server = serve(
+        ControlSettings(admin_token=TOKEN), "127.0.0.1", 0, new_registry(), faults=faults
     )
     yield faults, server
     server.close()
 
 
-def config_for(server: MetricsServer, **changes: Any) -> WebConfig:
+def config_for(server: ControlServer, **changes: Any) -> WebConfig:
     down = closed_port()
     values: dict[str, Any] = {
         "tcp_echo_metrics_port": server.port,

@@ -1,11 +1,15 @@
-"""The lag timer on a Twisted reactor: ``task.LoopingCall.withCount``.
+"""The Twisted reactor seen from outside: its lag timer, its fault hooks, ``start``.
 
-``withCount`` passes how many intervals elapsed since the last call (a reactor blocked
-0.3 s under a 0.05 s interval gives about 6), but that count is floored from float
-seconds and can come one short, so the lag is not derived from it: each tick knows when
-LoopingCall scheduled it (the next point of its grid after the previous run, computed as
-``LoopingCall._scheduleFrom`` does) and the lag is the clock's time minus that. The
-count is kept as ``missed`` (intervals skipped), and ``task.Clock`` drives it in tests.
+The lag timer is ``task.LoopingCall.withCount``. ``withCount`` passes how many intervals
+elapsed since the last call (a reactor blocked 0.3 s under a 0.05 s interval gives about 6),
+but that count is floored from float seconds and can come one short, so the lag is not
+derived from it: each tick knows when LoopingCall scheduled it (the next point of its grid
+after the previous run, computed as ``LoopingCall._scheduleFrom`` does) and the lag is the
+clock's time minus that. The count is kept as ``missed`` (intervals skipped), and
+``task.Clock`` drives it in tests.
+
+    watch = start(reactor, config.metrics, config.listen_host, config.metrics_port,
+                  TcpEchoCollector(factory), faults=factory.faults)
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from typing import Any
 from twisted.internet import task
 from twisted.internet.interfaces import IReactorTime
 
+from services.common.control import ControlSettings
 from services.common.faults import Faults, LoopHooks
-from services.common.metrics import LagMonitor, LoopMetrics, MetricsSettings, serve_metrics
+from services.common.loops import LagMonitor, Watch, watch
 
 
 class TwistedLagTimer:
@@ -53,7 +58,7 @@ class TwistedLagTimer:
         return interval if now == now + until else until
 
 
-def twisted_fault_hooks(reactor: Any) -> LoopHooks:
+def hooks(reactor: Any) -> LoopHooks:
     """The reactor's ways for ``Faults``: ``callFromThread``, ``callLater``, ``time.sleep``.
 
     ``time.sleep`` called from a reactor callback is the real block: nothing else on the
@@ -62,22 +67,16 @@ def twisted_fault_hooks(reactor: Any) -> LoopHooks:
     return LoopHooks(reactor.callFromThread, reactor.callLater, time.sleep)
 
 
-def start_reactor_metrics(
-    clock: IReactorTime,
-    settings: MetricsSettings,
+def start(
+    reactor: Any,
+    settings: ControlSettings,
     host: str,
-    port: int,
-    collector: Any,
+    port: int | None,
+    *collectors: Any,
     faults: Faults | None = None,
-) -> LoopMetrics | None:
-    """The lag timer on the reactor and the metrics port serving ``collector`` with it
-    (None when POLYLOOP_METRICS=0): what tcp-echo and dns both start. With ``faults``,
-    the port serves its ``/faults`` too, and the faults get the reactor's hooks."""
-    if not settings.enabled:
-        return None
+) -> Watch | None:
+    """The lag timer on ``reactor``, its hooks for ``faults``, and the control port serving
+    ``collectors`` (None when POLYLOOP_METRICS=0). Raises ``OSError`` if the port is taken."""
     monitor = LagMonitor(settings.lag_interval)
-    timer = TwistedLagTimer(monitor, clock).start()
-    if faults is not None:
-        faults.hooks = twisted_fault_hooks(clock)
-    server = serve_metrics(settings, host, port, monitor, collector, faults=faults)
-    return LoopMetrics(monitor, timer, server)
+    timer = TwistedLagTimer(monitor, reactor)
+    return watch(monitor, timer, hooks(reactor), settings, host, port, collectors, faults=faults)

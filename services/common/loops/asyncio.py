@@ -1,0 +1,84 @@
+"""An asyncio loop (the stdlib's or uvloop) seen from outside: lag timer, fault hooks, ``start``.
+
+The lag timer is ``loop.call_later``: each tick remembers when the next one is due
+(``loop.time()``, monotonic) and re-arms itself; how late it then runs is the loop's lag
+(the drift idiom of Ray Serve's ``serve_event_loop_scheduling_latency_ms``).
+
+    watch = start(loop, config.metrics, config.listen_host, config.metrics_port,
+                  UdpEchoCollector(protocol), faults=protocol.faults)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from services.common.control import ControlSettings
+from services.common.faults import Faults, LoopHooks
+from services.common.loops import LagMonitor, Watch, watch
+
+
+class AsyncioLagTimer:
+    """Tick ``monitor`` every ``monitor.interval`` seconds on ``loop``."""
+
+    def __init__(self, monitor: LagMonitor, loop: asyncio.AbstractEventLoop) -> None:
+        self.monitor = monitor
+        self.loop = loop
+        self._due = 0.0
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self) -> AsyncioLagTimer:
+        self._arm()
+        return self
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _arm(self) -> None:
+        self._due = self.loop.time() + self.monitor.interval
+        self._handle = self.loop.call_later(self.monitor.interval, self._tick)
+
+    def _tick(self) -> None:
+        self.monitor.tick(self.loop.time() - self._due)
+        self._arm()
+
+
+def hooks(loop: asyncio.AbstractEventLoop) -> LoopHooks:
+    """The loop's ways for ``Faults``: ``call_soon_threadsafe``, ``call_later``, ``time.sleep``.
+
+    ``time.sleep`` in a callback of the loop is the real block: no other callback, no
+    other coroutine runs until it returns.
+    """
+    return LoopHooks(loop.call_soon_threadsafe, loop.call_later, time.sleep)
+
+
+def start(
+    loop: asyncio.AbstractEventLoop,
+    settings: ControlSettings,
+    host: str,
+    port: int | None,
+    *collectors: Any,
+    faults: Faults | None = None,
+    registry: CollectorRegistry | None = None,
+) -> Watch | None:
+    """The lag timer on ``loop``, its hooks for ``faults``, and the control port serving
+    ``collectors`` (into ``registry`` when given; ``port`` None: no port). None when
+    POLYLOOP_METRICS=0. Raises ``OSError`` if the port cannot be bound."""
+    monitor = LagMonitor(settings.lag_interval)
+    timer = AsyncioLagTimer(monitor, loop)
+    return watch(
+        monitor,
+        timer,
+        hooks(loop),
+        settings,
+        host,
+        port,
+        collectors,
+        faults=faults,
+        registry=registry,
+    )

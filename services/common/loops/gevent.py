@@ -1,0 +1,104 @@
+"""The gevent hub seen from outside: its lag timer, its fault hooks, ``start``.
+
+The lag timer is a greenlet that ``gevent.sleep``s one interval: how much longer than the
+interval the sleep took is the hub's lag. The "blocked now" gauge needs no greenlet: the
+control port's real OS thread computes it at scrape time from the last tick, while the hub
+itself may be stuck (gevent's own ``monitor_thread`` reports a block too, but only as events
+of its threshold, not the block's length).
+
+The control port runs on a REAL OS thread (``start_os_thread``): after
+``monkey.patch_all()``, ``threading.Thread`` would be a greenlet of the very hub it must
+watch, and a gevent socket belongs to the hub of the thread that made it.
+
+    watch = start(config.metrics, config.listen_host, config.metrics_port,
+                  ResolverCollector(app, resolver), faults=resolver.faults,
+                  registry=app.metrics.registry)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+from gevent import monkey
+from prometheus_client import CollectorRegistry
+
+from services.common.control import ControlSettings
+from services.common.faults import Faults, LoopHooks
+from services.common.loops import LagMonitor, Watch, watch
+
+
+class GeventLagTimer:
+    """Tick ``monitor`` every ``monitor.interval`` seconds from a greenlet of the hub."""
+
+    def __init__(self, monitor: LagMonitor) -> None:
+        self.monitor = monitor
+        self.greenlet: gevent.Greenlet | None = None
+
+    def start(self) -> GeventLagTimer:
+        self.greenlet = gevent.spawn(self._run)
+        return self
+
+    def stop(self) -> None:
+        if self.greenlet is not None:
+            self.greenlet.kill(block=False)
+            self.greenlet = None
+
+    def _run(self) -> None:
+        interval = self.monitor.interval
+        while True:
+            # time.monotonic is never patched: a real clock, not the hub's cached one
+            due = time.monotonic() + interval
+            gevent.sleep(interval)
+            self.monitor.tick(time.monotonic() - due)
+
+
+def start_os_thread(target: Callable[[], None]) -> int:
+    """Run ``target`` on a new real OS thread (the unpatched ``_thread.start_new_thread``).
+
+    Whatever gevent-patched I/O it does runs on that thread's own hub, so it keeps going
+    while the main hub is blocked.
+    """
+    start_new_thread = monkey.get_original("_thread", "start_new_thread")
+    return start_new_thread(target, ())
+
+
+def hooks(hub: Any = None) -> LoopHooks:
+    """The hub's ways for ``Faults`` (call it in the main thread, or pass its hub).
+
+    From the control port's OS thread, ``run_callback_threadsafe`` runs the block in the hub
+    itself; the block is the ORIGINAL ``time.sleep`` (the patched one would only yield to
+    the hub, blocking nothing). A repeat is a greenlet started ``gevent.spawn_later``.
+    """
+    hub = hub or gevent.get_hub()
+    sleep = monkey.get_original("time", "sleep")
+    return LoopHooks(hub.loop.run_callback_threadsafe, gevent.spawn_later, sleep)
+
+
+def start(
+    settings: ControlSettings,
+    host: str,
+    port: int | None,
+    *collectors: Any,
+    faults: Faults | None = None,
+    registry: CollectorRegistry | None = None,
+) -> Watch | None:
+    """The lag greenlet in this thread's hub, its hooks for ``faults``, and the control port
+    on an OS thread serving ``collectors`` (into ``registry`` when given). None when
+    POLYLOOP_METRICS=0. Raises ``OSError`` if the port cannot be bound."""
+    monitor = LagMonitor(settings.lag_interval)
+    timer = GeventLagTimer(monitor)
+    return watch(
+        monitor,
+        timer,
+        hooks(),
+        settings,
+        host,
+        port,
+        collectors,
+        faults=faults,
+        registry=registry,
+        start_thread=start_os_thread,
+    )
