@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from services.common.catalogue import SERVICES, service
+
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 HOW_TO_START = "start the stack first: `make up` (or run `make test`, which brings it up)"
@@ -26,16 +28,22 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name, "").strip() or default
 
 
+def _port(name: str) -> int:
+    """Service ``name``'s host port: its variable, else the catalogue's default."""
+    s = service(name)
+    return int(_env(s.port_variable, str(s.port)))
+
+
 @dataclass(frozen=True)
 class Stack:
-    """Host-side addresses of every service (README defaults)."""
+    """Host-side addresses of every service (the catalogue's defaults, or their variables)."""
 
     bind: str = _env("POLYLOOP_BIND", "127.0.0.1")
-    web_port: int = int(_env("WEB_PORT", "8080"))
-    tcp_echo_port: int = int(_env("TCP_ECHO_PORT", "8000"))
-    udp_echo_port: int = int(_env("UDP_ECHO_PORT", "9999"))
-    resolver_port: int = int(_env("RESOLVER_PORT", "8053"))
-    dns_port: int = int(_env("DNS_PORT", "1053"))
+    web_port: int = _port("web")
+    tcp_echo_port: int = _port("tcp-echo")
+    udp_echo_port: int = _port("udp-echo")
+    resolver_port: int = _port("resolver")
+    dns_port: int = _port("dns")
 
     @property
     def host(self) -> str:
@@ -44,19 +52,11 @@ class Stack:
 
     def address_env(self) -> dict[str, str]:
         """The address variables of every service, for a client the tests start (Locust)."""
-        host = self.host
-        return {
-            "WEB_HOST": host,
-            "WEB_PORT": str(self.web_port),
-            "TCP_ECHO_HOST": host,
-            "TCP_ECHO_PORT": str(self.tcp_echo_port),
-            "UDP_ECHO_HOST": host,
-            "UDP_ECHO_PORT": str(self.udp_echo_port),
-            "RESOLVER_HOST": host,
-            "RESOLVER_PORT": str(self.resolver_port),
-            "DNS_HOST": host,
-            "DNS_PORT": str(self.dns_port),
-        }
+        env = {}
+        for s in SERVICES:
+            env[s.host_variable] = self.host
+            env[s.port_variable] = str(getattr(self, f"{s.package}_port"))
+        return env
 
     @property
     def web_url(self) -> str:

@@ -78,6 +78,20 @@ class WebConfig:
     # POLYLOOP_METRICS, POLYLOOP_LAG_INTERVAL, POLYLOOP_METRICS_MAX_CONNECTIONS
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
+    def address(self, name: str) -> tuple[str, int]:
+        """Where the front reaches service ``name`` (a catalogue name): ``<SERVICE>_HOST``,
+        ``<SERVICE>_PORT``."""
+        package = name.replace("-", "_")
+        return getattr(self, f"{package}_host"), getattr(self, f"{package}_port")
+
+    def control_address(self, name: str) -> tuple[str, int]:
+        """Where service ``name``'s control port is reached: ``<SERVICE>_HOST``,
+        ``<SERVICE>_METRICS_PORT`` (the front's own: ``WEB_HOST``, ``WEB_METRICS_PORT``)."""
+        if name == "web":
+            return self.web_host, self.metrics_port
+        package = name.replace("-", "_")
+        return getattr(self, f"{package}_host"), getattr(self, f"{package}_metrics_port")
+
     @property
     def udp_max_message(self) -> int:
         """Bytes of a UDP echo message: one datagram udp-echo does not drop."""

@@ -32,6 +32,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from services.common.catalogue import NAMES
 from services.common.faults import FaultError, Faults, parse_spec
 from services.web.errors import (
     BackendTimeout,
@@ -41,11 +42,11 @@ from services.web.errors import (
     Problem,
 )
 from services.web.keys import CONFIG, FAULT_SESSION, FAULTS
-from services.web.scrape import targets
+from services.web.scrape import control_url
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("tcp-echo", "udp-echo", "dns", "resolver", "web")
+SERVICES = NAMES  # the front itself included: "web" is its own faults
 # the front's own routes a fault of "web" applies to: the ones that serve the demo's
 # clients (never /api/faults itself, so a fault of the front can always be cleared)
 FAULTY_PREFIXES = ("/api/echo/", "/api/resolve", "/api/fanout")
@@ -114,7 +115,7 @@ def _service(request: web.Request) -> str:
 async def _call(app: web.Application, service: str, method: str, body: Any = None) -> dict:
     """``method`` on ``service``'s ``/faults`` with the token; its answer, or a Problem."""
     config = app[CONFIG]
-    url = targets(config)[service].removesuffix("/metrics") + "/faults"
+    url = control_url(config, service, "/faults")
     headers = {}
     if method != "GET" and config.admin_token:
         headers["Authorization"] = f"Bearer {config.admin_token}"

@@ -32,10 +32,10 @@ import aiohttp
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.common.catalogue import NAMES
 from services.web.config import WebConfig
 from services.web.keys import CONFIG
 
-SERVICES = ("tcp-echo", "udp-echo", "resolver", "dns", "web")
 REQUESTS = "polyloop_requests_total"
 LAG = "polyloop_event_loop_lag_seconds"
 BLOCKED = "polyloop_event_loop_blocked_seconds"
@@ -185,16 +185,15 @@ class ServiceSeries:
         }
 
 
+def control_url(config: WebConfig, name: str, path: str) -> str:
+    """``path`` on service ``name``'s control port (its host and metrics port variables)."""
+    host, port = config.control_address(name)
+    return f"http://{host}:{port}{path}"
+
+
 def targets(config: WebConfig) -> dict[str, str]:
-    """Each service's metrics URL: its host variable and its metrics port variable."""
-    where = {
-        "tcp-echo": (config.tcp_echo_host, config.tcp_echo_metrics_port),
-        "udp-echo": (config.udp_echo_host, config.udp_echo_metrics_port),
-        "resolver": (config.resolver_host, config.resolver_metrics_port),
-        "dns": (config.dns_host, config.dns_metrics_port),
-        "web": (config.web_host, config.metrics_port),
-    }
-    return {name: f"http://{host}:{port}/metrics" for name, (host, port) in where.items()}
+    """Each service's metrics URL, in the catalogue's order."""
+    return {name: control_url(config, name, "/metrics") for name in NAMES}
 
 
 class Scraper:
@@ -255,7 +254,7 @@ async def _scrape_forever(scraper: Scraper) -> None:
 async def scrape_ctx(app: web.Application) -> AsyncIterator[None]:
     """``cleanup_ctx``: scrape every second for as long as the app runs (needs app[CONFIG])."""
     config = app[CONFIG]
-    connector = aiohttp.TCPConnector(limit=len(SERVICES) * 2)
+    connector = aiohttp.TCPConnector(limit=len(NAMES) * 2)
     async with aiohttp.ClientSession(connector=connector) as session:
         scraper = Scraper(targets(config), session, config.scrape_timeout)
         app[SCRAPER] = scraper

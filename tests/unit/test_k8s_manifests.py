@@ -1,6 +1,8 @@
 """deploy/k8s, checked offline: every overlay renders, every resource passes the Kubernetes
 schemas of several versions (strict: an unknown field fails), and the manifests agree with
-compose.yaml (images, ports, variables, limits, hardening, healthchecks).
+compose.yaml (images, ports, variables, limits, hardening, healthchecks); compose.yaml, the
+manifests, their ConfigMap and the README agree with the stack catalogue
+(services/common/catalogue.py).
 
 No cluster runs here: what a kubelet would do with these manifests is NOT tested (see the
 README "Kubernetes"). ``kubernetes-validate`` (requirements/dev.txt) bundles the schemas;
@@ -17,7 +19,8 @@ import pytest
 import yaml
 
 from deploy.k8s import render as k8s
-from services.web.config import WebConfig
+from services.common.catalogue import BACKENDS as CATALOGUE_BACKENDS
+from services.common.catalogue import NAMES, SERVICES
 from tests.stack import IN_CI
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,16 +28,8 @@ K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ["base", "overlays/replicas", "overlays/load"]
 # three current minor versions of Kubernetes, strict schemas bundled by kubernetes-validate
 VERSIONS = ["1.33.0", "1.35.0", "1.37.0"]
-BACKENDS = ["dns", "tcp-echo", "udp-echo", "resolver"]
-# issue 10's metrics ports, as the front reads them (its defaults in WebConfig)
-_WEB = WebConfig()
-METRICS_PORTS = {
-    "tcp-echo": _WEB.tcp_echo_metrics_port,
-    "udp-echo": _WEB.udp_echo_metrics_port,
-    "resolver": _WEB.resolver_metrics_port,
-    "dns": _WEB.dns_metrics_port,
-    "web": _WEB.metrics_port,
-}
+BACKENDS = [s.name for s in CATALOGUE_BACKENDS]
+METRICS_PORTS = {s.name: s.metrics_port for s in SERVICES}
 LOAD = ["locust-master", "locust-worker"]
 
 try:
@@ -330,3 +325,48 @@ def test_the_network_policy_admits_only_the_front_and_locust_to_backends(load: d
         assert admitted("web", name, port, "TCP"), name
         assert not admitted("locust-worker", name, port, "TCP"), name
         assert not admitted("resolver", name, port, "TCP"), name
+
+
+# ---- the stack catalogue: every other list of the services agrees with it
+
+
+def test_compose_runs_exactly_the_catalogue(compose: dict) -> None:
+    always = {n for n, svc in compose["services"].items() if not svc.get("profiles")}
+    assert always == set(NAMES)
+    network = compose["x-env"]
+    for s in SERVICES:
+        svc = compose["services"][s.name]
+        assert svc["build"]["target"] == s.name
+        assert svc["healthcheck"]["test"] == ["CMD", "python", "-m", s.healthcheck]
+        assert set(svc.get("depends_on") or {}) == set(s.depends_on), s.name
+        address = f"${{POLYLOOP_BIND:-127.0.0.1}}:${{{s.port_variable}:-{s.port}}}"
+        published = {f"{address}:{s.container_port}/{p}" for p in s.transport.split("+")}
+        if s.transport == "tcp":  # written without its protocol, compose's default
+            published = {f"{address}:{s.container_port}"}
+        assert set(svc["ports"]) == published, s.name
+        # where every service is reached inside the network, and its control port
+        assert network[s.host_variable] == s.name
+        assert network[s.port_variable] == str(s.container_port)
+        assert network[s.metrics_port_variable] == str(s.metrics_port)
+    pypy = yaml.safe_load((ROOT / "compose.pypy.yaml").read_text())["services"]
+    assert set(pypy) == {s.name for s in SERVICES if s.pypy}
+
+
+def test_the_manifests_and_their_configmap_run_exactly_the_catalogue(load: dict) -> None:
+    deployments = {name for kind, name in load if kind == "Deployment"}
+    assert deployments - set(LOAD) == set(NAMES)
+    env = load[("ConfigMap", "polyloop-env")]["data"]
+    for s in SERVICES:
+        ports = {p["containerPort"] for p in container(load, s.name)["ports"]}
+        assert ports == {s.container_port, s.metrics_port}, s.name
+        assert (env[s.host_variable], env[s.port_variable]) == (s.name, str(s.container_port))
+        assert env[s.metrics_port_variable] == str(s.metrics_port)
+
+
+def test_the_readme_names_every_service_with_its_port_and_loop() -> None:
+    text = (ROOT / "README.md").read_text()
+    for s in SERVICES:
+        row = next((line for line in text.splitlines() if line.startswith(f"| `{s.name}`")), "")
+        assert row, f"no row for {s.name} in the README's table of services"
+        assert str(s.port) in row or s.name == "web", row  # the front's row links its URL
+        assert s.framework.split()[0].lower() in row.lower(), row

@@ -17,9 +17,10 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from devstack import free_port
+from services.common.catalogue import NAMES as SERVICES
 from services.web.app import create_app
 from services.web.config import WebConfig
-from services.web.scrape import LAG_WINDOW, SCRAPER, SERVICES, Scraper, increase, parse, quantile
+from services.web.scrape import LAG_WINDOW, SCRAPER, Scraper, increase, parse, quantile
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 DEADLINE = 10.0

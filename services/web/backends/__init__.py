@@ -11,11 +11,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from services.common.catalogue import BACKENDS
 
-class Backend(StrEnum):
-    """The services the front calls, by their compose names (their order is the map's)."""
-
-    TCP_ECHO = "tcp-echo"
-    UDP_ECHO = "udp-echo"
-    RESOLVER = "resolver"
-    DNS = "dns"
+# the services the front calls, by their compose names, in the catalogue's (the map's) order:
+# Backend.TCP_ECHO == "tcp-echo", Backend.UDP_ECHO, Backend.RESOLVER, Backend.DNS
+Backend = StrEnum("Backend", [(service.prefix, service.name) for service in BACKENDS])
