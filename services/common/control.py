@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -35,6 +36,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from services.common.faults import MAX_BODY, FaultError, Faults, parse_spec
+from services.common.problem import FIELD_TITLE, INVALID_FIELD, wsgi_answer
 from services.common.settings import ADMIN_TOKEN, Settings, declare, setting
 
 log = logging.getLogger(__name__)
@@ -252,16 +254,6 @@ def check_token(header: str | None, token: str | None) -> int | None:
     return None if hmac.compare_digest(given, token.encode()) else 403
 
 
-_REASONS = {
-    200: "200 OK",
-    401: "401 Unauthorized",
-    403: "403 Forbidden",
-    405: "405 Method Not Allowed",
-    413: "413 Payload Too Large",
-    422: "422 Unprocessable Entity",
-}
-
-
 def faults_app(faults: Faults, token: str | None) -> WsgiApp:
     """The ``/faults`` route of a metrics port: GET shows, PUT sets, DELETE clears.
 
@@ -308,7 +300,7 @@ def faults_app(faults: Faults, token: str | None) -> WsgiApp:
 def _json(start_response: Callable[..., Any], status: int, body: dict) -> list[bytes]:
     data = json.dumps(body).encode()
     start_response(
-        _REASONS[status],
+        f"{status} {HTTPStatus(status).phrase}",
         [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
     )
     return [data]
@@ -317,12 +309,8 @@ def _json(start_response: Callable[..., Any], status: int, body: dict) -> list[b
 def _problem(
     start_response: Callable[..., Any], status: int, detail: str, field: str | None = None
 ) -> list[bytes]:
-    body: dict[str, Any] = {"title": _REASONS[status][4:], "status": status, "detail": detail}
-    if field is not None:
-        body["field"] = field
-    data = json.dumps(body).encode()
-    headers = [("Content-Type", "application/problem+json"), ("Content-Length", str(len(data)))]
-    if status == 401:
-        headers.append(("WWW-Authenticate", "Bearer"))
-    start_response(_REASONS[status], headers)
+    headers = (("WWW-Authenticate", "Bearer"),) if status == 401 else ()
+    named = {} if field is None else {"type": INVALID_FIELD, "title": FIELD_TITLE, "field": field}
+    line, head, data = wsgi_answer(status, detail, headers=headers, **named)
+    start_response(line, head)
     return [data]

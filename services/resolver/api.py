@@ -28,6 +28,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from services.common.problem import CONTENT_TYPE as PROBLEM
+from services.common.problem import encode, problem
 from services.resolver.metrics import Metrics
 from services.resolver.request import Limits, Problem, parse_request
 from services.resolver.resolve import Resolver
@@ -61,8 +63,8 @@ class ResolverApp:
         path = environ.get("PATH_INFO", "") or "/"
         try:
             status, content_type, body, headers = self.route(method, path, environ)
-        except Problem as problem:
-            status, content_type, body, headers = _problem(problem)
+        except Problem as error:
+            status, content_type, body, headers = _problem(error)
         except Exception:  # the last guard: logged with its traceback, answered 500 without
             log.exception("request failed", extra={"method": method[:40], "path": path[:200]})
             status, content_type, body, headers = _problem(Problem(500, "internal error"))
@@ -160,21 +162,10 @@ def _json(status: int, document: dict[str, Any]) -> Response:
     return status, "application/json", json.dumps(document).encode(), []
 
 
-def problem_document(status: int, detail: str) -> dict[str, Any]:
-    """The RFC 9457 body of every error the resolver answers."""
-    return {
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-    }
-
-
-def _problem(problem: Problem) -> Response:
-    document = problem_document(problem.status, problem.detail)
+def _problem(error: Problem) -> Response:
     headers = []
-    if isinstance(problem, _MethodNotAllowed):
-        headers.append(("Allow", ", ".join(problem.allowed)))
-    if problem.close:
+    if isinstance(error, _MethodNotAllowed):
+        headers.append(("Allow", ", ".join(error.allowed)))
+    if error.close:
         headers.append(("Connection", "close"))
-    return problem.status, "application/problem+json", json.dumps(document).encode(), headers
+    return error.status, PROBLEM, encode(problem(error.status, error.detail)), headers

@@ -23,7 +23,6 @@ idle clients cannot hold.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import socket
 from http import HTTPStatus
@@ -32,7 +31,8 @@ import gevent
 from gevent.pool import Pool
 from gevent.pywsgi import MAX_REQUEST_LINE, WSGIHandler, WSGIServer
 
-from services.resolver.api import END_OF_REQUEST, ResolverApp, problem_document
+from services.common.problem import CONTENT_TYPE, encode, problem
+from services.resolver.api import END_OF_REQUEST, ResolverApp
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +217,7 @@ class ResolverServer(WSGIServer):
 
 def raw_problem(status: int, detail: str, *headers: str) -> bytes:
     """A whole ``application/problem+json`` response that closes the connection."""
-    body = json.dumps(problem_document(status, detail)).encode()
-    return _raw(status, "application/problem+json", body, *headers)
+    return _raw(status, CONTENT_TYPE, encode(problem(status, detail)), *headers)
 
 
 def _raw(status: int, content_type: str, body: bytes, *headers: str) -> bytes:

@@ -10,7 +10,6 @@ Try it: curl -i -X POST -d '{' http://127.0.0.1:8080/api/echo/tcp
 
 from __future__ import annotations
 
-import json
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -18,16 +17,23 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from services.common.problem import ABOUT_BLANK, FIELD_TITLE, INVALID_FIELD, encode, problem
+from services.common.problem import CONTENT_TYPE as PROBLEM_CONTENT_TYPE
+
 log = logging.getLogger(__name__)
 
-PROBLEM_CONTENT_TYPE = "application/problem+json"
+URN = "urn:polyloop:problem:"
 
 
 class Problem(Exception):
-    """An error with a status the client is owed; `extra` members go into the body."""
+    """An error with a status the client is owed; `extra` members go into the body.
+
+    Each subclass is one kind of problem, and its docstring says when the front answers it:
+    the OpenAPI document quotes it for every route that can raise it.
+    """
 
     status = 500
-    type = "about:blank"
+    type = ABOUT_BLANK
     title: str | None = None
     # the rest of the request body is not worth reading: close the connection after this
     close = False
@@ -40,24 +46,27 @@ class Problem(Exception):
         self.extra = extra
 
     def body(self, instance: str) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "title": self.title or HTTPStatus(self.status).phrase,
-            "status": self.status,
-            "detail": self.detail,
-            "instance": instance,
+        return problem(
+            self.status,
+            self.detail,
+            type=self.type,
+            title=self.title,
+            instance=instance,
             **self.extra,
-        }
+        )
 
 
 class MalformedJson(Problem):
+    """The body is not valid JSON."""
+
     status = 400
-    type = "urn:polyloop:problem:malformed-json"
+    type = URN + "malformed-json"
     title = "Malformed JSON body"
 
 
 class BodyTooLarge(Problem):
-    """A ``Content-Length`` above ``WEB_MAX_BODY``: refused before a byte of it is read."""
+    """The body is larger than ``WEB_MAX_BODY`` (refused before a byte of it is read when
+    its ``Content-Length`` says so)."""
 
     status = 413
     close = True
@@ -77,48 +86,87 @@ class BodyTimeout(Problem):
 
 
 class InvalidField(Problem):
-    """Well-formed JSON of the wrong shape; `field` names the culprit (``names[3]``)."""
+    """Valid JSON of the wrong shape; ``field`` names the culprit (``names[3]``)."""
 
     status = 422
-    type = "urn:polyloop:problem:invalid-field"
-    title = "Invalid request field"
+    type = INVALID_FIELD
+    title = FIELD_TITLE
 
     def __init__(self, field: str, detail: str) -> None:
         super().__init__(f"{field}: {detail}", field=field)
 
 
-class BackendUnavailable(Problem):
-    status = 503
-    type = "urn:polyloop:problem:backend-unavailable"
-    title = "Backend unavailable"
+class BackendProblem(Problem):
+    """A backend at fault, named in ``backend``."""
 
     def __init__(self, backend: str, detail: str) -> None:
         super().__init__(f"{backend}: {detail}", backend=backend)
 
 
-class BackendTimeout(Problem):
+class BackendUnavailable(BackendProblem):
+    """The backend is down: refused, reset or unreachable (answered at once, never hung)."""
+
+    status = 503
+    type = URN + "backend-unavailable"
+    title = "Backend unavailable"
+
+
+class BackendTimeout(BackendProblem):
+    """The backend did not answer within its timeout."""
+
     status = 504
-    type = "urn:polyloop:problem:backend-timeout"
+    type = URN + "backend-timeout"
     title = "Backend too slow"
 
     def __init__(self, backend: str, seconds: float) -> None:
-        super().__init__(f"{backend}: no answer within {seconds:g} s", backend=backend)
+        super().__init__(backend, f"no answer within {seconds:g} s")
 
 
-class BadBackendReply(Problem):
+class BadBackendReply(BackendProblem):
+    """The backend answered something unexpected (an echo that differs, an error of its own)."""
+
     status = 502
-    type = "urn:polyloop:problem:bad-backend-reply"
+    type = URN + "bad-backend-reply"
     title = "Unexpected backend reply"
 
-    def __init__(self, backend: str, detail: str) -> None:
-        super().__init__(f"{backend}: {detail}", backend=backend)
+
+class FaultsOff(Problem):
+    """Fault injection is off on this front (``WEB_FAULTS``, ``POLYLOOP_BIND``)."""
+
+    status = 403
+    type = URN + "faults-off"
+    title = "Fault injection is off"
 
 
-def problem_response(problem: Problem, instance: str) -> web.Response:
+class InjectedFailure(Problem):
+    """The front's own fail-X % fault: answered at once, never a hang."""
+
+    status = 503
+    type = URN + "injected-fault"
+    title = "Failed on purpose"
+
+
+class NotFound(Problem):
+    """Nothing by that name here."""
+
+    status = 404
+
+
+class MethodNotAllowed(Problem):
+    """The route does not take this method; ``Allow`` lists those it takes."""
+
+    status = 405
+
+
+class Unexpected(Problem):
+    """A bug: logged with its traceback, answered without a word of internals."""
+
+    status = 500
+
+
+def problem_response(error: Problem, instance: str) -> web.Response:
     return web.Response(
-        status=problem.status,
-        text=json.dumps(problem.body(instance)),
-        content_type=PROBLEM_CONTENT_TYPE,
+        status=error.status, body=encode(error.body(instance)), content_type=PROBLEM_CONTENT_TYPE
     )
 
 
@@ -126,8 +174,8 @@ def _from_http_exception(exc: web.HTTPException) -> Problem:
     """aiohttp's own errors (404, 405, 413, a bad WebSocket handshake...) as problems."""
     if isinstance(exc, web.HTTPMethodNotAllowed):
         allowed = ", ".join(sorted(exc.allowed_methods))
-        detail = f"method {exc.method} not allowed here; allowed: {allowed}"
-    elif isinstance(exc, web.HTTPNotFound):
+        return MethodNotAllowed(f"method {exc.method} not allowed here; allowed: {allowed}")
+    if isinstance(exc, web.HTTPNotFound):
         detail = "no such resource"
     else:
         # aiohttp's default text is "<status>: <reason>"; its custom texts say more
@@ -143,14 +191,14 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     """The one place errors become responses."""
     try:
         return await handler(request)
-    except Problem as problem:
-        if problem.status >= 500:
+    except Problem as error:
+        if error.status >= 500:
             log.warning(
                 "backend call failed",
-                extra={"path": request.path, "status": problem.status, "detail": problem.detail},
+                extra={"path": request.path, "status": error.status, "detail": error.detail},
             )
-        response = problem_response(problem, request.path)
-        if problem.close:
+        response = problem_response(error, request.path)
+        if error.close:
             response.force_close()
         return response
     except web.HTTPException as exc:
@@ -165,5 +213,4 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except Exception:
         # a bug: the client gets a bare 500, the log gets the traceback, once
         log.exception("unhandled error", extra={"method": request.method, "path": request.path})
-        problem = Problem("the server hit an unexpected error", status=500)
-        return problem_response(problem, request.path)
+        return problem_response(Unexpected("the server hit an unexpected error"), request.path)

@@ -38,7 +38,10 @@ from services.web.errors import (
     BackendTimeout,
     BackendUnavailable,
     BadBackendReply,
+    FaultsOff,
+    InjectedFailure,
     InvalidField,
+    NotFound,
     Problem,
 )
 from services.web.keys import CONFIG, FAULT_SESSION, FAULTS
@@ -52,20 +55,6 @@ SERVICES = NAMES  # the front itself included: "web" is its own faults
 FAULTY_PREFIXES = ("/api/echo/", "/api/resolve", "/api/fanout")
 
 routes = web.RouteTableDef()
-
-
-class FaultsOff(Problem):
-    status = 403
-    type = "urn:polyloop:problem:faults-off"
-    title = "Fault injection is off"
-
-
-class InjectedFailure(Problem):
-    """The front's own fail-X % fault: answered at once, never a hang."""
-
-    status = 503
-    type = "urn:polyloop:problem:injected-fault"
-    title = "Failed on purpose"
 
 
 def setup_faults(app: web.Application) -> None:
@@ -108,7 +97,7 @@ def _enabled(app: web.Application) -> None:
 def _service(request: web.Request) -> str:
     service = request.match_info["service"]
     if service not in SERVICES:
-        raise Problem(f"no service {service[:64]!r}; one of {', '.join(SERVICES)}", status=404)
+        raise NotFound(f"no service {service[:64]!r}; one of {', '.join(SERVICES)}")
     return service
 
 

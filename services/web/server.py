@@ -21,21 +21,20 @@ Try it: ``curl -si "http://127.0.0.1:8080/$(head -c 9000 /dev/zero | tr '\\0' a)
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import resource
 import signal
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 
+from services.common.problem import CONTENT_TYPE as PROBLEM_CONTENT_TYPE
+from services.common.problem import encode, problem
 from services.web.access_log import JsonAccessLogger
 from services.web.app import SECURITY_HEADERS
 from services.web.config import WebConfig
-from services.web.errors import PROBLEM_CONTENT_TYPE
 from services.web.throttle import LogThrottle
 
 log = logging.getLogger("services.web.server")
@@ -66,17 +65,6 @@ _DETAILS = {
     431: f"a header is longer than {HEADER_FIELD_MAX} bytes, or there are more than "
     f"{MAX_HEADERS} headers",
 }
-
-
-def _problem_bytes(status: int, detail: str, instance: str) -> bytes:
-    body = {
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "instance": instance,
-    }
-    return json.dumps(body).encode()
 
 
 def parser_error_status(exc: BaseException | None) -> int:
@@ -152,7 +140,7 @@ class ProblemRequestHandler(web.RequestHandler):
             raise ConnectionError("a response was already sent: no room for the error")
         response = _ParserErrorResponse(
             status=status,
-            body=_problem_bytes(status, detail, UNPARSED),
+            body=encode(problem(status, detail, instance=UNPARSED)),
             content_type=PROBLEM_CONTENT_TYPE,
             headers=SECURITY_HEADERS,
         )
@@ -172,7 +160,8 @@ class _Refused(asyncio.Protocol):
 
 
 def _refusal(limit: int) -> bytes:
-    body = _problem_bytes(503, f"the front serves at most {limit} connections at once", UNPARSED)
+    detail = f"the front serves at most {limit} connections at once"
+    body = encode(problem(503, detail, instance=UNPARSED))
     head = (
         "HTTP/1.1 503 Service Unavailable\r\n"
         f"Content-Type: {PROBLEM_CONTENT_TYPE}\r\n"

@@ -256,6 +256,25 @@ def test_with_no_token_configured_changing_faults_is_refused() -> None:
         server.close()
 
 
+def test_every_refusal_is_a_whole_problem_with_a_type(served: tuple[Faults, int]) -> None:
+    """RFC 9457 with ``type`` on each, the field at fault typed as on the front."""
+    _, port = served
+    answers = {
+        401: _call(port, "PUT", {"latency_ms": 5}, token=None),
+        403: _call(port, "DELETE", token=TOKEN[::-1]),
+        405: _call(port, "POST", {"latency_ms": 5}),
+        413: _call(port, "PUT", raw=b"x" * 5000),
+        422: _call(port, "PUT", {"fail_percent": 101}),
+    }
+    for status, (got, body, kind) in answers.items():
+        assert (got, body["status"], kind) == (status, status, "application/problem+json")
+        assert set(body) >= {"type", "title", "status", "detail"}, body
+    assert answers[401][1]["type"] == "about:blank"
+    assert answers[401][1]["title"] == "Unauthorized"
+    assert answers[422][1]["type"] == "urn:polyloop:problem:invalid-field"
+    assert answers[422][1]["field"] == "fail_percent"
+
+
 def test_a_bad_body_is_a_422_naming_the_field(served: tuple[Faults, int]) -> None:
     faults, port = served
     status, body, kind = _call(port, "PUT", {"block_ms": 5000})
