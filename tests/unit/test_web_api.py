@@ -103,6 +103,24 @@ async def test_readyz_503_names_the_backend_that_is_down(front: MakeClient) -> N
     assert checks["udp-echo"]["state"] == "up"
 
 
+@pytest.mark.parametrize(
+    ("address", "garbled", "error"),
+    [("192.0.2.99", False, "not 192.0.2.10"), ("192.0.2.10", True, "unreadable")],
+)
+async def test_readyz_wants_the_zones_own_dns_answer(
+    front: MakeClient, backends: FakeBackends, address: str, garbled: bool, error: str
+) -> None:
+    """www.polyloop.test must be 192.0.2.10, as the dns container's healthcheck wants it."""
+    backends.dns.address, backends.dns.garbled = address, garbled
+    client = await front()
+    response = await client.get("/readyz")
+    assert response.status == 503, await response.text()
+    checks = (await response.json())["backends"]
+    assert checks["dns"]["state"] == "down"
+    assert error in checks["dns"]["error"]
+    assert checks["tcp-echo"]["state"] == "up"
+
+
 async def test_echo_tcp(front: MakeClient) -> None:
     client = await front()
     response = await client.post("/api/echo/tcp", json={"message": "héllo"})

@@ -4,7 +4,8 @@
 - ``TcpEcho``: an asyncio stream echo server counting the connections it accepted
   (``mute`` makes it read without answering: a backend too slow);
 - ``UdpEcho``: an asyncio datagram echo counting datagrams, able to ``drop`` the next N;
-- ``DnsServer``: a UDP responder answering every A question with 192.0.2.10 (dnspython);
+- ``DnsServer``: a UDP responder answering every A question with ``address`` (192.0.2.10,
+  the zone's www) via dnspython, or with bytes that are no DNS message when ``garbled``;
 - the resolver: a tiny aiohttp app with ``POST /resolve`` and ``GET /healthz`` (unit
   tests only; integration tests talk to the real gevent resolver).
 
@@ -93,6 +94,8 @@ class UdpEcho(asyncio.DatagramProtocol):
 class DnsServer(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.port = 0
+        self.address = "192.0.2.10"
+        self.garbled = False
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -103,9 +106,9 @@ class DnsServer(asyncio.DatagramProtocol):
         query = dns.message.from_wire(data)
         response = dns.message.make_response(query)
         question = query.question[0]
-        response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "A", "192.0.2.10"))
+        response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "A", self.address))
         assert self.transport is not None
-        self.transport.sendto(response.to_wire(), addr)
+        self.transport.sendto(b"\x00\x01" if self.garbled else response.to_wire(), addr)
 
 
 def resolver_app(received: list[dict[str, Any]]) -> web.Application:

@@ -31,10 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import dns.asyncquery
-import dns.exception
-import dns.message
-import dns.rcode
+from services.common import dns_probe
 
 T = TypeVar("T")
 Resolve = Callable[[str, int], Awaitable[list[str]]]
@@ -58,7 +55,6 @@ class ReplicaUnreachable(ConnectionError):
 
 
 LOG_EVERY = 1.0  # seconds between two logged state changes of one replica
-DNS_PROBE_NAME = "www.polyloop.test"
 
 log = logging.getLogger(__name__)
 
@@ -387,14 +383,10 @@ async def probe_http_healthz(address: str, port: int, timeout: float) -> None:
 
 
 async def probe_dns(address: str, port: int, timeout: float) -> None:
-    """``www.polyloop.test`` A answers NOERROR."""
-    question = dns.message.make_query(DNS_PROBE_NAME, "A")
-    try:
-        answer = await dns.asyncquery.udp(question, address, timeout=timeout, port=port)
-    except dns.exception.Timeout:
-        raise TimeoutError("no DNS answer") from None
-    if answer.rcode() != dns.rcode.NOERROR:
-        raise ValueError(f"answered {dns.rcode.to_text(answer.rcode())}")
+    """The stack's DNS question (``services.common.dns_probe``) gets its right answer."""
+    wrong = await dns_probe.ask_async(address, port, timeout)
+    if wrong is not None:
+        raise ValueError(wrong)
 
 
 def url_host(address: str) -> str:
