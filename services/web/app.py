@@ -18,9 +18,10 @@ from services.web.backends.clients import BackendClients
 from services.web.config import WebConfig
 from services.web.errors import problem_middleware
 from services.web.faults import fault_middleware, setup_faults
-from services.web.keys import CLIENTS, CONFIG, FAULTS, METRICS, STATS, WATCH
+from services.web.keys import CLIENTS, CONFIG, FAULTS, METRICS, OPENAPI, STATS, WATCH
 from services.web.live import setup_live
 from services.web.metrics import Metrics, WebCollector, metrics_middleware
+from services.web.openapi import openapi_document
 from services.web.routes import routes
 from services.web.stats import BackendStats
 
@@ -57,6 +58,7 @@ def create_app(config: WebConfig, *, control_port: bool = False) -> web.Applicat
     app.cleanup_ctx.append(backends_ctx)
     app.on_response_prepare.append(security_headers)
     app.add_routes(routes)
+    app[OPENAPI] = openapi_document(config)
     setup_live(app)
     setup_faults(app)
     app[SERVE_CONTROL_PORT] = control_port

@@ -38,6 +38,7 @@ from services.web.errors import (
     BackendTimeout,
     BackendUnavailable,
     BadBackendReply,
+    BodyTooLarge,
     FaultsOff,
     InjectedFailure,
     InvalidField,
@@ -45,6 +46,7 @@ from services.web.errors import (
     Problem,
 )
 from services.web.keys import CONFIG, FAULT_SESSION, FAULTS
+from services.web.operations import json_answer, operation
 from services.web.scrape import control_url
 
 log = logging.getLogger(__name__)
@@ -54,14 +56,15 @@ SERVICES = NAMES  # the front itself included: "web" is its own faults
 # clients (never /api/faults itself, so a fault of the front can always be cleared)
 FAULTY_PREFIXES = ("/api/echo/", "/api/resolve", "/api/fanout")
 
-routes = web.RouteTableDef()
+# the path parameter of PUT and DELETE, and what changing a service's faults can raise
+SERVICE = {"service": {"enum": list(SERVICES)}}
+CHANGE_PROBLEMS = (FaultsOff, NotFound, BadBackendReply, BackendUnavailable, BackendTimeout)
 
 
 def setup_faults(app: web.Application) -> None:
     """The front's own ``Faults`` (its loop's hooks set at startup) and the client session."""
     app[FAULTS] = Faults()
     app.cleanup_ctx.append(_faults_ctx)
-    app.add_routes(routes)
 
 
 async def _faults_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -141,7 +144,10 @@ async def _describe(app: web.Application, service: str) -> dict[str, Any]:
         return {"state": "down", "detail": problem.detail}
 
 
-@routes.get("/api/faults", name="faults")
+@operation(
+    "Every service's active faults with their remaining time",
+    {200: json_answer("Each service's faults", "Faults")},
+)
 async def list_faults(request: web.Request) -> web.Response:
     """Every service's active faults with their remaining time, and whether the API is on."""
     app = request.app
@@ -153,13 +159,19 @@ async def list_faults(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-@routes.put("/api/faults/{service}", name="fault_set")
+@operation(
+    "Set a service's faults (block, latency, fail); they expire alone",
+    {200: json_answer("What is active now", "FaultState")},
+    body="FaultSpec",
+    problems=(*CHANGE_PROBLEMS, InvalidField, BodyTooLarge),
+    parameters=SERVICE,
+)
 async def set_fault(request: web.Request) -> web.Response:
     """Set ``service``'s faults (replacing what it had); 422 names a bad field."""
     _enabled(request.app)
     service = _service(request)
     try:
-        data = await request.json()
+        data = await request.json()  # over WEB_MAX_BODY: aiohttp's 413 (as BodyTooLarge)
     except ValueError:
         raise InvalidField("body", "not valid JSON") from None
     try:
@@ -173,7 +185,12 @@ async def set_fault(request: web.Request) -> web.Response:
     return web.json_response(await _call(request.app, service, "PUT", data))
 
 
-@routes.delete("/api/faults/{service}", name="fault_clear")
+@operation(
+    "Clear a service's faults",
+    {200: json_answer("Nothing active", "FaultState")},
+    problems=CHANGE_PROBLEMS,
+    parameters=SERVICE,
+)
 async def clear_fault(request: web.Request) -> web.Response:
     """Clear every fault of ``service``."""
     _enabled(request.app)

@@ -15,6 +15,8 @@ from services.web.stats import BackendStats
 STATS = web.AppKey("stats", BackendStats)
 CONFIG = web.AppKey("config", WebConfig)
 METRICS = web.AppKey("metrics", Metrics)
+# the OpenAPI document of GET /api/openapi.json, written by create_app (openapi.py)
+OPENAPI = web.AppKey("openapi", dict)
 # set while the app runs (between startup and cleanup, by app.backends_ctx)
 CLIENTS = web.AppKey("backend_clients", BackendClients)
 # the front's own fault state, and the session that reaches the services' control ports

@@ -1,10 +1,10 @@
 """The dashboard page and its live feed over WebSocket.
 
-``setup_live(app, check=...)`` adds, as aiohttp-demos ``demos/chat`` does:
+As aiohttp-demos ``demos/chat`` does (the routes are in ``routes.py``'s table):
 
-- ``GET /`` — the dashboard (``static/index.html``; the app's strict CSP applies),
-- ``/static/`` — its script, style and icons (nothing is fetched from elsewhere),
-- ``GET /ws/live`` — a one-way WebSocket that receives one JSON message a second::
+- ``GET /`` (``index``) — the dashboard (``static/index.html``; the app's strict CSP applies),
+- ``/static/`` (``STATIC_DIR``) — its script, style and icons (nothing is fetched elsewhere),
+- ``GET /ws/live`` (``subscribe``) — a one-way WebSocket that receives one JSON message a second::
 
       {"type": "stats", "ts": <unix seconds>,
        "stats": {backend: {rps, errors_per_s, p50_ms, p95_ms, p99_ms, total, errors_total}},
@@ -16,6 +16,7 @@
 each), refreshed every two seconds while someone watches; ``services`` is what every
 service says of itself on its metrics port (``services.web.scrape``), for any client's
 traffic. ``live_picture(app)`` is the same as one JSON object, served at ``GET /api/live``.
+``setup_live(app, check=...)`` sets up the feed and its tasks.
 
 The feed is bounded: at most ``WEB_LIVE_MAX_CLIENTS`` subscribers (the next one is closed
 with 1013, try again later), a client message over ``WEB_LIVE_MAX_MESSAGE`` bytes closes it
@@ -42,6 +43,7 @@ from aiohttp import WSCloseCode, web
 
 from services.web.health import check_backends
 from services.web.keys import CONFIG, STATS
+from services.web.operations import answer, operation, websocket
 from services.web.scrape import SCRAPER, scrape_ctx
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -173,13 +175,30 @@ class LiveFeed:
 LIVE = web.AppKey("live_feed", LiveFeed)
 
 
+@operation(
+    "The live dashboard (HTML)",
+    {
+        200: answer("The page", "text/html"),
+        206: answer("A byte range of the page (Range)", "text/html"),
+        304: answer("Unchanged since the client's copy (If-None-Match, If-Modified-Since)"),
+        412: answer("If-Match or If-Unmodified-Since does not hold"),
+        416: answer("The Range is outside the page"),
+    },
+)
 async def index(request: web.Request) -> web.FileResponse:
     """The dashboard page (its CSP, set on every response by ``app.security_headers``,
     forbids anything not served by this front)."""
     return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
-async def live(request: web.Request) -> web.WebSocketResponse:
+@websocket(
+    "WebSocket (RFC 6455), one-way: one JSON message a second, "
+    '`{"type": "stats", "ts", "stats", "backends", "services"}` '
+    "(`services` as in GET /api/live). At most WEB_LIVE_MAX_CLIENTS clients "
+    "(the next is closed with 1013); a client message over "
+    "WEB_LIVE_MAX_MESSAGE bytes closes it with 1009."
+)
+async def subscribe(request: web.Request) -> web.WebSocketResponse:
     """Subscribe to the feed; the client only listens (what it sends is read and ignored)."""
     feed = request.app[LIVE]
     # compress=False: a deflate context costs ~256 KiB per client, and every client gets
@@ -286,8 +305,8 @@ async def _close_subscribers(app: web.Application) -> None:
 
 
 def setup_live(app: web.Application, check: Checker = check_backends) -> None:
-    """Register the dashboard, its static files, the live feed and the metrics scraper on
-    `app` (needs app[STATS] and app[CONFIG]); `check` gives the backends' states."""
+    """Set up the live feed and the metrics scraper on `app` (needs app[STATS] and
+    app[CONFIG]); `check` gives the backends' states."""
     config = app[CONFIG]
     app[LIVE] = LiveFeed(
         check,
@@ -295,9 +314,6 @@ def setup_live(app: web.Application, check: Checker = check_backends) -> None:
         max_message=config.live_max_message,
         send_timeout=config.live_send_timeout,
     )
-    app.router.add_get("/", index, name="dashboard")
-    app.router.add_static("/static/", STATIC_DIR, name="static")
-    app.router.add_get("/ws/live", live, name="live")
     app.cleanup_ctx.append(scrape_ctx)
     app.cleanup_ctx.append(_feed)
     app.on_shutdown.append(_close_subscribers)

@@ -1,388 +1,51 @@
 """The OpenAPI 3.1 description of the front, served at ``GET /api/openapi.json``.
 
-Every route the app registers is here (static files aside) with its request and response
-schemas, errors included as ``application/problem+json`` (RFC 9457). The limits come
-from the running config, so the document states what this instance accepts.
+Generated from the one route table (``routes.py``): each route's ``@operation`` (beside its
+handler, see ``operations.py``) gives its summary, body and answers; every ``Problem`` it
+raises is documented under its status as ``application/problem+json`` (RFC 9457) with its
+``type`` and its docstring; every route can also answer 405 and 500, and those the front's
+fault middleware applies to a 503 (``InjectedFailure``). The schemas are ``schemas.py``'s,
+with the limits of the running config. Static files are not API; the WebSocket is described
+under ``x-websockets``.
 
 Try it: curl -s http://127.0.0.1:8080/api/openapi.json | python -m json.tool
 """
 
 from __future__ import annotations
 
+import inspect
+import re
+from collections.abc import Iterable
 from typing import Any
 
-from services.common import faults, hostname
-from services.web.backends import Backend
+from aiohttp import web
+
+from services.common.problem import CONTENT_TYPE as PROBLEM
 from services.web.config import WebConfig
-from services.web.faults import SERVICES as FAULT_SERVICES
-from services.web.validation import MODES
+from services.web.errors import InjectedFailure, MethodNotAllowed, Problem, Unexpected
+from services.web.faults import FAULTY_PREFIXES
+from services.web.operations import JSON, Operation, WebSocket, ref, spec_of
+from services.web.routes import routes
+from services.web.schemas import schemas
 
-JSON = "application/json"
-PROBLEM = "application/problem+json"
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {PROBLEM: {"schema": _ref("Problem")}}}
-
-
-def _json(description: str, schema: str) -> dict[str, Any]:
-    return {"description": description, "content": {JSON: {"schema": _ref(schema)}}}
-
-
-def _body(schema: str) -> dict[str, Any]:
-    return {"required": True, "content": {JSON: {"schema": _ref(schema)}}}
-
-
-def _post(summary: str, request: str, ok: str, *, backend: bool = True) -> dict[str, Any]:
-    responses: dict[str, Any] = {
-        "200": _json("Success", ok),
-        "400": _problem("The body is not valid JSON"),
-        "405": _problem("Method not allowed"),
-        "408": _problem("The body did not arrive whole within WEB_BODY_TIMEOUT"),
-        "413": _problem("The body is larger than WEB_MAX_BODY"),
-        "422": _problem("Valid JSON of the wrong shape; `field` names the culprit"),
-        "500": _problem("Unexpected error (no internals disclosed)"),
-    }
-    if backend:
-        responses |= {
-            "502": _problem("The backend answered something unexpected"),
-            "503": _problem("The backend is down (answered at once)"),
-            "504": _problem("The backend did not answer within the timeout"),
-        }
-    return {"post": {"summary": summary, "requestBody": _body(request), "responses": responses}}
-
-
-def _get(summary: str, responses: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "get": {
-            "summary": summary,
-            "responses": responses | {"405": _problem("Method not allowed")},
-        }
-    }
-
-
-def _schemas(config: WebConfig) -> dict[str, Any]:
-    names = {
-        "type": "array",
-        "minItems": 1,
-        "maxItems": config.resolver_max_names,
-        # a trailing dot is allowed beyond the 253 characters of the name
-        "items": {
-            "type": "string",
-            "maxLength": hostname.MAX_LENGTH + 1,
-            "pattern": hostname.PATTERN,
-        },
-        "description": "Host names; those under polyloop.test are served by the stack's dns",
-    }
-    timeout = {
-        "type": "number",
-        "exclusiveMinimum": 0,
-        "maximum": config.resolver_max_timeout,
-        "default": config.resolve_default_timeout,
-        "description": "Seconds the resolver waits before answering `timeout` for a name",
-    }
-    nullable_number = {"type": ["number", "null"]}
-    return {
-        "Problem": {
-            "type": "object",
-            "description": "RFC 9457 problem details",
-            "required": ["type", "title", "status", "detail", "instance"],
-            "properties": {
-                "type": {"type": "string"},
-                "title": {"type": "string"},
-                "status": {"type": "integer", "minimum": 400, "maximum": 599},
-                "detail": {"type": "string"},
-                "instance": {"type": "string"},
-                "field": {"type": "string", "description": "the request field at fault"},
-                "backend": {
-                    "enum": [backend.value for backend in Backend],
-                    "description": "the backend at fault",
-                },
-            },
-        },
-        "Health": {
-            "type": "object",
-            "required": ["status"],
-            "properties": {"status": {"const": "ok"}},
-        },
-        "BackendState": {
-            "type": "object",
-            "required": ["state", "latency_ms", "error", "replicas"],
-            "properties": {
-                "state": {"enum": ["up", "down"]},
-                "latency_ms": nullable_number,
-                "error": {"type": ["string", "null"]},
-                "replicas": _ref("Replicas"),
-            },
-        },
-        "Replicas": {
-            "type": "object",
-            "description": "every replica the backend's name resolves to (backends/replicas.py)",
-            "required": ["count", "up", "replicas"],
-            "properties": {
-                "count": {"type": "integer", "minimum": 0},
-                "up": {"type": "integer", "minimum": 0},
-                "replicas": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["address", "state", "calls", "failures", "error"],
-                        "properties": {
-                            "address": {"type": "string"},
-                            "state": {"enum": ["up", "down"]},
-                            "calls": {"type": "integer", "minimum": 0},
-                            "failures": {"type": "integer", "minimum": 0},
-                            "error": {"type": ["string", "null"]},
-                        },
-                    },
-                },
-            },
-        },
-        "Readiness": {
-            "type": "object",
-            "required": ["status", "backends"],
-            "properties": {
-                "status": {"enum": ["ready", "unavailable"]},
-                "backends": {
-                    "type": "object",
-                    "required": [backend.value for backend in Backend],
-                    "additionalProperties": _ref("BackendState"),
-                },
-            },
-        },
-        "ServiceLive": {
-            "type": "object",
-            "description": "What one service says of itself on its metrics port",
-            "required": ["state", "rate", "lag_p99_ms", "blocked_ms", "error", "metrics"],
-            "properties": {
-                "state": {"enum": ["up", "down"]},
-                "rate": {"type": "number", "minimum": 0, "description": "requests/s, any client"},
-                "lag_p99_ms": {
-                    **nullable_number,
-                    "description": "event-loop lag p99 over the last 5 s",
-                },
-                "blocked_ms": {"type": "number", "minimum": 0, "description": "blocked now"},
-                "error": {"type": ["string", "null"], "description": "why it is down"},
-                "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
-            },
-        },
-        "Live": {
-            "type": "object",
-            "required": ["services", "front", "ts"],
-            "properties": {
-                "services": {
-                    "type": "object",
-                    "required": ["tcp-echo", "udp-echo", "resolver", "dns", "web"],
-                    "additionalProperties": _ref("ServiceLive"),
-                },
-                "front": {
-                    "type": "object",
-                    "description": "The front's own measurements of its backend calls",
-                    "required": ["stats", "backends"],
-                    "properties": {
-                        "stats": {"type": "object"},
-                        "backends": {
-                            "type": "object",
-                            "additionalProperties": _ref("BackendState"),
-                        },
-                    },
-                },
-                "ts": {"type": "number"},
-            },
-        },
-        "EchoRequest": {
-            "type": "object",
-            "required": ["message"],
-            "properties": {
-                "message": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": config.max_message,
-                    "description": f"At most {config.max_message} bytes in UTF-8",
-                }
-            },
-        },
-        "UdpEchoRequest": {
-            "type": "object",
-            "required": ["message"],
-            "properties": {
-                "message": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": config.udp_max_message,
-                    "description": (
-                        f"At most {config.udp_max_message} bytes in UTF-8: one datagram, "
-                        f"udp-echo drops datagrams over {config.udp_max_datagram} bytes"
-                    ),
-                }
-            },
-        },
-        "EchoResult": {
-            "type": "object",
-            "required": ["echo", "bytes", "latency_ms"],
-            "properties": {
-                "echo": {"type": "string"},
-                "bytes": {"type": "integer", "minimum": 1},
-                "latency_ms": {"type": "number", "minimum": 0},
-            },
-        },
-        "ResolveRequest": {
-            "type": "object",
-            "required": ["names"],
-            "properties": {
-                "names": names,
-                "timeout": timeout,
-                "mode": {"enum": list(MODES), "default": "concurrent"},
-            },
-        },
-        "ResolveAnswer": {
-            "type": "object",
-            "description": "The resolver's answer, passed through unchanged",
-            "required": ["results"],
-            "properties": {
-                "results": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["name", "addresses", "error"],
-                        "properties": {
-                            "name": {"type": "string"},
-                            "addresses": {"type": "array", "items": {"type": "string"}},
-                            "error": {"type": ["string", "null"]},
-                            "elapsed_ms": nullable_number,
-                        },
-                    },
-                },
-                "elapsed_ms": nullable_number,
-                "mode": {"enum": list(MODES)},
-            },
-        },
-        "FanoutRequest": {
-            "type": "object",
-            "required": ["message", "names"],
-            "properties": {
-                "message": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": config.udp_max_message,
-                    "description": f"At most {config.udp_max_message} bytes in UTF-8 (UDP)",
-                },
-                "names": names,
-                "timeout": timeout,
-            },
-        },
-        "FanoutResult": {
-            "type": "object",
-            "description": "One slot per part: its result, or a problem if that part failed",
-            "required": ["tcp", "udp", "resolve", "failed", "elapsed_ms"],
-            "properties": {
-                "tcp": {"anyOf": [_ref("EchoResult"), _ref("Problem")]},
-                "udp": {"anyOf": [_ref("EchoResult"), _ref("Problem")]},
-                "resolve": {"anyOf": [_ref("ResolveAnswer"), _ref("Problem")]},
-                "failed": {"type": "array", "items": {"enum": ["tcp", "udp", "resolve"]}},
-                "elapsed_ms": {"type": "number", "minimum": 0},
-            },
-        },
-        **_fault_schemas(),
-    }
-
-
-def _fault_schemas() -> dict[str, Any]:
-    # the bounds are services.common.faults' own: one definition
-    return {
-        "FaultSpec": {
-            "type": "object",
-            "additionalProperties": False,
-            "description": "All faults at once (a new PUT replaces the old; all zero clears)",
-            "properties": {
-                "block_ms": {"type": "integer", "minimum": 0, "maximum": faults.MAX_BLOCK_MS},
-                "block_every_second": {"type": "boolean", "default": False},
-                "latency_ms": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "maximum": faults.MAX_LATENCY_MS,
-                },
-                "fail_percent": {"type": "number", "minimum": 0, "maximum": 100},
-                "duration_s": {
-                    "type": "number",
-                    "minimum": 1,
-                    "maximum": faults.MAX_DURATION_S,
-                    "default": faults.DEFAULT_DURATION_S,
-                },
-            },
-        },
-        "FaultState": {
-            "type": "object",
-            "description": "What is active now; a service that does not answer is 'down'",
-            "properties": {
-                "active": {"type": "boolean"},
-                "faults": {"type": "object"},
-                "remaining_s": {"type": "number", "minimum": 0},
-                "state": {"enum": ["down"]},
-                "detail": {"type": "string"},
-            },
-        },
-        "Faults": {
-            "type": "object",
-            "required": ["enabled", "services"],
-            "properties": {
-                "enabled": {"type": "boolean", "description": "PUT/DELETE allowed (WEB_FAULTS)"},
-                "services": {
-                    "type": "object",
-                    "properties": {name: _ref("FaultState") for name in FAULT_SERVICES},
-                },
-            },
-        },
-    }
-
-
-def _fault_paths() -> dict[str, Any]:
-    errors = {
-        "403": _problem("Fault injection is off here (WEB_FAULTS, POLYLOOP_BIND)"),
-        "404": _problem("No such service"),
-        "405": _problem("Method not allowed"),
-        "500": _problem("Unexpected error (no internals disclosed)"),
-        "502": _problem("The service answered something unexpected (or refused the token)"),
-        "503": _problem("The service's metrics port does not answer"),
-        "504": _problem("The service did not answer within WEB_HEALTH_TIMEOUT"),
-    }
-    service = {
-        "name": "service",
-        "in": "path",
-        "required": True,
-        "schema": {"enum": list(FAULT_SERVICES)},
-    }
-    return {
-        "/api/faults": _get(
-            "Every service's active faults with their remaining time",
-            {"200": _json("Each service's faults", "Faults")},
-        ),
-        "/api/faults/{service}": {
-            "put": {
-                "parameters": [service],
-                "summary": "Set a service's faults (block, latency, fail); they expire alone",
-                "requestBody": _body("FaultSpec"),
-                "responses": {
-                    "200": _json("What is active now", "FaultState"),
-                    "422": _problem("A bad value; `field` names it"),
-                    **errors,
-                },
-            },
-            "delete": {
-                "parameters": [service],
-                "summary": "Clear a service's faults",
-                "responses": {"200": _json("Nothing active", "FaultState"), **errors},
-            },
-        },
-    }
+# what any route can answer, whatever its handler does (problem_middleware)
+EVERY_ROUTE = (MethodNotAllowed, Unexpected)
 
 
 def openapi_document(config: WebConfig) -> dict[str, Any]:
     """The OpenAPI 3.1 document for an app built with `config`."""
+    paths: dict[str, dict[str, Any]] = {}
+    websockets: dict[str, dict[str, str]] = {}
+    for route in routes:
+        if not isinstance(route, web.RouteDef):
+            continue  # static files
+        spec = spec_of(route.handler)
+        if isinstance(spec, WebSocket):
+            websockets[route.path] = {"description": spec.description}
+        elif isinstance(spec, Operation):
+            paths.setdefault(route.path, {})[route.method.lower()] = _operation(route.path, spec)
+        else:
+            raise TypeError(f"{route.method} {route.path}: its handler has no @operation")
     return {
         "openapi": "3.1.0",
         "info": {
@@ -392,59 +55,56 @@ def openapi_document(config: WebConfig) -> dict[str, Any]:
                 "The aiohttp front of polyloop: echoes over TCP (Twisted) and UDP (asyncio), "
                 "resolves names (gevent), fans out to all three at once. Errors are "
                 f"application/problem+json; request bodies are limited to {config.max_body} "
-                "bytes."
+                "bytes. Before any route, the server itself answers a request it cannot parse "
+                "with 400, 414 or 431, and a connection past WEB_MAX_CONNECTIONS with 503."
             ),
         },
-        "paths": {
-            "/": _get(
-                "The live dashboard (HTML)",
-                {"200": {"description": "The page", "content": {"text/html": {}}}},
-            ),
-            "/healthz": _get("The front is serving", {"200": _json("Serving", "Health")}),
-            "/readyz": _get(
-                "Every backend answers a real round trip",
-                {
-                    "200": _json("All four backends are up", "Readiness"),
-                    "503": _json("At least one backend is down", "Readiness"),
-                },
-            ),
-            "/metrics": _get(
-                "Prometheus metrics of the front",
-                {"200": {"description": "Text exposition", "content": {"text/plain": {}}}},
-            ),
-            "/api/live": _get(
-                "Every service's own rate and loop lag, and the front's view of its backends",
-                {"200": _json("What the dashboard shows", "Live")},
-            ),
-            "/api/openapi.json": _get(
-                "This document",
-                {"200": {"description": "OpenAPI 3.1", "content": {JSON: {}}}},
-            ),
-            "/api/echo/tcp": _post("Echo a message via tcp-echo", "EchoRequest", "EchoResult"),
-            "/api/echo/udp": _post("Echo a message via udp-echo", "UdpEchoRequest", "EchoResult"),
-            "/api/resolve": _post(
-                "Resolve names via the resolver", "ResolveRequest", "ResolveAnswer"
-            ),
-            "/api/fanout": _post(
-                "TCP echo, UDP echo and resolve concurrently",
-                "FanoutRequest",
-                "FanoutResult",
-                backend=False,
-            ),
-            **_fault_paths(),
-        },
-        "components": {"schemas": _schemas(config)},
-        # OpenAPI has no way to describe a WebSocket: /ws/live is left out of `paths`
-        # (a plain GET there only ever gets a 400) and said here instead
-        "x-websockets": {
-            "/ws/live": {
-                "description": (
-                    "WebSocket (RFC 6455), one-way: one JSON message a second, "
-                    '`{"type": "stats", "ts", "stats", "backends", "services"}` '
-                    "(`services` as in GET /api/live). At most WEB_LIVE_MAX_CLIENTS clients "
-                    "(the next is closed with 1013); a client message over "
-                    "WEB_LIVE_MAX_MESSAGE bytes closes it with 1009."
-                ),
-            }
-        },
+        "paths": paths,
+        "components": {"schemas": schemas(config)},
+        # OpenAPI has no way to describe a WebSocket: it is left out of `paths` (a plain
+        # GET there only ever gets a 400) and said here instead
+        "x-websockets": websockets,
     }
+
+
+def _operation(path: str, spec: Operation) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": spec.summary}
+    if spec.parameters:
+        operation["parameters"] = [
+            {"name": name, "in": "path", "required": True, "schema": schema}
+            for name, schema in spec.parameters.items()
+        ]
+    if spec.body is not None:
+        operation["requestBody"] = {"required": True, "content": {JSON: {"schema": ref(spec.body)}}}
+    problems = spec.problems + EVERY_ROUTE
+    if path.startswith(FAULTY_PREFIXES):
+        problems += (InjectedFailure,)
+    responses = {status: dict(answer) for status, answer in spec.answers.items()}
+    for status, answer in _problem_answers(problems).items():
+        if status in responses:
+            raise ValueError(f"{path}: {status} is both an answer and a problem")
+        responses[status] = answer
+    operation["responses"] = {str(status): responses[status] for status in sorted(responses)}
+    return operation
+
+
+def _problem_answers(problems: Iterable[type[Problem]]) -> dict[int, dict[str, Any]]:
+    """One answer per status: each kind's docstring, and the ``type``s it can carry."""
+    kinds: dict[int, list[type[Problem]]] = {}
+    for kind in dict.fromkeys(problems):
+        kinds.setdefault(kind.status, []).append(kind)
+    answers = {}
+    for status, same in kinds.items():
+        types = sorted({kind.type for kind in same})
+        schema = {"allOf": [ref("Problem"), {"properties": {"type": {"enum": types}}}]}
+        answers[status] = {
+            "description": "\n\n".join(_described(kind) for kind in same),
+            "content": {PROBLEM: {"schema": schema}},
+        }
+    return answers
+
+
+def _described(kind: type[Problem]) -> str:
+    """The first paragraph of the class's docstring, its ``literals`` as Markdown's."""
+    first = (inspect.getdoc(kind) or kind.__name__).split("\n\n")[0]
+    return re.sub(r"``([^`]+)``", r"`\1`", " ".join(first.split()))

@@ -1,4 +1,9 @@
-"""The front's HTTP API, declared with the book's ``RouteTableDef``.
+"""The front's one URL table, the book's ``RouteTableDef``: every route ``create_app`` serves.
+
+Each handler carries its OpenAPI operation (``@operation``, see ``operations.py``), from
+which ``openapi.py`` writes ``GET /api/openapi.json``. The handlers of the dashboard and of
+the fault API live beside what they serve (``live.py``, ``faults.py``) and are registered
+here, the dashboard's first, the fault API's last; the rest are defined here.
 
 Try it:
   curl -s http://127.0.0.1:8080/readyz
@@ -19,23 +24,40 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from services.web import validation
+from services.web import faults, live, validation
+from services.web.backends.call import PROBLEMS as BACKEND_PROBLEMS
 from services.web.errors import Problem
 from services.web.health import check_backends
-from services.web.keys import CLIENTS, CONFIG, METRICS
-from services.web.live import live_picture
-from services.web.openapi import openapi_document
+from services.web.keys import CLIENTS, CONFIG, METRICS, OPENAPI
+from services.web.operations import answer, json_answer, operation
 
 routes = web.RouteTableDef()
 
+# the dashboard, its files and its live feed (live.py)
+routes.get("/", name="dashboard")(live.index)
+routes.static("/static/", live.STATIC_DIR, name="static")
+routes.get("/ws/live", name="live")(live.subscribe)
+
+ECHOED = {200: json_answer("The echo", "EchoResult")}
+# what a route that reads a JSON body, then calls a backend, can raise
+CALLS = validation.PROBLEMS + BACKEND_PROBLEMS
+
 
 @routes.get("/healthz", name="healthz")
+@operation("The front is serving", {200: json_answer("Serving", "Health")})
 async def healthz(request: web.Request) -> web.Response:
     """The front itself is serving (it says nothing about the backends: see /readyz)."""
     return web.json_response({"status": "ok"})
 
 
 @routes.get("/readyz", name="readyz")
+@operation(
+    "Every backend answers a real round trip",
+    {
+        200: json_answer("All four backends are up", "Readiness"),
+        503: json_answer("At least one backend is down", "Readiness"),
+    },
+)
 async def readyz(request: web.Request) -> web.Response:
     """200 when every backend answers a real round trip, else 503; each one named."""
     backends = await check_backends(request.app)
@@ -45,6 +67,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/echo/tcp", name="echo_tcp")
+@operation("Echo a message via tcp-echo", ECHOED, body="EchoRequest", problems=CALLS)
 async def echo_tcp(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     body = await validation.json_object(request, config)
@@ -53,6 +76,7 @@ async def echo_tcp(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/echo/udp", name="echo_udp")
+@operation("Echo a message via udp-echo", ECHOED, body="UdpEchoRequest", problems=CALLS)
 async def echo_udp(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     body = await validation.json_object(request, config)
@@ -61,6 +85,12 @@ async def echo_udp(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/resolve", name="resolve")
+@operation(
+    "Resolve names via the resolver",
+    {200: json_answer("The resolver's answer", "ResolveAnswer")},
+    body="ResolveRequest",
+    problems=CALLS,
+)
 async def resolve(request: web.Request) -> web.Response:
     """The resolver's request in, its answer out, unchanged."""
     config = request.app[CONFIG]
@@ -71,6 +101,12 @@ async def resolve(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/fanout", name="fanout")
+@operation(
+    "TCP echo, UDP echo and resolve concurrently",
+    {200: json_answer("One slot per part, a failed part as its problem", "FanoutResult")},
+    body="FanoutRequest",
+    problems=validation.PROBLEMS,
+)
 async def fanout(request: web.Request) -> web.Response:
     """TCP echo, UDP echo and resolve at once; a failed part is a problem in its own slot."""
     config = request.app[CONFIG]
@@ -101,6 +137,7 @@ async def fanout(request: web.Request) -> web.Response:
 
 
 @routes.get("/metrics", name="metrics")
+@operation("Prometheus metrics of the front", {200: answer("Text exposition", "text/plain")})
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition of this app's own registry."""
     payload = generate_latest(request.app[METRICS].registry)
@@ -110,14 +147,20 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/live", name="api_live")
+@operation(
+    "Every service's own rate and loop lag, and the front's view of its backends",
+    {200: json_answer("What the dashboard shows", "Live")},
+)
 async def api_live(request: web.Request) -> web.Response:
     """What the dashboard shows: every service's own rate and loop lag, the front's view."""
-    return web.json_response(live_picture(request.app))
+    return web.json_response(live.live_picture(request.app))
 
 
 @routes.get("/api/openapi.json", name="openapi")
+@operation("This document", {200: answer("OpenAPI 3.1", "application/json")})
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document(request.app[CONFIG]))
+    """The OpenAPI document, written once when the app was built (``openapi.py``)."""
+    return web.json_response(request.app[OPENAPI])
 
 
 async def _timed_echo(echo: Callable[[bytes], Awaitable[bytes]], data: bytes) -> dict[str, Any]:
@@ -128,3 +171,11 @@ async def _timed_echo(echo: Callable[[bytes], Awaitable[bytes]], data: bytes) ->
 
 def _ms_since(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
+
+
+# the fault API (faults.py), last in the table and so in the OpenAPI document: a fault set
+# through it outlives the request, so whoever walks the document in order (a schema fuzzer)
+# meets every other route first
+routes.get("/api/faults", name="faults")(faults.list_faults)
+routes.put("/api/faults/{service}", name="fault_set")(faults.set_fault)
+routes.delete("/api/faults/{service}", name="fault_clear")(faults.clear_fault)

@@ -20,6 +20,8 @@ from services.web.config import WebConfig
 from services.web.errors import BodyTimeout, BodyTooLarge, InvalidField, MalformedJson
 
 MODES = ("concurrent", "sequential")
+# every problem reading and checking a body can raise (the OpenAPI document lists them)
+PROBLEMS = (MalformedJson, BodyTimeout, BodyTooLarge, InvalidField)
 
 
 async def json_object(request: web.Request, config: WebConfig) -> dict[str, Any]:

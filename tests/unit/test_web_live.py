@@ -1,9 +1,10 @@
 """The dashboard page, its static files and the /ws/live feed, in-process.
 
 The app here is the minimum ``setup_live`` needs: ``app[STATS]`` and ``app[CONFIG]``, with
-the checker injected. No backend is configured (the default checker fails, and is logged,
-while the stats keep flowing — which is also what the page must survive) and the metrics
-ports point where nothing listens.
+the checker injected, and the front's route table (only the dashboard's routes are asked).
+No backend is configured (the default checker fails, and is logged, while the stats keep
+flowing — which is also what the page must survive) and the metrics ports point where
+nothing listens.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from services.web.backends import Backend
 from services.web.config import WebConfig
 from services.web.keys import CONFIG, STATS
 from services.web.live import LIVE, STATIC_DIR, setup_live
+from services.web.routes import routes
 from services.web.stats import BackendStats
 
 DEADLINE = 5.0
@@ -47,6 +49,7 @@ def live_app(check=None, **limits) -> web.Application:
         setup_live(app)
     else:
         setup_live(app, check=check)
+    app.add_routes(routes)
     return app
 
 

@@ -1,15 +1,19 @@
-"""The OpenAPI document is valid OpenAPI 3.1 and describes exactly the app's routes."""
+"""The OpenAPI document is valid OpenAPI 3.1, describes exactly the app's routes, and lists
+every status they answer."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from openapi_spec_validator import validate
 
 from services.common import hostname
 from services.web.app import create_app
 from services.web.config import WebConfig
+from services.web.faults import FAULTY_PREFIXES
 from services.web.openapi import openapi_document
+from tests.unit.web_fakes import MakeClient, closed_port
 
 
 def _app_routes() -> set[tuple[str, str]]:
@@ -19,8 +23,6 @@ def _app_routes() -> set[tuple[str, str]]:
         path = route.resource.canonical if route.resource is not None else ""
         if path.startswith("/static") or route.method == "HEAD":
             continue  # static files are not API; HEAD is GET's automatic twin
-        if path == "/ws/live":
-            continue  # a WebSocket: OpenAPI cannot describe it (see the document's x-websockets)
         routes.add((route.method.lower(), path))
     return routes
 
@@ -32,9 +34,59 @@ def test_the_document_is_valid_openapi_3_1() -> None:
 
 
 def test_every_route_is_documented_and_nothing_else() -> None:
+    """Both ways, the WebSocket under x-websockets: a route added anywhere without its
+    @operation, or a path documented but not routed, fails here."""
     document = openapi_document(WebConfig())
     documented = {(method, path) for path, item in document["paths"].items() for method in item}
-    assert documented == _app_routes()
+    websockets = {("get", path) for path in document["x-websockets"]}
+    assert documented.isdisjoint(websockets)
+    assert documented | websockets == _app_routes()
+
+
+def test_every_operation_lists_405_and_500_and_the_fronts_own_fault() -> None:
+    for path, item in openapi_document(WebConfig())["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            assert {"405", "500"} <= responses.keys(), (method, path)
+            if path.startswith(FAULTY_PREFIXES):
+                types = responses["503"]["content"]["application/problem+json"]["schema"]
+                assert "urn:polyloop:problem:injected-fault" in str(types), (method, path)
+
+
+async def test_what_the_front_answers_is_documented(front: MakeClient) -> None:
+    """Statuses answered in-process, each looked up in its route's operation (and the
+    problem's type in the ones it lists)."""
+    client = await front(tcp_echo_port=closed_port(), max_body=2048)
+    document = openapi_document(WebConfig())
+    fanout = {"message": "hi", "names": ["www.polyloop.test"]}
+    etag = (await client.get("/")).headers["ETag"]
+    cases: list[tuple[str, str, str, dict[str, Any]]] = [
+        ("GET", "/", "/", {"headers": {"Range": "bytes=0-9"}}),
+        ("GET", "/", "/", {"headers": {"If-None-Match": etag}}),
+        ("GET", "/", "/", {"headers": {"Range": "bytes=999999-"}}),
+        ("POST", "/api/echo/tcp", "/api/echo/tcp", {"data": b"{"}),
+        ("POST", "/api/echo/tcp", "/api/echo/tcp", {"json": {"message": "x"}}),
+        ("POST", "/api/echo/udp", "/api/echo/udp", {"json": {"message": ""}}),
+        ("PUT", "/api/faults/nope", "/api/faults/{service}", {"json": {}}),
+        ("PUT", "/api/faults/web", "/api/faults/{service}", {"data": b" " * 4096}),
+        ("PUT", "/api/faults/web", "/api/faults/{service}", {"json": {"block_ms": -1}}),
+        ("PUT", "/api/faults/web", "/api/faults/{service}", {"json": {"fail_percent": 100}}),
+        ("POST", "/api/fanout", "/api/fanout", {"json": fanout}),
+        ("POST", "/api/resolve", "/api/resolve", {"json": {"names": ["a.polyloop.test"]}}),
+        ("DELETE", "/api/faults/web", "/api/faults/{service}", {}),
+    ]
+    seen = set()
+    for method, url, path, options in cases:
+        async with client.request(method, url, **options) as response:
+            status = str(response.status)
+            seen.add(status)
+            operation = document["paths"][path][method.lower()]
+            assert status in operation["responses"], (method, url, status)
+            if response.content_type == "application/problem+json":
+                schema = operation["responses"][status]["content"][response.content_type]
+                assert (await response.json())["type"] in str(schema["schema"]), (method, url)
+    # the cases do reach what they are about
+    assert {"206", "304", "416", "400", "404", "413", "422", "503"} <= seen, seen
 
 
 def test_every_api_error_is_problem_json() -> None:

@@ -21,6 +21,9 @@ from services.web.stats import BackendStats
 
 T = TypeVar("T")
 
+# every problem a backend call can raise (the OpenAPI document lists them)
+PROBLEMS = (BadBackendReply, BackendUnavailable, BackendTimeout)
+
 
 class BackendCall:
     """Runs calls to one named backend under its timeout and semaphore."""

@@ -1,0 +1,285 @@
+"""The shapes of the front's API: the OpenAPI ``components.schemas`` of ``GET /api/openapi.json``.
+
+The limits come from the running config, so the document states what this instance accepts;
+the fault bounds are ``services.common.faults``' own, the host-name rule the resolver's
+(``services.common.hostname``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.common import faults, hostname
+from services.web.backends import Backend
+from services.web.config import WebConfig
+from services.web.faults import SERVICES as FAULT_SERVICES
+from services.web.operations import ref
+from services.web.validation import MODES
+
+
+def schemas(config: WebConfig) -> dict[str, Any]:
+    names = {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": config.resolver_max_names,
+        # a trailing dot is allowed beyond the 253 characters of the name
+        "items": {
+            "type": "string",
+            "maxLength": hostname.MAX_LENGTH + 1,
+            "pattern": hostname.PATTERN,
+        },
+        "description": "Host names; those under polyloop.test are served by the stack's dns",
+    }
+    timeout = {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "maximum": config.resolver_max_timeout,
+        "default": config.resolve_default_timeout,
+        "description": "Seconds the resolver waits before answering `timeout` for a name",
+    }
+    nullable_number = {"type": ["number", "null"]}
+    return {
+        "Problem": {
+            "type": "object",
+            "description": "RFC 9457 problem details",
+            "required": ["type", "title", "status", "detail", "instance"],
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                "detail": {"type": "string"},
+                "instance": {"type": "string"},
+                "field": {"type": "string", "description": "the request field at fault"},
+                "backend": {
+                    "enum": [backend.value for backend in Backend],
+                    "description": "the backend at fault",
+                },
+            },
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {"status": {"const": "ok"}},
+        },
+        "BackendState": {
+            "type": "object",
+            "required": ["state", "latency_ms", "error", "replicas"],
+            "properties": {
+                "state": {"enum": ["up", "down"]},
+                "latency_ms": nullable_number,
+                "error": {"type": ["string", "null"]},
+                "replicas": ref("Replicas"),
+            },
+        },
+        "Replicas": {
+            "type": "object",
+            "description": "every replica the backend's name resolves to (backends/replicas.py)",
+            "required": ["count", "up", "replicas"],
+            "properties": {
+                "count": {"type": "integer", "minimum": 0},
+                "up": {"type": "integer", "minimum": 0},
+                "replicas": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["address", "state", "calls", "failures", "error"],
+                        "properties": {
+                            "address": {"type": "string"},
+                            "state": {"enum": ["up", "down"]},
+                            "calls": {"type": "integer", "minimum": 0},
+                            "failures": {"type": "integer", "minimum": 0},
+                            "error": {"type": ["string", "null"]},
+                        },
+                    },
+                },
+            },
+        },
+        "Readiness": {
+            "type": "object",
+            "required": ["status", "backends"],
+            "properties": {
+                "status": {"enum": ["ready", "unavailable"]},
+                "backends": {
+                    "type": "object",
+                    "required": [backend.value for backend in Backend],
+                    "additionalProperties": ref("BackendState"),
+                },
+            },
+        },
+        "ServiceLive": {
+            "type": "object",
+            "description": "What one service says of itself on its metrics port",
+            "required": ["state", "rate", "lag_p99_ms", "blocked_ms", "error", "metrics"],
+            "properties": {
+                "state": {"enum": ["up", "down"]},
+                "rate": {"type": "number", "minimum": 0, "description": "requests/s, any client"},
+                "lag_p99_ms": {
+                    **nullable_number,
+                    "description": "event-loop lag p99 over the last 5 s",
+                },
+                "blocked_ms": {"type": "number", "minimum": 0, "description": "blocked now"},
+                "error": {"type": ["string", "null"], "description": "why it is down"},
+                "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
+            },
+        },
+        "Live": {
+            "type": "object",
+            "required": ["services", "front", "ts"],
+            "properties": {
+                "services": {
+                    "type": "object",
+                    "required": ["tcp-echo", "udp-echo", "resolver", "dns", "web"],
+                    "additionalProperties": ref("ServiceLive"),
+                },
+                "front": {
+                    "type": "object",
+                    "description": "The front's own measurements of its backend calls",
+                    "required": ["stats", "backends"],
+                    "properties": {
+                        "stats": {"type": "object"},
+                        "backends": {
+                            "type": "object",
+                            "additionalProperties": ref("BackendState"),
+                        },
+                    },
+                },
+                "ts": {"type": "number"},
+            },
+        },
+        "EchoRequest": {
+            "type": "object",
+            "required": ["message"],
+            "properties": {"message": _message(config.max_message)},
+        },
+        "UdpEchoRequest": {
+            "type": "object",
+            "required": ["message"],
+            "properties": {
+                "message": _message(
+                    config.udp_max_message,
+                    f": one datagram, udp-echo drops datagrams over {config.udp_max_datagram}"
+                    " bytes",
+                )
+            },
+        },
+        "EchoResult": {
+            "type": "object",
+            "required": ["echo", "bytes", "latency_ms"],
+            "properties": {
+                "echo": {"type": "string"},
+                "bytes": {"type": "integer", "minimum": 1},
+                "latency_ms": {"type": "number", "minimum": 0},
+            },
+        },
+        "ResolveRequest": {
+            "type": "object",
+            "required": ["names"],
+            "properties": {
+                "names": names,
+                "timeout": timeout,
+                "mode": {"enum": list(MODES), "default": "concurrent"},
+            },
+        },
+        "ResolveAnswer": {
+            "type": "object",
+            "description": "The resolver's answer, passed through unchanged",
+            "required": ["results"],
+            "properties": {
+                "results": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "addresses", "error"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "addresses": {"type": "array", "items": {"type": "string"}},
+                            "error": {"type": ["string", "null"]},
+                            "elapsed_ms": nullable_number,
+                        },
+                    },
+                },
+                "elapsed_ms": nullable_number,
+                "mode": {"enum": list(MODES)},
+            },
+        },
+        "FanoutRequest": {
+            "type": "object",
+            "required": ["message", "names"],
+            "properties": {
+                "message": _message(config.udp_max_message, " (UDP)"),
+                "names": names,
+                "timeout": timeout,
+            },
+        },
+        "FanoutResult": {
+            "type": "object",
+            "description": "One slot per part: its result, or a problem if that part failed",
+            "required": ["tcp", "udp", "resolve", "failed", "elapsed_ms"],
+            "properties": {
+                "tcp": {"anyOf": [ref("EchoResult"), ref("Problem")]},
+                "udp": {"anyOf": [ref("EchoResult"), ref("Problem")]},
+                "resolve": {"anyOf": [ref("ResolveAnswer"), ref("Problem")]},
+                "failed": {"type": "array", "items": {"enum": ["tcp", "udp", "resolve"]}},
+                "elapsed_ms": {"type": "number", "minimum": 0},
+            },
+        },
+        **_fault_schemas(),
+    }
+
+
+def _fault_schemas() -> dict[str, Any]:
+    # the bounds are services.common.faults' own: one definition
+    return {
+        "FaultSpec": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "All faults at once (a new PUT replaces the old; all zero clears)",
+            "properties": {
+                "block_ms": {"type": "integer", "minimum": 0, "maximum": faults.MAX_BLOCK_MS},
+                "block_every_second": {"type": "boolean", "default": False},
+                "latency_ms": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": faults.MAX_LATENCY_MS,
+                },
+                "fail_percent": {"type": "number", "minimum": 0, "maximum": 100},
+                "duration_s": {
+                    "type": "number",
+                    "minimum": 1,
+                    "maximum": faults.MAX_DURATION_S,
+                    "default": faults.DEFAULT_DURATION_S,
+                },
+            },
+        },
+        "FaultState": {
+            "type": "object",
+            "description": "What is active now; a service that does not answer is 'down'",
+            "properties": {
+                "active": {"type": "boolean"},
+                "faults": {"type": "object"},
+                "remaining_s": {"type": "number", "minimum": 0},
+                "state": {"enum": ["down"]},
+                "detail": {"type": "string"},
+            },
+        },
+        "Faults": {
+            "type": "object",
+            "required": ["enabled", "services"],
+            "properties": {
+                "enabled": {"type": "boolean", "description": "PUT/DELETE allowed (WEB_FAULTS)"},
+                "services": {
+                    "type": "object",
+                    "properties": {name: ref("FaultState") for name in FAULT_SERVICES},
+                },
+            },
+        },
+    }
+
+
+def _message(max_bytes: int, why: str = "") -> dict[str, Any]:
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": max_bytes,
+        "description": f"At most {max_bytes} bytes in UTF-8{why}",
+    }
