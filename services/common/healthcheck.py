@@ -6,10 +6,10 @@ query, ``GET /healthz``) in one function::
     def check(port: int, host: str = "127.0.0.1", timeout: float = TIMEOUT) -> str | None:
         '''None when healthy, else the reason it is not.'''
 
-and ends with ``sys.exit(main("tcp-echo", "TCP_ECHO_PORT", 8000, check))``. ``main`` reads
-the port from the environment, calls ``check`` on 127.0.0.1 and exits 0 when it returns
-None; otherwise it logs ONE JSON line (``"msg": "unhealthy"``, the ``reason``, the
-``port``) and exits 1, as compose and ``devstack`` expect. Runs on PyPy 3.9 too.
+and ends with ``sys.exit(main("tcp-echo", check))``. ``main`` reads the service's port
+variable (``TCP_ECHO_PORT``), calls ``check`` on 127.0.0.1 and exits 0 when it returns None;
+otherwise it logs ONE JSON line (``"msg": "unhealthy"``, the ``reason``, the ``port``) and
+exits 1, as compose and ``devstack`` expect. Runs on PyPy 3.9 too.
 """
 
 from __future__ import annotations
@@ -20,18 +20,20 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from services.common.config import ConfigError, env_port
+from services.common import settings
+from services.common.catalogue import service
 from services.common.logging import setup_logging
+from services.common.settings import ConfigError
 
 Check = Callable[[int], "str | None"]
 
 
-def main(service: str, port_variable: str, default_port: int, check: Check) -> int:
-    """Run `check` against 127.0.0.1:$port_variable: exit code 0 if healthy, else 1 (logged)."""
-    setup_logging(f"{service}-healthcheck", "WARNING")
-    log = logging.getLogger(f"services.{service.replace('-', '_')}.healthcheck")
+def main(name: str, check: Check) -> int:
+    """Run `check` against 127.0.0.1 on `name`'s port: exit code 0 if healthy, else 1 (logged)."""
+    setup_logging(f"{name}-healthcheck", "WARNING")
+    log = logging.getLogger(f"{service(name).module}.healthcheck")
     try:
-        port = env_port(port_variable, default_port)
+        port = settings.port(service(name)).read()
     except ConfigError as exc:
         log.error("unhealthy", extra={"reason": f"invalid configuration: {exc}"})
         return 1

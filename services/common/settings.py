@@ -14,8 +14,10 @@ raises ``ConfigError`` naming the variable, so the start fails with one clear li
     TcpEchoConfig.from_env({"TCP_ECHO_MAX_CONNECTIONS": "lots"})
     # ConfigError: TCP_ECHO_MAX_CONNECTIONS='lots': expected an integer
 
-The type comes from the default (``bool`` is written 0 or 1 in the environment); ``choices``
-closes a string to a set; ``secret`` keeps a value out of every repr and log. A group of
+The type comes from the default (``bool`` is written 0 or 1 in the environment; any other
+type, such as ``Path``, is built from the string); ``choices`` closes a string to a set,
+whatever its case; ``secret`` keeps a value out of every repr and log. A rule between
+fields goes in ``check()``, which raises ``self.invalid(field, why)``. A group of
 settings shared by several services (``ControlSettings``) is a ``Settings`` class of its
 own, nested with ``group``. ``declared(cls)`` lists every ``Setting`` of a config, which is
 what the configuration tables in docs/ are generated from (and checked against by a test).
@@ -31,9 +33,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from services.common.catalogue import Service
-from services.common.config import ConfigError
 
 __all__ = ["ConfigError", "Setting", "Settings", "declare", "declared", "group", "setting"]
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the service cannot use (the message names it)."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ class Setting:
     variable: str
     default: Any
     meaning: str
-    kind: type = str  # bool, int, float or str
+    kind: type = str  # bool, int, float, str, or a type built from the string (Path)
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
@@ -71,16 +76,16 @@ class Setting:
             if value != value or value in (float("inf"), float("-inf")):  # NaN, infinities
                 raise ConfigError(f"{self.variable}={shown}: expected a finite number")
             if self.minimum is not None and value < self.minimum:
-                raise ConfigError(f"{self.variable}={value}: must be >= {self.minimum:g}")
+                raise ConfigError(f"{self.variable}={value}: must be >= {_number(self.minimum)}")
             if self.maximum is not None and value > self.maximum:
-                raise ConfigError(f"{self.variable}={value}: must be <= {self.maximum:g}")
+                raise ConfigError(f"{self.variable}={value}: must be <= {_number(self.maximum)}")
             return value
         if self.choices:
             for choice in self.choices:  # case does not matter: the declared spelling wins
                 if raw.lower() == choice.lower():
                     return choice
             raise ConfigError(f"{self.variable}={shown}: expected one of {', '.join(self.choices)}")
-        return raw
+        return raw if self.kind is str else self.kind(raw)
 
     @property
     def default_text(self) -> str:
@@ -104,9 +109,14 @@ class Setting:
             return ", ".join(self.choices)
         if self.minimum is None and self.maximum is None:
             return ""
-        low = "" if self.minimum is None else f"{self.minimum:g}"
-        high = "" if self.maximum is None else f"{self.maximum:g}"
+        low = "" if self.minimum is None else _number(self.minimum)
+        high = "" if self.maximum is None else _number(self.maximum)
         return f"{low}..{high}"
+
+
+def _number(value: float) -> str:
+    """``65507``, ``16777216``, ``0.05``: as written, never ``1.67772e+07``."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def setting(
@@ -168,7 +178,14 @@ class Settings:
         return config
 
     def check(self) -> None:
-        """Cross-field rules of a config (a ``ConfigError`` naming the variable); none here."""
+        """Rules beyond one value's type and range; raise ``self.invalid(...)``. None here."""
+
+    def invalid(self, field: str, why: str) -> ConfigError:
+        """The error for ``field``'s value, naming its variable: ``DNS_ZONE_FILE='x': why``."""
+        fields = {f.name: f for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        declared = fields[field].metadata["setting"]
+        value = "<secret>" if declared.secret else repr(str(getattr(self, field)))
+        return ConfigError(f"{declared.variable}={value}: {why}")
 
 
 def declared(cls: type) -> Iterator[Setting]:

@@ -16,9 +16,9 @@ import sys
 
 from twisted.internet import defer, error, interfaces, task
 
-from services.common.config import ConfigError
 from services.common.logging import forward_twisted_logs, setup_logging
 from services.common.loops import twisted as loop_watch
+from services.common.settings import ConfigError
 from services.dns.config import DnsConfig
 from services.dns.metrics import DnsCollector
 from services.dns.server import ServerDatagramProtocol, build_factory

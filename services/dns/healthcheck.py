@@ -25,4 +25,4 @@ def check(port: int, host: str = "127.0.0.1", timeout: float = TIMEOUT) -> str |
 
 
 if __name__ == "__main__":
-    sys.exit(healthcheck.main("dns", "DNS_PORT", 1053, check))
+    sys.exit(healthcheck.main("dns", check))

@@ -19,9 +19,9 @@ import sys  # noqa: E402
 
 import gevent  # noqa: E402
 
-from services.common.config import ConfigError  # noqa: E402
 from services.common.logging import setup_logging  # noqa: E402
 from services.common.loops import gevent as loop_watch  # noqa: E402
+from services.common.settings import ConfigError  # noqa: E402
 from services.resolver.api import ResolverApp  # noqa: E402
 from services.resolver.config import ResolverConfig  # noqa: E402
 from services.resolver.metrics import ResolverCollector  # noqa: E402

@@ -21,4 +21,4 @@ def check(port: int, host: str = "127.0.0.1", timeout: float = TIMEOUT) -> str |
 
 
 if __name__ == "__main__":
-    sys.exit(healthcheck.main("resolver", "RESOLVER_PORT", 8053, check))
+    sys.exit(healthcheck.main("resolver", check))

@@ -21,9 +21,9 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorCore
 from twisted.logger import Logger
 
-from services.common.config import ConfigError
 from services.common.logging import forward_twisted_logs, setup_logging
 from services.common.loops import twisted as loop_watch
+from services.common.settings import ConfigError
 from services.tcp_echo.config import TcpEchoConfig
 from services.tcp_echo.metrics import TcpEchoCollector
 from services.tcp_echo.protocol import Echo, EchoFactory

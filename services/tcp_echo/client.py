@@ -24,10 +24,13 @@ from twisted.internet.interfaces import IReactorTCP, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
-from services.common.config import ConfigError, env_port, env_str
+from services.common import settings
+from services.common.catalogue import service
+from services.common.settings import ConfigError
 
 MESSAGE = b"hello, world!"
 TIMEOUT = 5.0
+TCP_ECHO = service("tcp-echo")
 
 
 class EchoClient(Protocol):
@@ -79,10 +82,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("message", nargs="?", default=MESSAGE.decode(), help="what to send")
     try:
-        default_port = env_port("TCP_ECHO_PORT", 8000)
+        default_port = settings.port(TCP_ECHO).read()
     except ConfigError as exc:
         parser.error(str(exc))
-    parser.add_argument("--host", default=env_str("TCP_ECHO_HOST", "127.0.0.1"))
+    parser.add_argument("--host", default=settings.host(TCP_ECHO).read())
     parser.add_argument("--port", type=int, default=default_port)
     parser.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds")
     return parser.parse_args(argv)

@@ -49,4 +49,4 @@ def check(port: int, host: str = "127.0.0.1", timeout: float = TIMEOUT) -> str |
 
 
 if __name__ == "__main__":
-    sys.exit(healthcheck.main("tcp-echo", "TCP_ECHO_PORT", 8000, check))
+    sys.exit(healthcheck.main("tcp-echo", check))

@@ -18,9 +18,9 @@ import signal
 import sys
 from collections.abc import Callable
 
-from services.common.config import ConfigError
 from services.common.logging import setup_logging
 from services.common.loops import asyncio as loop_watch
+from services.common.settings import ConfigError
 from services.udp_echo.config import UdpEchoConfig
 from services.udp_echo.metrics import UdpEchoCollector
 from services.udp_echo.protocol import ServerUdpEchoProtocol

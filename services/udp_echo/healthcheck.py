@@ -51,4 +51,4 @@ def check(
 
 
 if __name__ == "__main__":
-    sys.exit(healthcheck.main("udp-echo", "UDP_ECHO_PORT", 9999, check))
+    sys.exit(healthcheck.main("udp-echo", check))

@@ -11,8 +11,8 @@ import asyncio
 import logging
 import sys
 
-from services.common.config import ConfigError
 from services.common.logging import setup_logging
+from services.common.settings import ConfigError
 from services.web.app import create_app
 from services.web.config import WebConfig
 from services.web.server import serve

@@ -109,8 +109,8 @@ async def _call(app: web.Application, service: str, method: str, body: Any = Non
     config = app[CONFIG]
     url = control_url(config, service, "/faults")
     headers = {}
-    if method != "GET" and config.admin_token:
-        headers["Authorization"] = f"Bearer {config.admin_token}"
+    if method != "GET" and config.metrics.admin_token:
+        headers["Authorization"] = f"Bearer {config.metrics.admin_token}"
     try:
         async with app[FAULT_SESSION].request(
             method, url, json=body, headers=headers, allow_redirects=False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.config import ConfigError
+from services.common.settings import ConfigError
 from services.resolver.config import ResolverConfig
 
 

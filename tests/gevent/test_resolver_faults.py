@@ -47,9 +47,7 @@ class Clock:
 
 
 @pytest.fixture
-def served(
-    resolver: Resolver, app: ResolverApp, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[str, int]]:
+def served(resolver: Resolver, app: ResolverApp) -> Iterator[tuple[str, int]]:
     """(the API's base URL, the metrics port) with the token configured."""
     config = ResolverConfig.from_env({"POLYLOOP_ADMIN_TOKEN": TOKEN, "RESOLVER_METRICS_PORT": "0"})
     started = watch_resolver(app, resolver, config)

@@ -18,7 +18,7 @@ from twisted.internet import task
 from twisted.logger import globalLogPublisher
 from twisted.names import dns
 
-from services.common.config import ConfigError
+from services.common.settings import ConfigError
 from services.dns.config import DnsConfig
 from services.dns.server import AuthoritativeServerFactory, ServerDatagramProtocol, build_factory
 

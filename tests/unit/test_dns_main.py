@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from devstack import ROOT, Process, free_port, start, stop
-from services.common.config import ConfigError
+from services.common.settings import ConfigError
 from services.dns.config import DnsConfig
 from services.dns.zone import ZONE_FILE
 

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 import pytest
 from twisted.internet import task
 
-from services.common.config import ConfigError
 from services.common.control import ControlServer, ControlSettings, new_registry
 from services.common.loops import LagMonitor
 from services.common.loops.asyncio import AsyncioLagTimer
 from services.common.loops.twisted import TwistedLagTimer
+from services.common.settings import ConfigError
 from tests.scrape import lag_over, parse, scrape, value
 
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import re
 
+from services.common.settings import declared
+from services.dns.config import DnsConfig
+from services.resolver.config import ResolverConfig
+from services.tcp_echo.config import TcpEchoConfig
+from services.udp_echo.config import UdpEchoConfig
+from services.web.config import WebConfig
 from tests.stack import ROOT
 
 README = (ROOT / "README.md").read_text()
 
 
 def variables_read_by_the_services() -> set[str]:
-    found = set()
-    for path in (ROOT / "services").rglob("*.py"):
-        found |= set(re.findall(r"env_\w+\(\s*\"([A-Z][A-Z0-9_]+)\"", path.read_text()))
-    return found
+    configs = (TcpEchoConfig, UdpEchoConfig, ResolverConfig, DnsConfig, WebConfig)
+    return {setting.variable for config in configs for setting in declared(config)}
 
 
 def test_every_variable_a_service_reads_is_in_the_readme() -> None:

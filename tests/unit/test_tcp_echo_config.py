@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.config import ConfigError
+from services.common.settings import ConfigError
 from services.tcp_echo.__main__ import endpoint_description
 from services.tcp_echo.config import TcpEchoConfig
 

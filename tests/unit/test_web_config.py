@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.common.config import ConfigError
+from services.common.settings import ConfigError
 from services.udp_echo.config import UdpEchoConfig
 from services.web.config import WebConfig
 

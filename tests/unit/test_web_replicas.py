@@ -18,7 +18,7 @@ import dns.rrset
 import pytest
 from aiohttp import web
 
-from services.common.config import ConfigError
+from services.common.settings import ConfigError
 from services.web.backends import replicas as r
 from services.web.backends.clients import replica_sets
 from services.web.backends.replicas import (
