@@ -200,7 +200,7 @@ def declared(cls: type) -> Iterator[Setting]:
 # ---- the settings several services share ----------------------------------------------------
 
 LISTEN_HOST = Setting(
-    "LISTEN_HOST", "127.0.0.1", "interface each service binds (compose sets 0.0.0.0)"
+    "LISTEN_HOST", "127.0.0.1", "interface each service binds (compose sets `0.0.0.0`)"
 )
 LOG_LEVEL = Setting(
     "LOG_LEVEL",
@@ -211,17 +211,22 @@ LOG_LEVEL = Setting(
 ADMIN_TOKEN = Setting(
     "POLYLOOP_ADMIN_TOKEN",
     None,
-    "the stack's secret: changing faults needs it (make up makes one in .run/admin-token)",
+    "the stack's shared secret that changes faults (`Authorization: Bearer`); unset: faults"
+    " cannot be changed",
     secret=True,
+    doc_default="unset (`make up` makes one in `.run/admin-token`)",
 )
 
 
 def port(service: Service) -> Setting:
     """``<SERVICE>_PORT``: where ``service`` listens (a local process) or is reached."""
+    inside = (
+        "" if service.container_port == service.port else f" ({service.container_port} in compose)"
+    )
     return Setting(
         service.port_variable,
         service.port,
-        f"{service.name}'s port",
+        f"{service.name}'s port{inside}",
         kind=int,
         minimum=1,
         maximum=65535,
@@ -230,7 +235,11 @@ def port(service: Service) -> Setting:
 
 def host(service: Service) -> Setting:
     """``<SERVICE>_HOST``: where ``service`` is reached (compose sets its service name)."""
-    return Setting(service.host_variable, "127.0.0.1", f"where {service.name} is reached")
+    return Setting(
+        service.host_variable,
+        "127.0.0.1",
+        f"where {service.name} is reached (compose: `{service.name}`)",
+    )
 
 
 def metrics_port(service: Service) -> Setting:
@@ -238,7 +247,8 @@ def metrics_port(service: Service) -> Setting:
     return Setting(
         service.metrics_port_variable,
         service.metrics_port,
-        f"{service.name}'s control port (metrics, faults), on the network only; 0: any free",
+        f"{service.name}'s control port (metrics, faults), on the network only, read by the"
+        " front every second; 0: any free port",
         kind=int,
         minimum=0,
         maximum=65535,

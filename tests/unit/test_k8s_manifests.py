@@ -61,8 +61,8 @@ def load() -> dict[tuple[str, str], dict[str, Any]]:
     return rendered("overlays/load")
 
 
-def readme_defaults() -> dict[str, str]:
-    text = (ROOT / "README.md").read_text()
+def documented_defaults() -> dict[str, str]:
+    text = (ROOT / "docs" / "configuration.md").read_text()
     return {m[1]: m[2] for m in re.finditer(r"^\| `([A-Z_]+)` \| `([^`]*)`", text, re.M)}
 
 
@@ -245,7 +245,7 @@ def test_each_deployment_agrees_with_its_compose_service(
 
 
 def test_the_configmaps_hold_exactly_compose_variables(compose: dict, load: dict) -> None:
-    defaults = readme_defaults()
+    defaults = documented_defaults()
     env = {
         **load[("ConfigMap", "polyloop-env")]["data"],
         **load[("ConfigMap", "polyloop-load")]["data"],
@@ -254,7 +254,7 @@ def test_the_configmaps_hold_exactly_compose_variables(compose: dict, load: dict
     expected: dict[str, str] = {}
     for service in compose["services"].values():
         for name, value in (service.get("environment") or {}).items():
-            if value is None:  # compose passes the host's value: the README's default
+            if value is None:  # compose passes the host's value: the documented default
                 expected[name] = defaults.get(name, "")
             elif (m := re.fullmatch(r"\$\{\w+:-(.*)\}", str(value))) is not None:
                 expected[name] = m[1]

@@ -1,30 +1,29 @@
-"""The README stays true: every variable the services read is documented, every `make`
-target it names exists, every file it points at is there."""
+"""The README and docs/configuration.md stay true: every variable a service declares is in
+the generated tables and the tables are what the declarations say, every variable compose
+passes is documented, every `make` target the README names exists."""
 
 from __future__ import annotations
 
 import re
 
-from services.common.settings import declared
-from services.dns.config import DnsConfig
-from services.resolver.config import ResolverConfig
-from services.tcp_echo.config import TcpEchoConfig
-from services.udp_echo.config import UdpEchoConfig
-from services.web.config import WebConfig
+from devstack import config_docs
 from tests.stack import ROOT
 
 README = (ROOT / "README.md").read_text()
+CONFIGURATION = (ROOT / "docs" / "configuration.md").read_text()
 
 
-def variables_read_by_the_services() -> set[str]:
-    configs = (TcpEchoConfig, UdpEchoConfig, ResolverConfig, DnsConfig, WebConfig)
-    return {setting.variable for config in configs for setting in declared(config)}
+def test_the_configuration_tables_are_generated_from_the_declarations() -> None:
+    assert config_docs.generated() == CONFIGURATION, (
+        "docs/configuration.md differs from the declarations: run"
+        " `.venv/bin/python -m devstack.config_docs` and commit the result"
+    )
 
 
-def test_every_variable_a_service_reads_is_in_the_readme() -> None:
-    names = variables_read_by_the_services()
-    assert len(names) > 20, "the scan found too few variables: has config moved?"
-    assert sorted(name for name in names if f"`{name}`" not in README) == []
+def test_every_variable_a_service_declares_is_in_the_configuration_doc() -> None:
+    names = set(config_docs.readers())
+    assert len(names) > 60, "too few declared variables: is every config.py found?"
+    assert sorted(name for name in names if f"| `{name}` |" not in CONFIGURATION) == []
 
 
 def test_every_make_target_in_the_readme_exists() -> None:
@@ -35,8 +34,9 @@ def test_every_make_target_in_the_readme_exists() -> None:
     assert sorted(named - targets) == []
 
 
-def test_every_compose_variable_is_in_the_readme() -> None:
+def test_every_compose_variable_is_documented() -> None:
     compose = (ROOT / "compose.yaml").read_text()
     names = set(re.findall(r"\$\{([A-Z][A-Z0-9_]+)", compose))
     names |= set(re.findall(r"^\s+([A-Z][A-Z0-9_]+):\s*$", compose, re.MULTILINE))
-    assert sorted(name for name in names if f"`{name}`" not in README) == []
+    documented = README + CONFIGURATION
+    assert sorted(name for name in names if f"`{name}`" not in documented) == []
