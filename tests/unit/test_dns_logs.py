@@ -18,7 +18,6 @@ from twisted.internet import task
 from twisted.logger import globalLogPublisher
 from twisted.names import dns
 
-from services.common.settings import ConfigError
 from services.dns.config import DnsConfig
 from services.dns.server import AuthoritativeServerFactory, ServerDatagramProtocol, build_factory
 
@@ -142,13 +141,6 @@ def test_the_last_counts_are_logged_when_the_server_stops(
     factory.doStop()  # what stopping the TCP port does at shutdown
     (line,) = summaries(caplog.records, "malformed DNS messages")
     assert line.since_last == {"short": 3}
-
-
-def test_the_interval_comes_from_dns_stats_interval() -> None:
-    assert DnsConfig.from_env({}).stats_interval == 10.0
-    assert DnsConfig.from_env({"DNS_STATS_INTERVAL": "2.5"}).stats_interval == 2.5
-    with pytest.raises(ConfigError, match="DNS_STATS_INTERVAL"):
-        DnsConfig.from_env({"DNS_STATS_INTERVAL": "-1"})
 
 
 def test_interval_zero_keeps_no_timer_and_logs_only_at_stop(

@@ -18,49 +18,6 @@ from pathlib import Path
 import pytest
 
 from devstack import ROOT, Process, free_port, start, stop
-from services.common.settings import ConfigError
-from services.dns.config import DnsConfig
-from services.dns.zone import ZONE_FILE
-
-
-def test_defaults() -> None:
-    config = DnsConfig.from_env({})
-    assert (config.listen_host, config.port) == ("127.0.0.1", 1053)
-    assert config.zone_file == ZONE_FILE
-    assert config.max_delay_ms == 10_000
-
-
-def test_values_from_the_environment(tmp_path: Path) -> None:
-    zone = tmp_path / "other.zone"
-    zone.write_text("", encoding="ascii")
-    env = {
-        "LISTEN_HOST": "0.0.0.0",
-        "DNS_PORT": "53",
-        "DNS_ZONE_FILE": str(zone),
-        "DNS_MAX_DELAY_MS": "2500",
-        "DNS_MAX_PENDING_DELAYS": "10",
-        "DNS_TCP_IDLE_TIMEOUT": "2.5",
-        "LOG_LEVEL": "debug",
-    }
-    config = DnsConfig.from_env(env)
-    assert config == DnsConfig("0.0.0.0", 53, zone, 2500, 10, 2.5, "DEBUG")
-
-
-@pytest.mark.parametrize(
-    ("name", "value"),
-    [
-        ("DNS_PORT", "0"),
-        ("DNS_PORT", "dns"),
-        ("DNS_MAX_DELAY_MS", "-1"),
-        ("DNS_MAX_PENDING_DELAYS", "0"),
-        ("DNS_TCP_IDLE_TIMEOUT", "soon"),
-        ("DNS_ZONE_FILE", "/nonexistent/polyloop.test.zone"),
-        ("LOG_LEVEL", "chatty"),
-    ],
-)
-def test_bad_values_name_the_variable(name: str, value: str) -> None:
-    with pytest.raises(ConfigError, match=name):
-        DnsConfig.from_env({name: value})
 
 
 def service_env(**extra: str) -> dict[str, str]:

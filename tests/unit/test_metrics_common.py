@@ -14,11 +14,10 @@ from collections.abc import Iterator
 import pytest
 from twisted.internet import task
 
-from services.common.control import ControlServer, ControlSettings, new_registry
+from services.common.control import ControlServer, new_registry
 from services.common.loops import LagMonitor
 from services.common.loops.asyncio import AsyncioLagTimer
 from services.common.loops.twisted import TwistedLagTimer
-from services.common.settings import ConfigError
 from tests.scrape import lag_over, parse, scrape, value
 
 
@@ -140,22 +139,3 @@ def test_beyond_max_connections_a_new_one_is_closed_at_once(server: ControlServe
             break
         except (OSError, ValueError):
             assert time.monotonic() < deadline, "no scrape answered after the idle ones left"
-
-
-@pytest.mark.parametrize(
-    ("name", "raw"),
-    [
-        ("POLYLOOP_METRICS", "yes"),
-        ("POLYLOOP_METRICS", "2"),
-        ("POLYLOOP_LAG_INTERVAL", "0"),
-        ("POLYLOOP_METRICS_MAX_CONNECTIONS", "0"),
-    ],
-)
-def test_a_bad_setting_names_its_variable(name: str, raw: str) -> None:
-    with pytest.raises(ConfigError, match=name):
-        ControlSettings.from_env({name: raw})
-
-
-def test_the_settings_defaults_and_the_switch() -> None:
-    assert ControlSettings.from_env({}) == ControlSettings(True, 0.05, 16, None)
-    assert not ControlSettings.from_env({"POLYLOOP_METRICS": "0"}).enabled

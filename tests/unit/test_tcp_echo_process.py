@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from devstack import ROOT, Process, free_port, start, stop
+from services.tcp_echo.__main__ import endpoint_description
+from services.tcp_echo.config import TcpEchoConfig
 
 MiB = 1024 * 1024
 
@@ -140,6 +142,12 @@ def test_invalid_config_fails_the_start_with_a_clear_message() -> None:
     assert result.returncode == 2
     assert b"TCP_ECHO_MAX_CONNECTIONS='lots': expected an integer" in result.stdout
     assert b"Traceback" not in result.stdout + result.stderr
+
+
+def test_endpoint_string_quotes_an_ipv6_interface() -> None:
+    assert endpoint_description(TcpEchoConfig(listen_host="::")) == (
+        "tcp:port=8000:interface=\\:\\::backlog=1024"
+    )
 
 
 def test_connection_limit_refuses_beyond_it_and_logs_once(service_factory: StartService) -> None:
