@@ -9,21 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common import settings
 from services.common.catalogue import service
-from services.common.control import ControlSettings
-from services.common.settings import LISTEN_HOST, LOG_LEVEL, Settings, declare, group, setting
+from services.common.config import ServiceConfig
+from services.common.settings import setting
 from services.dns.zone import ZONE_FILE
 
 DNS = service("dns")
 
 
 @dataclass(frozen=True)
-class DnsConfig(Settings):
+class DnsConfig(ServiceConfig, service=DNS):
     """Everything dns reads from the environment (docs/configuration.md)."""
 
-    listen_host: str = declare(LISTEN_HOST)
-    port: int = declare(settings.port(DNS))
     zone_file: Path = setting(
         "DNS_ZONE_FILE",
         ZONE_FILE,
@@ -51,7 +48,6 @@ class DnsConfig(Settings):
         minimum=0.1,
         maximum=3600.0,
     )
-    log_level: str = declare(LOG_LEVEL)
     stats_interval: float = setting(
         "DNS_STATS_INTERVAL",
         10.0,
@@ -60,8 +56,6 @@ class DnsConfig(Settings):
         minimum=0.0,
         maximum=86_400.0,
     )
-    metrics_port: int = declare(settings.metrics_port(DNS))
-    metrics: ControlSettings = group(ControlSettings)
 
     def check(self) -> None:
         if not self.zone_file.is_file():

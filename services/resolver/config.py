@@ -10,25 +10,23 @@ from dataclasses import dataclass
 
 from services.common import settings
 from services.common.catalogue import service
-from services.common.control import ControlSettings
+from services.common.config import ServiceConfig
 from services.common.limits import (
     DEFAULT_RESOLVE_TIMEOUT,
     RESOLVER_MAX_CONNECTIONS,
     RESOLVER_MAX_NAMES,
     RESOLVER_MAX_TIMEOUT,
 )
-from services.common.settings import LISTEN_HOST, LOG_LEVEL, Settings, declare, group, setting
+from services.common.settings import declare, setting
 
 RESOLVER = service("resolver")
 DNS = service("dns")
 
 
 @dataclass(frozen=True)
-class ResolverConfig(Settings):
+class ResolverConfig(ServiceConfig, service=RESOLVER):
     """Everything the resolver reads from the environment (docs/configuration.md)."""
 
-    listen_host: str = declare(LISTEN_HOST)
-    port: int = declare(settings.port(RESOLVER))
     # the stack's dns service, asked for polyloop.test names; a host name (compose: dns)
     # is resolved once at start
     dns_host: str = declare(settings.host(DNS))
@@ -97,9 +95,6 @@ class ResolverConfig(Settings):
         minimum=0.0,
         maximum=60.0,
     )
-    log_level: str = declare(LOG_LEVEL)
-    metrics_port: int = declare(settings.metrics_port(RESOLVER))
-    metrics: ControlSettings = group(ControlSettings)
 
     @property
     def default_timeout(self) -> float:

@@ -8,20 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.common import settings
 from services.common.catalogue import service
-from services.common.control import ControlSettings
-from services.common.settings import LISTEN_HOST, LOG_LEVEL, Settings, declare, group, setting
+from services.common.config import ServiceConfig
+from services.common.settings import setting
 
 TCP_ECHO = service("tcp-echo")
 
 
 @dataclass(frozen=True)
-class TcpEchoConfig(Settings):
+class TcpEchoConfig(ServiceConfig, service=TCP_ECHO):
     """Everything tcp-echo reads from the environment (docs/configuration.md)."""
 
-    listen_host: str = declare(LISTEN_HOST)
-    port: int = declare(settings.port(TCP_ECHO))
     max_connections: int = setting(
         "TCP_ECHO_MAX_CONNECTIONS",
         1024,
@@ -45,6 +42,3 @@ class TcpEchoConfig(Settings):
         minimum=0.0,
         maximum=60.0,
     )
-    log_level: str = declare(LOG_LEVEL)
-    metrics_port: int = declare(settings.metrics_port(TCP_ECHO))
-    metrics: ControlSettings = group(ControlSettings)

@@ -7,21 +7,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.common import settings
 from services.common.catalogue import service
-from services.common.control import ControlSettings
+from services.common.config import ServiceConfig
 from services.common.limits import UDP_ECHO_MAX_DATAGRAM
-from services.common.settings import LISTEN_HOST, LOG_LEVEL, Settings, declare, group, setting
+from services.common.settings import declare, setting
 
 UDP_ECHO = service("udp-echo")
 
 
 @dataclass(frozen=True)
-class UdpEchoConfig(Settings):
+class UdpEchoConfig(ServiceConfig, service=UDP_ECHO):
     """Everything udp-echo reads from the environment (docs/configuration.md)."""
 
-    listen_host: str = declare(LISTEN_HOST)
-    port: int = declare(settings.port(UDP_ECHO))
     max_datagram: int = declare(UDP_ECHO_MAX_DATAGRAM)
     rate_limit: int = setting(
         "UDP_ECHO_RATE_LIMIT",
@@ -54,6 +51,3 @@ class UdpEchoConfig(Settings):
         " 10 sockets on (`make bench`)",
         choices=("asyncio", "uvloop"),
     )
-    log_level: str = declare(LOG_LEVEL)
-    metrics_port: int = declare(settings.metrics_port(UDP_ECHO))
-    metrics: ControlSettings = group(ControlSettings)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from services.common import settings
 from services.common.catalogue import service
-from services.common.control import ControlSettings
+from services.common.config import ServiceConfig
 from services.common.limits import (
     DEFAULT_RESOLVE_TIMEOUT,
     RESOLVER_MAX_CONNECTIONS,
@@ -22,7 +22,7 @@ from services.common.limits import (
     RESOLVER_MAX_TIMEOUT,
     UDP_ECHO_MAX_DATAGRAM,
 )
-from services.common.settings import LISTEN_HOST, LOG_LEVEL, Settings, declare, group, setting
+from services.common.settings import declare, setting
 
 WEB, TCP_ECHO, UDP_ECHO = service("web"), service("tcp-echo"), service("udp-echo")
 RESOLVER, DNS = service("resolver"), service("dns")
@@ -31,11 +31,9 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 @dataclass(frozen=True)
-class WebConfig(Settings):
+class WebConfig(ServiceConfig, service=WEB):
     """Everything the front reads from the environment (docs/configuration.md)."""
 
-    listen_host: str = declare(LISTEN_HOST)
-    port: int = declare(settings.port(WEB))
     tcp_echo_host: str = declare(settings.host(TCP_ECHO))
     tcp_echo_port: int = declare(settings.port(TCP_ECHO))
     udp_echo_host: str = declare(settings.host(UDP_ECHO))
@@ -44,15 +42,20 @@ class WebConfig(Settings):
     resolver_port: int = declare(settings.port(RESOLVER))
     dns_host: str = declare(settings.host(DNS))
     dns_port: int = declare(settings.port(DNS))
+    # the backends' own limits: the front refuses what they would refuse
+    resolver_max_names: int = declare(RESOLVER_MAX_NAMES)
+    resolver_max_timeout: float = declare(RESOLVER_MAX_TIMEOUT)
+    resolver_max_connections: int = declare(RESOLVER_MAX_CONNECTIONS)
+    udp_max_datagram: int = declare(UDP_ECHO_MAX_DATAGRAM)
+    backend_concurrency: int = setting(
+        "WEB_BACKEND_CONCURRENCY", 100, "calls in flight per backend", minimum=1, maximum=10_000
+    )
     backend_timeout: float = setting(
         "WEB_BACKEND_TIMEOUT",
         5.0,
         "seconds for any backend call; past it a 504",
         minimum=0.1,
         maximum=60.0,
-    )
-    backend_concurrency: int = setting(
-        "WEB_BACKEND_CONCURRENCY", 100, "calls in flight per backend", minimum=1, maximum=10_000
     )
     health_timeout: float = setting(
         "WEB_HEALTH_TIMEOUT",
@@ -152,19 +155,13 @@ class WebConfig(Settings):
         minimum=0.1,
         maximum=3600.0,
     )
-    log_level: str = declare(LOG_LEVEL)
-    # the backends' own limits: the front refuses what they would refuse
-    resolver_max_names: int = declare(RESOLVER_MAX_NAMES)
-    resolver_max_timeout: float = declare(RESOLVER_MAX_TIMEOUT)
-    resolver_max_connections: int = declare(RESOLVER_MAX_CONNECTIONS)
-    udp_max_datagram: int = declare(UDP_ECHO_MAX_DATAGRAM)
-    # every service's control port, read every second (services/web/scrape.py)
+    # every service's control port, read every second (services/web/scrape.py); its own is
+    # metrics_port
     web_host: str = declare(settings.host(WEB))
     tcp_echo_metrics_port: int = declare(settings.metrics_port(TCP_ECHO))
     udp_echo_metrics_port: int = declare(settings.metrics_port(UDP_ECHO))
     resolver_metrics_port: int = declare(settings.metrics_port(RESOLVER))
     dns_metrics_port: int = declare(settings.metrics_port(DNS))
-    metrics_port: int = declare(settings.metrics_port(WEB))  # the front's own, read the same way
     scrape_timeout: float = setting(
         "WEB_SCRAPE_TIMEOUT",
         0.5,
@@ -213,9 +210,6 @@ class WebConfig(Settings):
         kind=bool,
         doc_default="`1` when `POLYLOOP_BIND` is loopback, else `0`",
     )
-    # POLYLOOP_METRICS, POLYLOOP_LAG_INTERVAL, POLYLOOP_METRICS_MAX_CONNECTIONS, and
-    # POLYLOOP_ADMIN_TOKEN, passed to the services' /faults (never in a repr or a log)
-    metrics: ControlSettings = group(ControlSettings)
 
     def address(self, name: str) -> tuple[str, int]:
         """Where the front reaches service ``name`` (a catalogue name): ``<SERVICE>_HOST``,
