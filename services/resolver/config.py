@@ -38,20 +38,21 @@ class ResolverConfig(ServiceConfig, service=RESOLVER):
         " gevent's default thread pool, for comparison)",
         choices=("dnspython", "threadpool"),
     )
+    # by default the largest request runs whole at once, and alone fills the service's bound
     pool_size: int = setting(
         "RESOLVER_POOL_SIZE",
-        256,
+        RESOLVER_MAX_NAMES.default,
         "lookups of one request running at once (the gevent `Pool`)",
         minimum=1,
-        maximum=10_000,
+        maximum=RESOLVER_MAX_NAMES.maximum,
     )
     max_lookups: int = setting(
         "RESOLVER_MAX_LOOKUPS",
-        256,
+        RESOLVER_MAX_NAMES.default,
         "lookups in flight across all requests (each holds up to two sockets, A and AAAA);"
         ' beyond it names wait, and one still waiting at its deadline is `"overloaded"`',
         minimum=1,
-        maximum=10_000,
+        maximum=RESOLVER_MAX_NAMES.maximum,
     )
     external: bool = setting(
         "RESOLVER_EXTERNAL",
