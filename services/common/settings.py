@@ -19,8 +19,10 @@ type, such as ``Path``, is built from the string); ``choices`` closes a string t
 whatever its case; ``secret`` keeps a value out of every repr and log. A rule between
 fields goes in ``check()``, which raises ``self.invalid(field, why)``. A group of
 settings shared by several services (``ControlSettings``) is a ``Settings`` class of its
-own, nested with ``group``. ``declared(cls)`` lists every ``Setting`` of a config, which is
-what the configuration tables in docs/ are generated from (and checked against by a test).
+own, nested with ``group``; what every service reads (its address, log level, control port)
+is ``services.common.config.ServiceConfig``, which each service's config extends.
+``declared(cls)`` lists every ``Setting`` of a config: the configuration tables of
+docs/configuration.md are generated from it (``python -m devstack.config_docs``).
 Runs on PyPy 3.9 too: no 3.10+ syntax outside annotations.
 """
 
