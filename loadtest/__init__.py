@@ -5,12 +5,16 @@ Run from the repo root against the running stack (``make up``)::
     locust -f loadtest                                  # web UI on http://127.0.0.1:8089
     locust -f loadtest --headless -u 30 -r 10 -t 20s    # what `make load` runs, plus gates
 
-Locust loads every module here whose name does not start with ``_``: the Users
-(``web_user``, ``tcp_echo_user``, ``udp_echo_user``, ``dns_user``, ``resolver_user``),
-the load shapes (``shapes``), the pass/fail gates (``gates``) and the checks made before
-any load is sent (``preflight``: the host and the tag selection). Helpers live in
-``_``-modules. This package never imports Locust from ``__init__``, so the pure helpers
-(``_budgets``, ``_targets``) are importable by tests.
+``-f`` with a directory is Locust's way to run a suite of several locustfiles: it loads
+every module here whose name does not start with ``_``, each once. Those are the Users (one
+module each: ``web_user``, ``tcp_echo_user``, ``udp_echo_user``, ``dns_user``,
+``resolver_user``), the load shapes (``shapes``) and the event hooks (``hooks``: the checks
+made at init, before any load is sent, the gates and the ``LOAD_FAULTS`` schedule). Each
+thing the hooks run lives in ONE ``_``-module, which Locust never loads by itself and which
+imports Locust only inside its hook functions, so tests import it: ``_targets`` (where the
+load goes), ``_gates`` (pass/fail), ``_fault_schedule``; the Users' helpers are ``_users``,
+``_clients``, ``_checks`` and ``_payloads``. Nothing stops Locust at import time but a
+missing dependency (below): every setting is checked at init, with one line saying why.
 
 Besides Locust, the suite needs dnspython (the DNS user's client): with a bare
 ``pip install locust`` it stops here with one line saying what to install, rather than a

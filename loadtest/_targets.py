@@ -1,9 +1,11 @@
-"""Where the load goes: the same variables the README documents for every service.
+"""Where the load goes: each service of the stack catalogue, at the variables the README documents.
 
-Defaults are the host-side ports of the stack on 127.0.0.1; inside compose the
-locust containers set the service names and in-network ports (web:8080,
-tcp-echo:8000, udp-echo:9999, resolver:8053, dns:53). Load is only ever sent to
-loopback or to the stack's own containers: any other host is refused at start.
+``<PREFIX>_HOST`` / ``<PREFIX>_PORT`` for every service of ``services.common.catalogue``
+(``WEB_HOST``/``WEB_PORT``, ``TCP_ECHO_HOST``/..., defaults 127.0.0.1 and the README's host
+ports); inside compose the locust containers set the service names and in-network ports
+(web:8080, tcp-echo:8000, udp-echo:9999, resolver:8053, dns:53). Load is only ever sent to
+loopback or to the stack's own containers: any other host stops the run at Locust's init.
+Pure Python (no Locust), so tests import it.
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from services.common.catalogue import SERVICES
 
 # the compose service names: the only non-loopback hosts a load run may target
-STACK_HOSTS = frozenset({"web", "tcp-echo", "udp-echo", "resolver", "dns", "localhost"})
+STACK_HOSTS = frozenset({s.name for s in SERVICES} | {"localhost"})
+DEFAULT_TIMEOUT = 2.0  # seconds: LOAD_TIMEOUT unset
 
 
 class TargetError(ValueError):
@@ -31,24 +37,43 @@ class Target:
         return f"http://{self.host}:{self.port}"
 
 
-@dataclass(frozen=True)
-class Targets:
-    web: Target
-    tcp_echo: Target
-    udp_echo: Target
-    resolver: Target
-    dns: Target
+Targets = Mapping[str, Target]  # keyed by the catalogue's service names: "web", "tcp-echo"...
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Targets:
-        env = os.environ if env is None else env
-        return cls(
-            web=_target("WEB", 8080, env),
-            tcp_echo=_target("TCP_ECHO", 8000, env),
-            udp_echo=_target("UDP_ECHO", 9999, env),
-            resolver=_target("RESOLVER", 8053, env),
-            dns=_target("DNS", 1053, env),
-        )
+
+def from_env(env: Mapping[str, str] | None = None) -> Targets:
+    """Every service's target, from its variables or the README's defaults."""
+    env = os.environ if env is None else env
+    return {s.name: _target(s.prefix, s.port, env) for s in SERVICES}
+
+
+def timeout_from_env(env: Mapping[str, str] | None = None) -> float:
+    """``LOAD_TIMEOUT``: seconds that bound every call of every user (default 2)."""
+    env = os.environ if env is None else env
+    raw = env.get("LOAD_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        timeout = float(raw)
+    except ValueError:
+        raise TargetError(f"LOAD_TIMEOUT={raw!r}: expected seconds, e.g. 2") from None
+    if not 0 < timeout <= 60:
+        raise TargetError(f"LOAD_TIMEOUT={raw}: must be in (0, 60] seconds")
+    return timeout
+
+
+def front_url(host_option: str | None, targets: Targets) -> str:
+    """The front the run talks to: ``-H/--host`` when given (as Locust points ``WebUser``),
+    else ``WEB_HOST``/``WEB_PORT``. Raises ``TargetError`` for a host outside the stack."""
+    if host_option:
+        check_host_option(host_option)
+        return host_option.rstrip("/")
+    return targets["web"].url
+
+
+def check_host_option(url: str) -> None:
+    host = urlsplit(url).hostname or ""
+    if not is_stack_host(host):
+        raise TargetError(f"--host {url}: load goes only to loopback or the stack's containers")
 
 
 def _target(prefix: str, default_port: int, env: Mapping[str, str]) -> Target:

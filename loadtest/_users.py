@@ -1,25 +1,20 @@
 """Abstract base Users: each builds its client and knows its target; tasks live elsewhere.
 
-Targets come from the README's variables (``_targets``); ``LOAD_TIMEOUT`` (seconds,
-default 2) bounds every protocol call and HTTP request, so a silent service shows
-as failures, never as a hung run. ``-H/--host`` (or the web UI's host field) points
+Where each base User sends its load is set once per Locust process, at its ``init`` event
+(``hooks.py`` calls ``aim``): the service's target from ``_targets`` and ``LOAD_TIMEOUT``
+(seconds, default 2), which bounds every protocol call and HTTP request, so a silent service
+shows as failures, never as a hung run. ``-H/--host`` (or the web UI's host field) points
 ``WebUser`` at another front; every other user keeps its own variable.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterable
 
 from locust import FastHttpUser, User, between
 
 from loadtest._clients import DnsClient, TcpEchoClient, UdpEchoClient
-from loadtest._targets import TargetError, Targets
-
-try:
-    TARGETS = Targets.from_env()
-    TIMEOUT = float(os.environ.get("LOAD_TIMEOUT", "").strip() or 2.0)
-except (TargetError, ValueError) as err:
-    raise SystemExit(f"loadtest: {err}") from None
+from loadtest._targets import Target, Targets
 
 # think time between tasks: enough for 30 users to load the stack, not to flood it
 THINK = between(0.2, 1.0)
@@ -27,30 +22,32 @@ THINK = between(0.2, 1.0)
 
 class FrontUser(FastHttpUser):
     abstract = True
-    host = TARGETS.web.url
+    service = "web"
     wait_time = THINK
-    network_timeout = TIMEOUT
-    connection_timeout = TIMEOUT
 
 
 class ResolverApiUser(FastHttpUser):
     abstract = True
-    # absolute URLs, so that -H (meant for the front) cannot redirect this user
-    host = TARGETS.resolver.url
-    resolve_url = f"{TARGETS.resolver.url}/resolve"
-    healthz_url = f"{TARGETS.resolver.url}/healthz"
+    service = "resolver"
     wait_time = THINK
-    network_timeout = TIMEOUT
-    connection_timeout = TIMEOUT
+    resolve_url = healthz_url = ""  # absolute, so that -H (meant for the front) cannot redirect it
 
 
-class TcpSocketUser(User):
+class _SocketUser(User):
     abstract = True
+    service = ""
     wait_time = THINK
+    target: Target
+    timeout: float
+
+
+class TcpSocketUser(_SocketUser):
+    abstract = True
+    service = "tcp-echo"
 
     def __init__(self, environment) -> None:
         super().__init__(environment)
-        self.client = TcpEchoClient(environment.events.request, TARGETS.tcp_echo, TIMEOUT)
+        self.client = TcpEchoClient(environment.events.request, self.target, self.timeout)
 
     def on_start(self) -> None:
         self.client.connect()  # one persistent connection per user, reused by every echo
@@ -59,22 +56,54 @@ class TcpSocketUser(User):
         self.client.close()
 
 
-class UdpSocketUser(User):
+class UdpSocketUser(_SocketUser):
     abstract = True
-    wait_time = THINK
+    service = "udp-echo"
 
     def __init__(self, environment) -> None:
         super().__init__(environment)
-        self.client = UdpEchoClient(environment.events.request, TARGETS.udp_echo, TIMEOUT)
+        self.client = UdpEchoClient(environment.events.request, self.target, self.timeout)
 
     def on_stop(self) -> None:
         self.client.close()
 
 
-class DnsQueryUser(User):
+class DnsQueryUser(_SocketUser):
     abstract = True
-    wait_time = THINK
+    service = "dns"
 
     def __init__(self, environment) -> None:
         super().__init__(environment)
-        self.client = DnsClient(environment.events.request, TARGETS.dns, TIMEOUT)
+        self.client = DnsClient(environment.events.request, self.target, self.timeout)
+
+
+def aim(targets: Targets, timeout: float) -> None:
+    """Point every base User at its service's target, with ``timeout`` on every call."""
+    for base in (FrontUser, ResolverApiUser):
+        base.host = targets[base.service].url
+        base.network_timeout = base.connection_timeout = timeout
+    ResolverApiUser.resolve_url = f"{ResolverApiUser.host}/resolve"
+    ResolverApiUser.healthz_url = f"{ResolverApiUser.host}/healthz"
+    for base in (TcpSocketUser, UdpSocketUser, DnsQueryUser):
+        base.target = targets[base.service]
+        base.timeout = timeout
+
+
+def with_a_task(
+    users: Iterable[type[User]], tags: set[str] | None, excluded: set[str] | None
+) -> list[type[User]]:
+    """The Users that ``--tags``/``--exclude-tags`` leave at least one task: Locust alone would
+    start a User left with none and fail, so ``--tags dns`` runs only ``DnsUser``."""
+    return [user for user in users if _has_a_task(user, tags, excluded)]
+
+
+def _has_a_task(user: type[User], tags: set[str] | None, excluded: set[str] | None) -> bool:
+    # the same rule as Locust's filter_tasks_by_tags, for the Users' own @task functions
+    for task in user.tasks:
+        task_tags = getattr(task, "locust_tag_set", set())
+        if tags is not None and not task_tags & tags:
+            continue
+        if excluded is not None and task_tags & excluded:
+            continue
+        return True
+    return False

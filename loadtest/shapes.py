@@ -6,7 +6,8 @@ default run (``LOAD_SHAPE`` unset) is a plain ``-u``/``-r``/``-t`` run. Both sha
 read the common options (``use_common_options``): ``-u`` is the peak, ``-r`` the
 spawn rate, ``-t`` the whole run (60 s when not given); they stop by themselves.
 
-Try: ``LOAD_SHAPE=step locust -f loadtest --headless -u 30 -r 10 -t 60s``.
+Try: ``LOAD_SHAPE=step locust -f loadtest --headless -u 30 -r 10 -t 60s``. Any other value
+stops Locust at its ``init`` with one line saying which values it takes.
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ from __future__ import annotations
 import math
 import os
 
-from locust import LoadTestShape
+from locust import LoadTestShape, events
 
 CHOSEN = os.environ.get("LOAD_SHAPE", "").strip().lower()
-if CHOSEN not in {"", "step", "spike"}:
-    raise SystemExit(f"LOAD_SHAPE={CHOSEN!r}: expected step, spike, or unset for a plain run")
 
 DEFAULT_RUN_TIME = 60  # seconds, when -t is not given: a shape run is bounded too
 
@@ -67,3 +66,9 @@ class SpikeShape(_CommonOptions, LoadTestShape):
         if 0.4 * duration <= elapsed < 0.6 * duration:
             return peak, max(rate, float(peak))  # all at once: that is the spike
         return baseline, rate
+
+
+@events.init.add_listener
+def check_the_shape(**_kwargs) -> None:
+    if CHOSEN not in {"", "step", "spike"}:
+        raise SystemExit(f"LOAD_SHAPE={CHOSEN!r}: expected step, spike, or unset for a plain run")

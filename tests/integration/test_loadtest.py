@@ -10,10 +10,12 @@ with gevent, so it is never imported here.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -165,3 +167,32 @@ def test_a_shape_is_chosen_by_load_shape(
     for count in counts:
         assert any(f"updating to {count}" in line for line in steps), steps
     assert "Shape test completed" in run.stderr  # the shape stopped the run by itself
+
+
+def active_faults(stack: Stack) -> dict[str, bool]:
+    with urllib.request.urlopen(f"{stack.web_url}/api/faults", timeout=10) as response:
+        listed = json.load(response)["services"]
+    return {service: state.get("active", False) for service, state in listed.items()}
+
+
+def test_load_faults_are_set_through_the_front_the_users_load(
+    stack: Stack, tmp_path: Path, lenient: str
+) -> None:
+    # no --host: the front is WEB_HOST/WEB_PORT, as WebUser finds it
+    run = run_load(
+        stack,
+        tmp_path,
+        "--tags",
+        "udp",
+        LOAD_USERS="2",
+        LOAD_TIME="4s",
+        LOAD_BUDGETS=lenient,
+        LOAD_FAULTS="udp-echo@0+30:latency_ms=300",
+    )
+    assert run.returncode == 0, outcome(run)
+    assert f"LOAD_FAULTS: 1 fault(s) to set through {stack.web_url}" in run.stderr
+    assert "LOAD_FAULTS: udp-echo set at 0 s (200)" in run.stderr
+    # the fault reached the loop: the echoes sent once it was set (most of them) waited
+    (echo,) = [row for row in stats_rows(tmp_path) if row["Name"] == "echo 64 B"]
+    assert float(echo["Median Response Time"]) >= 300, echo
+    assert active_faults(stack)["udp-echo"] is False  # cleared at the run's end

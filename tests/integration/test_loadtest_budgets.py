@@ -1,6 +1,6 @@
-"""The gates' rules (loadtest/_budgets.py) and the budgets file they read; no stack needed.
+"""The gates' rules (loadtest/_gates.py) and the budgets file they read; no stack needed.
 
-Pure Python: ``loadtest._budgets`` imports no Locust, so it is tested in-process.
+``loadtest._gates`` imports Locust only inside its hooks, so its rules are tested in-process.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest._budgets import DEFAULT_PATH, BudgetError, Budgets, Measured, breaches
+from loadtest._gates import DEFAULT_PATH, BudgetError, Budgets, Measured, breaches
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = re.compile(r"^(GET|POST|TCP|UDP|DNS) \S.*$")

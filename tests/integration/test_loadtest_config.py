@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from devstack import start, stop
 from tests.stack import ROOT
 
 
@@ -100,3 +101,37 @@ def test_a_host_option_outside_the_stack_is_refused(tmp_path: Path) -> None:
     run = run_load(tmp_path, "--host", "http://192.0.2.1:8080")
     assert run.returncode == 1
     assert "--host http://192.0.2.1:8080: load goes only to loopback" in run.stderr
+
+
+def test_a_fault_schedule_without_a_front_stops_the_run_at_init(tmp_path: Path) -> None:
+    closed = closed_udp_port()  # nothing listens on it over TCP either
+    run = run_load(tmp_path, LOAD_FAULTS="dns@1+5:latency_ms=5", WEB_PORT=str(closed))
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    (line,) = [line for line in run.stderr.splitlines() if "LOAD_FAULTS" in line]
+    assert line.startswith(f"LOAD_FAULTS: the front at http://127.0.0.1:{closed} does not answer")
+    assert not (tmp_path / "report.html").exists()  # stopped before any load
+
+
+def test_a_fault_schedule_against_a_front_with_faults_off_stops_the_run(tmp_path: Path) -> None:
+    front = start("web", {"WEB_FAULTS": "0", "LOG_LEVEL": "WARNING"}, log=tmp_path / "web.log")
+    try:
+        run = run_load(tmp_path, LOAD_FAULTS="dns@1+5:latency_ms=5", WEB_PORT=str(front.port))
+    finally:
+        stop(front)
+    assert run.returncode == 1
+    assert f"LOAD_FAULTS: fault injection is off at http://127.0.0.1:{front.port}" in run.stderr
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_a_fault_schedule_with_a_typo_stops_the_run_in_one_line(tmp_path: Path) -> None:
+    run = run_load(tmp_path, LOAD_FAULTS="dns@1+5:latncy_ms=5")
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert "LOAD_FAULTS 'dns@1+5:latncy_ms=5': latncy_ms: unknown field" in run.stderr
+
+
+def test_a_bad_timeout_is_refused_at_init(tmp_path: Path) -> None:
+    run = run_load(tmp_path, LOAD_TIMEOUT="0")
+    assert run.returncode == 1
+    assert "loadtest: LOAD_TIMEOUT=0: must be in (0, 60] seconds" in run.stderr

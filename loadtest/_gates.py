@@ -1,18 +1,27 @@
-"""The pass/fail gates of a load run, read from a budgets file (``budgets.toml``).
+"""Pass/fail gates: when Locust quits, the run's stats against ``budgets.toml`` set the exit code.
 
-Pure Python (no Locust), so the rules are readable and testable on their own:
-``Budgets.load(path)`` reads and validates the file, ``breaches(...)`` lists every
-gate a finished run broke, in words a person can act on. ``gates.py`` feeds it
-Locust's stats when Locust quits and turns the verdict into the exit code.
+``Budgets.load(path)`` reads and validates the budgets file, ``breaches(...)`` lists every
+gate a finished run broke, in words a person can act on. ``arm`` (Locust's ``init`` event)
+reads the file at start, so a bad file stops the run before any load is sent, and on quitting
+sets ``environment.process_exit_code``, as Locust's docs show: 0 when every gate holds, 1 when
+one is breached (each breach is logged). The file is ``loadtest/budgets.toml`` unless
+``--budgets PATH`` or ``LOAD_BUDGETS=PATH`` names another. Workers skip the gates: only the
+master sees all stats. Locust is imported only inside the hooks, so tests import this module.
+
+Try it: ``LOAD_BUDGETS=/dev/null locust -f loadtest --headless -t 1s`` fails at once.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("loadtest.gates")
 
 DEFAULT_PATH = Path(__file__).with_name("budgets.toml")
 
@@ -101,3 +110,51 @@ def breaches(
         if row.p95_ms > budget:
             found.append(f"{row.key}: p95 {row.p95_ms:g} ms is above its {budget:g} ms budget")
     return found
+
+
+def add_budgets_option(parser: Any, **_kwargs: Any) -> None:
+    """``--budgets PATH`` (``LOAD_BUDGETS``), for Locust's ``init_command_line_parser`` event."""
+    parser.add_argument(
+        "--budgets",
+        env_var="LOAD_BUDGETS",
+        default=str(DEFAULT_PATH),
+        help="TOML file of pass/fail gates: max failure ratio and p95 budgets (ms) per request",
+    )
+
+
+def arm(environment: Any, **_kwargs: Any) -> None:
+    """Locust's ``init`` event: read the budgets now; judge the run when Locust quits."""
+    from locust.runners import WorkerRunner
+
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    options = environment.parsed_options
+    path = getattr(options, "budgets", None) or DEFAULT_PATH
+    try:
+        budgets = Budgets.load(path)
+    except BudgetError as err:
+        raise SystemExit(f"loadtest gates: {err}") from None
+    logger.info("gates armed from %s", path)
+
+    def apply_gates(environment: Any, **_kwargs: Any) -> None:
+        rows = [
+            Measured(
+                entry.method or "",
+                entry.name,
+                entry.num_requests,
+                entry.num_failures,
+                entry.get_response_time_percentile(0.95),
+            )
+            for entry in environment.stats.entries.values()
+        ]
+        crashes = sum(e["count"] for e in environment.runner.exceptions.values())
+        found = breaches(budgets, rows, crashes=crashes)
+        for breach in found:
+            logger.error("gate breached: %s", breach)
+        if found:
+            logger.error("load run FAILED %d gate(s) of %s", len(found), path)
+        else:
+            logger.info("load run passed every gate of %s", path)
+        environment.process_exit_code = 1 if found else 0
+
+    environment.events.quitting.add_listener(apply_gates)
