@@ -1,14 +1,18 @@
 """The stack's services as local processes, for development only (never in an image).
 
 One place that knows how to start a service outside a container: the table of the five
-services (their module, their port variables, their healthcheck), ``start()`` that runs
-``python -m services.<name>`` and polls the service's OWN healthcheck
+services (from the stack catalogue: their module, every port they open, their healthcheck),
+``start()`` that runs ``python -m services.<name>`` and polls the service's OWN healthcheck
 (``python -m services.<name>.healthcheck``, the command compose runs) until it passes or a
 deadline, and ``stop()`` that returns the exit code. The tests that start a service, the
 benchmarks and ``make up`` without a Docker engine (``python -m devstack up``) all use it.
 
+Every port a started service opens is free unless the caller names it in ``env``: a port
+variable exported in the caller's environment (the running stack's ``WEB_PORT``...) is never
+inherited, so a test's process cannot meet the stack's.
+
     from devstack import start, stop
-    tcp_echo = start("tcp_echo", {"TCP_ECHO_MAX_CONNECTIONS": "3"})  # a free port is chosen
+    tcp_echo = start("tcp_echo", {"TCP_ECHO_MAX_CONNECTIONS": "3"})  # free ports are chosen
     tcp_echo.port                                                    # -> 40123
     assert stop(tcp_echo) == 0                                       # SIGTERM, exit code
 """
@@ -27,6 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.common import catalogue
+
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_DEADLINE = 30.0  # PyPy needs most of it; CPython services answer within ~1 s
 STOP_GRACE = 15.0  # tcp-echo drains for up to TCP_ECHO_DRAIN_SECONDS (10 s) on SIGTERM
@@ -35,47 +41,49 @@ LOG_TAIL_LINES = 20
 
 @dataclass(frozen=True)
 class Service:
-    """One of the stack's services as the dev tools see it.
+    """One of the stack's services as the dev tools see it: its catalogue entry, named by its
+    package (``tcp_echo``), with every port it opens."""
 
-    ``ports`` maps each port variable the service reads to its README default; the first is
-    the one its healthcheck probes. A service that opens another port later (a metrics
-    port) adds its variable here, and every caller of ``start()`` gets a free port for it.
-    """
+    entry: catalogue.Service
 
-    name: str  # the package under services/, e.g. "tcp_echo"
-    ports: dict[str, int]
-    pypy: bool = False  # runs on build/pypy-venv with POLYLOOP_PYPY=1 (the Twisted ones)
+    @property
+    def name(self) -> str:
+        """The package under services/: tcp_echo."""
+        return self.entry.package
 
     @property
     def label(self) -> str:
         """The compose service name: tcp-echo."""
-        return self.name.replace("_", "-")
+        return self.entry.name
 
     @property
     def module(self) -> str:
-        return f"services.{self.name}"
+        return self.entry.module
 
     @property
     def healthcheck(self) -> str:
         """The module compose runs as the container's healthcheck (exit 0 = healthy)."""
-        return f"services.{self.name}.healthcheck"
+        return self.entry.healthcheck
+
+    @property
+    def pypy(self) -> bool:
+        """Runs on build/pypy-venv with POLYLOOP_PYPY=1 (the Twisted ones)."""
+        return self.entry.pypy
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """The variable of every port it opens -> its README default: its own port (the one
+        its healthcheck probes) first, then its metrics port."""
+        entry = self.entry
+        return {entry.port_variable: entry.port, entry.metrics_port_variable: entry.metrics_port}
 
     @property
     def port_variable(self) -> str:
-        return next(iter(self.ports))
+        return self.entry.port_variable
 
 
-# in start order: the dns service first, the front that calls everyone last
-SERVICES: dict[str, Service] = {
-    service.name: service
-    for service in (
-        Service("dns", {"DNS_PORT": 1053, "DNS_METRICS_PORT": 9104}, pypy=True),
-        Service("tcp_echo", {"TCP_ECHO_PORT": 8000, "TCP_ECHO_METRICS_PORT": 9101}, pypy=True),
-        Service("udp_echo", {"UDP_ECHO_PORT": 9999, "UDP_ECHO_METRICS_PORT": 9102}),
-        Service("resolver", {"RESOLVER_PORT": 8053, "RESOLVER_METRICS_PORT": 9103}),
-        Service("web", {"WEB_PORT": 8080, "WEB_METRICS_PORT": 9105}),
-    )
-}
+# in start order: every service after the ones it calls, the front last
+SERVICES: dict[str, Service] = {entry.package: Service(entry) for entry in catalogue.start_order()}
 
 
 class StartError(RuntimeError):
@@ -130,15 +138,17 @@ def service_env(
     service: Service, env: Mapping[str, str | None] | None = None, *, base: Mapping[str, str]
 ) -> dict[str, str]:
     """`base` + LISTEN_HOST=127.0.0.1 + `env` (a None value removes a variable), with a free
-    port for every port variable of `service` that is not set."""
+    port for every port variable of `service` that `env` does not set: `base`'s are ignored
+    (the caller's environment may hold the running stack's ports)."""
+    env = dict(env or {})
     merged: dict[str, str | None] = {
-        **base,
+        **{name: value for name, value in base.items() if name not in service.ports},
         "LISTEN_HOST": "127.0.0.1",
         "PYTHONUNBUFFERED": "1",
-        **(env or {}),
+        **env,
     }
     for variable in service.ports:
-        if not merged.get(variable):
+        if not env.get(variable):
             merged[variable] = str(free_port())
     return {name: value for name, value in merged.items() if value is not None}
 
@@ -175,9 +185,10 @@ def start(
     """Start ``python -m services.<name>`` on 127.0.0.1 and return once its healthcheck passes.
 
     `env` is added to `base_env` (default: this process's environment); a None value removes
-    a variable; a port variable left unset gets a free port. Output (stdout and stderr) goes
-    to `log` (default: a temporary file). `cpus` pins the process (the benchmarks). The
-    process runs in its own session, so a Ctrl-C at the terminal does not reach it.
+    a variable; each port the service opens gets a free port unless `env` names it. Output
+    (stdout and stderr) goes to `log` (default: a temporary file). `cpus` pins the process
+    (the benchmarks). The process runs in its own session, so a Ctrl-C at the terminal does
+    not reach it.
     Raises ``StartError`` with the tail of the log when it exits or misses `deadline` s.
     """
     service = SERVICES[name]

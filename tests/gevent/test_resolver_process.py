@@ -22,7 +22,7 @@ from pathlib import Path
 import gevent
 import pytest
 
-from devstack import ROOT, Process, free_port, start, stop
+from devstack import ROOT, SERVICES, Process, free_port, service_env, start, stop
 
 
 def healthcheck(port: int) -> int:
@@ -180,7 +180,7 @@ def test_a_bad_setting_stops_the_start_with_a_clear_message(variable: str, value
     finished = subprocess.run(
         [sys.executable, "-m", "services.resolver"],
         cwd=ROOT,
-        env={**os.environ, "RESOLVER_PORT": str(free_port()), variable: value},
+        env=service_env(SERVICES["resolver"], {variable: value}, base=os.environ),
         capture_output=True,
         text=True,
         timeout=30,

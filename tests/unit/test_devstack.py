@@ -5,6 +5,7 @@ to run."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -13,10 +14,15 @@ from pathlib import Path
 import pytest
 
 from devstack import ROOT, SERVICES, StartError, bound, check, free_port, start, stop
+from services.common import catalogue
 
 
 def test_the_table_names_each_service_its_module_and_healthcheck() -> None:
-    assert list(SERVICES) == ["dns", "tcp_echo", "udp_echo", "resolver", "web"]
+    # the catalogue's services, each after the ones it depends on
+    assert sorted(SERVICES) == sorted(s.package for s in catalogue.SERVICES)
+    order = [service.label for service in SERVICES.values()]
+    for service in catalogue.SERVICES:
+        assert all(order.index(d) < order.index(service.name) for d in service.depends_on)
     for service in SERVICES.values():
         assert (ROOT / "services" / service.name / "__main__.py").is_file()
         assert (ROOT / "services" / service.name / "healthcheck.py").is_file()
@@ -30,6 +36,25 @@ def test_start_waits_for_the_healthcheck_and_stop_returns_the_exit_code(tmp_path
     assert check(SERVICES["udp_echo"], process.env) is None
     assert stop(process) == 0
     assert "unhealthy" in (check(SERVICES["udp_echo"], process.env) or "")
+
+
+def test_every_port_a_service_opens_is_free_unless_named_not_inherited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the caller's environment holds the running stack's ports (make test exports them)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as stack_metrics:
+        stack_metrics.bind(("127.0.0.1", 0))
+        stack_metrics.listen()
+        monkeypatch.setenv("UDP_ECHO_METRICS_PORT", str(stack_metrics.getsockname()[1]))
+        monkeypatch.setenv("UDP_ECHO_PORT", str(free_port()))
+        process = start("udp_echo", log=tmp_path / "udp.log")
+        try:
+            assert set(SERVICES["udp_echo"].ports) == {"UDP_ECHO_PORT", "UDP_ECHO_METRICS_PORT"}
+            for variable in SERVICES["udp_echo"].ports:
+                assert process.env[variable] != os.environ[variable]
+                assert bound(int(process.env[variable]))
+        finally:
+            assert stop(process) == 0
 
 
 def test_a_service_that_exits_while_starting_fails_with_the_tail_of_its_log(

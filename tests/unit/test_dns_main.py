@@ -17,13 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from devstack import ROOT, Process, free_port, start, stop
+import devstack
+from devstack import ROOT, SERVICES, Process, free_port, start, stop
 
 
 def service_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DNS_", "LISTEN_"))}
-    env.update(extra)
-    return env
+    """The dns service's environment: none of the caller's DNS_ settings, `extra`, and a free
+    port for every port it opens that `extra` does not name."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DNS_", "LISTEN_"))}
+    return devstack.service_env(SERVICES["dns"], extra, base=base)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack import ROOT, Process, free_port, start, stop
+from devstack import ROOT, SERVICES, Process, free_port, service_env, start, stop
 from services.tcp_echo.__main__ import endpoint_description
 from services.tcp_echo.config import TcpEchoConfig
 
@@ -132,10 +132,11 @@ def test_echoes_over_a_real_socket_and_the_healthcheck_agrees(
 
 
 def test_invalid_config_fails_the_start_with_a_clear_message() -> None:
+    env = {"TCP_ECHO_MAX_CONNECTIONS": "lots"}
     result = subprocess.run(
         [sys.executable, "-m", "services.tcp_echo"],
         cwd=ROOT,
-        env={**os.environ, "TCP_ECHO_MAX_CONNECTIONS": "lots"},
+        env=service_env(SERVICES["tcp_echo"], env, base=os.environ),
         capture_output=True,
         timeout=20,
     )

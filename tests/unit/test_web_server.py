@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from devstack import ROOT, free_port
+from devstack import ROOT, SERVICES, service_env
 from services.web import server
 from services.web.app import create_app
 from services.web.config import WebConfig
@@ -323,8 +323,9 @@ def test_an_idle_connection_flood_under_a_low_fd_limit_stays_answered_and_quiet(
     # the attack: under fd exhaustion asyncio logged 38,520 accept() tracebacks (20 MB in
     # 16 s) and /healthz answered 0 of 5. Now the connection limit fits the fd limit, so
     # accept() never fails, and at the limit the oldest idle connection makes room.
-    port = free_port()
-    env = {**os.environ, "WEB_PORT": str(port), "WEB_LOG_INTERVAL": "60", "PYTHONPATH": str(ROOT)}
+    # a free port for every port the front opens (its metrics port too): the stack may run
+    env = service_env(SERVICES["web"], {"WEB_LOG_INTERVAL": "60"}, base=os.environ)
+    port = int(env["WEB_PORT"])
     log_path = tmp_path / "web.log"
 
     def low_fd_limit() -> None:
