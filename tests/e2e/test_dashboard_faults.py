@@ -14,7 +14,7 @@ from tests.e2e.conftest import Watched
 from tests.e2e.test_dashboard import node_state, wait_until
 from tests.stack import compose, stack_mode, unavailable
 
-pytestmark = pytest.mark.disruptive
+pytestmark = [pytest.mark.compose, pytest.mark.disruptive]
 
 
 def test_a_stopped_backend_shows_down_on_the_map_then_up_again(dashboard: Watched) -> None:

@@ -16,6 +16,8 @@ import pytest
 
 from tests.stack import Stack, compose
 
+pytestmark = pytest.mark.compose
+
 CORE_SERVICES = {"dns", "tcp-echo", "udp-echo", "resolver", "web"}
 
 

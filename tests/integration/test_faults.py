@@ -20,7 +20,7 @@ import pytest
 
 from tests.stack import Stack, compose
 
-pytestmark = pytest.mark.disruptive
+pytestmark = [pytest.mark.compose, pytest.mark.disruptive]
 
 CORE = {"dns", "tcp-echo", "udp-echo", "resolver", "web"}
 BACKEND_TIMEOUT = 5.0  # the front's WEB_BACKEND_TIMEOUT default

@@ -19,6 +19,8 @@ import pytest
 
 from tests.stack import Stack, compose
 
+pytestmark = pytest.mark.compose
+
 # one request type per user type: WebUser (POST), TcpEchoUser, UdpEchoUser, DnsUser,
 # ResolverUser (POST /resolve ...)
 EXPECTED = {"TCP", "UDP", "DNS", "POST"}

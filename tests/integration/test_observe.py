@@ -2,7 +2,7 @@
 
 Needs the stack in containers with the profile: `COMPOSE_PROFILES=observe make up`
 (Prometheus's UI published on POLYLOOP_BIND:PROMETHEUS_PORT, default 127.0.0.1:9090).
-In local-process mode there is no Prometheus: skipped outside CI, as `in_containers` does.
+Marked `compose`: deselected when the stack runs as local processes (there is no Prometheus).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import urllib.request
 import pytest
 
 from tests.stack import Stack, unavailable
+
+pytestmark = pytest.mark.compose
 
 SERVICES = {"tcp-echo", "udp-echo", "resolver", "dns", "web"}
 DEADLINE = 60.0  # scrapes every 2 s; the first ones of a fresh start may still be due
