@@ -15,7 +15,9 @@ DURATION ?=
 	swarm-up swarm-down swarm-ps test-swarm
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {name[++n] = $$1; what[n] = $$2; \
+		if (length($$1) > width) width = length($$1)} \
+		END {for (i = 1; i <= n; i++) printf "  make %-" width "s   %s\n", name[i], what[i]}' $(MAKEFILE_LIST)
 
 $(PY): requirements/dev.txt
 	python3 -m venv $(VENV)
@@ -42,13 +44,12 @@ ps: ## the stack's services and their state
 logs: ## follow the services' logs
 	@bash scripts/stack.sh logs
 
+# both suites run even when the first fails (the gevent one is a process of its own)
 test: up ## the whole suite (unit, integration, browser) against the running stack it brings up
-	$(PYTEST) tests
-	$(PYTEST) -c tests/gevent/pytest.ini tests/gevent
+	$(PYTEST) tests; rc=$$?; $(PYTEST) -c tests/gevent/pytest.ini tests/gevent || rc=1; exit $$rc
 
 test-unit: $(PY) ## unit tests only (no stack needed)
-	$(PYTEST) tests/unit
-	$(PYTEST) -c tests/gevent/pytest.ini tests/gevent
+	$(PYTEST) tests/unit; rc=$$?; $(PYTEST) -c tests/gevent/pytest.ini tests/gevent || rc=1; exit $$rc
 
 lint: $(PY) ## ruff lint + format check
 	$(VENV)/bin/ruff check .
@@ -59,7 +60,7 @@ fmt: $(PY) ## ruff: fix what it can and format
 	$(VENV)/bin/ruff format .
 
 load: $(PY) ## headless Locust run with gates; HTML + CSV under reports/load (USERS, RATE, DURATION)
-	LOAD_USERS=$(USERS) LOAD_RATE=$(RATE) LOAD_TIME=$(DURATION) bash scripts/load_gates.sh
+	@LOAD_USERS=$(USERS) LOAD_RATE=$(RATE) LOAD_TIME=$(DURATION) bash scripts/load_gates.sh
 
 swarm-up: $(PY) ## the replicated stack on Docker Swarm (single-node swarm if none), wait, print the URL
 	@bash scripts/swarm.sh up

@@ -3,7 +3,7 @@
 #
 # Writes reports/load/report.html and reports/load/load_*.csv, and exits non-zero when a gate of
 # loadtest/budgets.toml is breached (failure ratio, p95 per request): the gates live in
-# loadtest/gates.py and set Locust's own exit code. Extra arguments go to Locust.
+# loadtest/_gates.py and set Locust's own exit code. Extra arguments go to Locust.
 #
 #   LOAD_USERS=20 LOAD_RATE=10 LOAD_TIME=20s scripts/load_gates.sh  (the defaults: set here
 #                                                                  only; make load's USERS,
@@ -12,6 +12,7 @@
 #   LOAD_BUDGETS=path/to/budgets.toml scripts/load_gates.sh      # other gates
 #   LOAD_SHAPE=step scripts/load_gates.sh                         # or spike
 #   scripts/load_gates.sh --tags dns udp                          # some users only
+#   LOAD_FAULTS='resolver@5+10:latency_ms=200' scripts/load_gates.sh  # faults set mid-run
 #
 # Targets: WEB_HOST/WEB_PORT, TCP_ECHO_HOST/..., as the README documents (127.0.0.1).
 set -euo pipefail
@@ -19,8 +20,16 @@ cd "$(dirname "$0")/.."
 
 locust="${LOCUST:-.venv/bin/locust}"
 reports="${LOAD_REPORTS:-reports/load}"
+users="${LOAD_USERS:-20}" rate="${LOAD_RATE:-10}" time="${LOAD_TIME:-20s}"
 mkdir -p "$reports"
+log() { printf '[polyloop] %s\n' "$*" >&2; }
 
-exec "$locust" -f loadtest --headless \
-    --users "${LOAD_USERS:-20}" --spawn-rate "${LOAD_RATE:-10}" --run-time "${LOAD_TIME:-20s}" \
-    --html "$reports/report.html" --csv "$reports/load" --only-summary "$@"
+log "load: $users users, spawned $rate/s, for $time (locust -f loadtest --headless${*:+ $*})"
+rc=0
+"$locust" -f loadtest --headless --users "$users" --spawn-rate "$rate" --run-time "$time" \
+    --html "$reports/report.html" --csv "$reports/load" --only-summary "$@" || rc=$?
+if [ -s "$reports/report.html" ]; then
+    log "report: $reports/report.html (CSV: $reports/load_*.csv)"
+fi
+[ "$rc" = 0 ] || log "load run FAILED (exit $rc): the lines above say why"
+exit "$rc"

@@ -36,7 +36,7 @@ urls() {
   tcp-echo    nc $h ${TCP_ECHO_PORT:-8000}                         (Twisted)
   udp-echo    nc -u $h ${UDP_ECHO_PORT:-9999}                      (asyncio)
   resolver    curl -d '{"names":["www.polyloop.test"]}' http://$h:${RESOLVER_PORT:-8053}/resolve   (gevent)
-  dns         dig @$h -p ${DNS_PORT:-1053} www.polyloop.test   (Twisted Names)
+  dns         dig +norec @$h -p ${DNS_PORT:-1053} www.polyloop.test   (Twisted Names)
 
 TXT
 }
@@ -72,8 +72,8 @@ up_local() {
     urls
 }
 
-# issue 11: the secret that changes faults, made once in .run/admin-token (gitignored)
-# when POLYLOOP_ADMIN_TOKEN is unset; compose and devstack pass it to every service
+# the secret that changes faults, made once in .run/admin-token (gitignored) when
+# POLYLOOP_ADMIN_TOKEN is unset; compose and devstack pass it to every service
 admin_token() {
     [ -x "$PY" ] || return 0
     POLYLOOP_ADMIN_TOKEN=$("$PY" -m devstack token)
@@ -90,10 +90,16 @@ down)
     *) if engine_answers; then docker compose --profile load --profile observe down --remove-orphans; fi ;;
     esac
     rm -f "$RUN/mode" "$RUN/compose-file" ;;
-ps)
-    if [ "$(mode)" = local ]; then "$PY" -m devstack ps; else docker compose --profile load --profile observe ps; fi ;;
-logs)
-    if [ "$(mode)" = local ]; then "$PY" -m devstack logs; else docker compose --profile load --profile observe logs -f --tail 50; fi ;;
+ps | logs)
+    # the mode `make up` recorded; with none, containers only if an engine answers
+    if [ "$(mode)" = local ]; then
+        exec "$PY" -m devstack "$1"
+    elif [ "$(mode)" = docker ] || engine_answers; then
+        if [ "$1" = ps ]; then docker compose --profile load --profile observe ps
+        else docker compose --profile load --profile observe logs -f --tail 50; fi
+    else
+        log "nothing is running: no stack was started by 'make up' (and no Docker engine answers)"
+    fi ;;
 *)
     echo "usage: $0 up|down|ps|logs" >&2; exit 2 ;;
 esac
