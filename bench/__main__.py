@@ -1,4 +1,4 @@
-"""``python -m bench`` (what ``make bench`` runs): every server side by side, one run.
+"""``.venv/bin/python -m bench`` (what ``make bench`` runs): every server side by side, one run.
 
 Compiles the C client and server into build/bench/, starts each server on a free
 127.0.0.1 port pinned to one core, loads it from the other core, repeats each cell
@@ -25,7 +25,9 @@ LOG = logging.getLogger("bench")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog=".venv/bin/python -m bench", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--quick", action="store_true", help="1 run of 1 s per cell, fewer servers")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma list of {PARTS}")
     parser.add_argument("--repeats", type=int, help="runs per cell (median kept; default 3)")

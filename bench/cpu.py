@@ -1,4 +1,4 @@
-"""``python -m bench --only cpu``: CPU time per request of every service, beside req/s,
+"""``.venv/bin/python -m bench --only cpu``: CPU time per request of every service, beside req/s,
 next to the minimal program of its own framework doing the same job.
 
 Requests per second swing with whatever else the machine runs; the CPU a process spends

@@ -1,6 +1,8 @@
-"""Block vs latency, per loop: what a second client sees (issue 11's closing figures).
+"""Block vs latency, per loop: what a second client sees while a fault is set.
 
-    python -m bench.fault_contrast [--ms 500] [--seconds 3]   (the stack up, `make up`)
+    .venv/bin/python -m bench.fault_contrast [--ms 500] [--seconds 3]   (the stack up, `make up`)
+
+About 50 s with the defaults (four loops x three runs of ``--seconds``, 1.5 s after a fault).
 
 For each of the four loops (tcp-echo Twisted, udp-echo asyncio, dns Twisted Names,
 resolver gevent), through the front's fault API only (``PUT /api/faults/{service}``):
@@ -129,9 +131,24 @@ def lag_p99(service: str, before: dict[float, float]) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.fault_contrast")
-    parser.add_argument("--ms", type=int, default=500)
-    parser.add_argument("--seconds", type=float, default=3.0)
+    parser = argparse.ArgumentParser(
+        prog=".venv/bin/python -m bench.fault_contrast",
+        description=__doc__.split("\n")[0],
+        epilog=(
+            "Needs the stack up (make up). Four loops x three runs (baseline, block, latency) of"
+            " --seconds each, plus 1.5 s after each fault: about 50 s with the defaults."
+            " Prints a Markdown table."
+        ),
+    )
+    parser.add_argument(
+        "--ms", type=int, default=500, help="block and latency, in ms (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=3.0,
+        help="how long the two clients run per loop and fault (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     faults = {
         "baseline": None,

@@ -1,6 +1,6 @@
 """Each running service's event-loop lag p99 over a window, read from its metrics ports.
 
-    python -m bench.idle_lag [--seconds 30]      (the stack up, e.g. `make up` local mode)
+    .venv/bin/python -m bench.idle_lag [--seconds 30]      (the stack up, e.g. `make up` local mode)
 
 Scrapes every service's metrics port (TCP_ECHO_METRICS_PORT ... WEB_METRICS_PORT, README
 defaults, on 127.0.0.1) at the start and the end of the window and computes, from the
@@ -66,7 +66,7 @@ def quantile(q: float, buckets: dict[float, float]) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.idle_lag", description=__doc__.split("\n")[0]
+        prog=".venv/bin/python -m bench.idle_lag", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args(argv)

@@ -8,7 +8,8 @@ services always keep stay: they are their own statistics). Both run side by side
 loaded by the same C client and measured round-robin (bench/echo.py); the cost is
 1 - on/off of the medians. Goal: <= 3 % at 10 connections.
 
-    python -m bench --only metrics          (or: python -m bench.metrics_cost --quick)
+    .venv/bin/python -m bench --only metrics
+    .venv/bin/python -m bench.metrics_cost --quick
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def _fmt(value: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.metrics_cost", description=__doc__.split("\n")[0]
+        prog=".venv/bin/python -m bench.metrics_cost", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--quick", action="store_true", help="1 run of 1 s per cell")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench")

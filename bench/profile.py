@@ -1,17 +1,17 @@
 """Where does a service's CPU go under load? cProfile of one service while wrk loads it.
 
-    python -m bench.profile resolver                 # POST /resolve, one cached name
-    python -m bench.profile web --route /api/resolve # or /api/echo/tcp, /api/fanout, /healthz
-    python -m bench.profile web --route /api/fanout --seconds 5 --top 30
-    python -m bench.profile dns                      # dnsperf, the bench's query mix
-    python -m bench.profile pywsgi | names | aiohttp # the minimal programs, same loads
+    .venv/bin/python -m bench.profile resolver              # POST /resolve, one cached name
+    .venv/bin/python -m bench.profile web --route /api/resolve   # or /api/echo/tcp, /healthz,
+    .venv/bin/python -m bench.profile web --route /api/fanout --seconds 5 --top 30
+    .venv/bin/python -m bench.profile dns                   # dnsperf, the bench's query mix
+    .venv/bin/python -m bench.profile pywsgi|names|aiohttp  # the minimal programs, same loads
 
 Starts the services the route needs as local processes (bench/stack.py), the profiled
 one under ``bench/profiled.py``; warms up, profiles ``--seconds`` of wrk load, then
 prints the top functions by own time and by cumulative time (CPU time only) and the
 CPU µs per request of the profiled process with the profiler on (cProfile slows every
 Python call, so read the shares, not the absolute figures). Stats go to
-reports/bench/profile-<service>.prof for ``python -m pstats``.
+reports/bench/profile-<service>.prof for ``.venv/bin/python -m pstats``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ LOG = logging.getLogger("bench.profile")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
+    parser = argparse.ArgumentParser(prog=".venv/bin/python -m bench.profile", description=__doc__)
     parser.add_argument("service", choices=tuple(TARGETS))
     parser.add_argument("--route", help="default: /resolve (resolver), /api/resolve (web)")
     parser.add_argument("--seconds", type=float, default=5.0)

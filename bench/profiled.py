@@ -1,12 +1,12 @@
 """Run a service under cProfile, switched on and off by signals, counting CPU time only.
 
-    python -m bench.profiled OUT.prof services.resolver     # a module, or a script + args:
-    python -m bench.profiled OUT.prof bench/servers/pywsgi_resolve.py 27201
+    .venv/bin/python -m bench.profiled OUT.prof services.resolver   # a module, or a script:
+    .venv/bin/python -m bench.profiled OUT.prof bench/servers/pywsgi_resolve.py 27201
     kill -USR1 PID    # start profiling (after the warm-up)
     kill -USR2 PID    # stop and write OUT.prof (read it with python -m pstats OUT.prof)
 
 Read the functions' own time ("tottime"): the cumulative times of code that switches
-greenlets or awaits mix in other requests' work. Used by ``python -m bench.profile``.
+greenlets or awaits mix in other requests' work. Used by ``.venv/bin/python -m bench.profile``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``python -m bench --only pypy``: the SHIPPED tcp-echo and dns, CPython against PyPy.
+"""``.venv/bin/python -m bench --only pypy``: the SHIPPED tcp-echo and dns, CPython against PyPy.
 
 Same code, two interpreters: ``python -m services.X`` from .venv (CPython 3.11, the
 images' default) and ``pypy3 -m services.X`` from build/pypy-venv (Debian's PyPy 7.3.11,

@@ -1,6 +1,6 @@
 """Where do the resolver's µs per request go? Each part of ``POST /resolve`` timed alone.
 
-    python -m bench.resolver_parts [--calls 3000]
+    .venv/bin/python -m bench.resolver_parts [--calls 3000]
 
 In this process (gevent-patched, pinned to the server core), with a dns service started
 as a local process: the resolver's WSGI app called directly with one cached name, then
@@ -128,7 +128,9 @@ def parts(app: ResolverApp, resolver: Resolver) -> list[tuple[str, Callable[[], 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.resolver_parts", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog=".venv/bin/python -m bench.resolver_parts", description=__doc__
+    )
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--log-level", default="WARNING", help="the resolver's LOG_LEVEL")
     args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """How fast does udp-echo echo, next to the plainest asyncio datagram echo?
 
-    python -m bench.udp_cpu [--seconds 1] [--rounds 12] [--window 64] [--size 64]
-    python -m bench.udp_cpu --control    # minimal vs minimal: the noise floor
+    .venv/bin/python -m bench.udp_cpu [--seconds 1] [--rounds 12] [--window 64] [--size 64]
+    .venv/bin/python -m bench.udp_cpu --control    # minimal vs minimal: the noise floor
 
 Starts both servers as processes on free 127.0.0.1 ports (pinned to one CPU, the client
 to another), then for `rounds` rounds in ABBA order keeps `window` datagrams in flight

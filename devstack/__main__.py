@@ -1,9 +1,9 @@
 """The stack as LOCAL PROCESSES: what ``make up`` runs when no Docker engine answers.
 
-    python -m devstack up      start the five services on 127.0.0.1, each once healthy
-    python -m devstack down    SIGTERM them (SIGKILL after a grace), wait until they are gone
-    python -m devstack ps      pid and state of each
-    python -m devstack logs    follow their logs (.run/<service>.log)
+    .venv/bin/python -m devstack up     start the five services on 127.0.0.1, each once healthy
+    .venv/bin/python -m devstack down   SIGTERM them (SIGKILL after a grace), wait until gone
+    .venv/bin/python -m devstack ps     pid and state of each
+    .venv/bin/python -m devstack logs   follow their logs (.run/<service>.log)
 
 Ports come from the same variables as compose (WEB_PORT, TCP_ECHO_PORT, ...; README
 defaults). ``POLYLOOP_PYPY=1`` runs dns and tcp_echo on build/pypy-venv. State lives in
@@ -68,7 +68,7 @@ def stack_env() -> dict[str, str]:
 def admin_token(run: Path = RUN) -> str:
     """``POLYLOOP_ADMIN_TOKEN`` when set, else the one in ``.run/admin-token``, made once.
 
-    The shared secret that changes faults (issue 11): random, readable by its owner only,
+    The shared secret that changes faults: random, readable by its owner only,
     kept out of git (.run/ is ignored), the same for every service of the stack and across
     ``make up`` runs (so a shell that read it once keeps working).
     """
@@ -156,7 +156,9 @@ def logs() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog=".venv/bin/python -m devstack", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("command", choices=["up", "down", "ps", "logs", "token"])
     command = parser.parse_args(argv).command
     return {"up": up, "down": down, "ps": ps, "logs": logs, "token": token}[command]()

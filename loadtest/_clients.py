@@ -174,7 +174,7 @@ DnsCheck = Callable[[dns.message.Message], None]
 class DnsClient:
     """dnspython queries to the stack's authoritative server, answers checked.
 
-    Try the service by hand with: ``dig @127.0.0.1 -p 1053 www.polyloop.test``.
+    Try the service by hand with: ``dig +norec @127.0.0.1 -p 1053 www.polyloop.test``.
     """
 
     def __init__(self, request_event: RequestEvent, target: Target, timeout: float) -> None:

@@ -3,7 +3,7 @@
 The floor the dns service (the same zone file, plus its policy) is measured against.
 
 run: python bench/servers/twisted_names.py 27202 [services/dns/polyloop.test.zone]
-try: dig @127.0.0.1 -p 27202 www.polyloop.test
+try: dig +norec @127.0.0.1 -p 27202 www.polyloop.test
 """
 
 import sys

@@ -1,6 +1,6 @@
 """A small kustomize renderer for deploy/k8s, limited to the features this tree uses.
 
-    python -m deploy.k8s.render deploy/k8s/overlays/replicas > build/k8s/replicas.yaml
+    .venv/bin/python -m deploy.k8s.render deploy/k8s/overlays/replicas > build/k8s/replicas.yaml
 
 No kustomize binary installs offline here (Debian's kubectl 1.20 is the only packaged one),
 so CI renders with this and validates the result (tests/unit/test_k8s_manifests.py); on a

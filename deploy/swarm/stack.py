@@ -1,7 +1,7 @@
 """The Docker Swarm stack file, derived from compose.yaml (never a second copy to keep in step).
 
-    python -m deploy.swarm.stack > build/swarm/stack.yaml          # what make swarm-up does
-    python -m deploy.swarm.stack --load > build/swarm/stack.yaml   # with Locust (profile load)
+    .venv/bin/python -m deploy.swarm.stack > build/swarm/stack.yaml     # what make swarm-up does
+    .venv/bin/python -m deploy.swarm.stack --load > build/swarm/stack.yaml  # with Locust (load)
     docker stack deploy --resolve-image never -c build/swarm/stack.yaml polyloop-swarm
 
 What changes from compose.yaml, and why (README "Docker Swarm" says the same):

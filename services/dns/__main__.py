@@ -3,7 +3,7 @@
 Serves ``polyloop.test`` on LISTEN_HOST:DNS_PORT, UDP and TCP. Try it:
 
     DNS_PORT=11053 .venv/bin/python -m services.dns
-    dig @127.0.0.1 -p 11053 www.polyloop.test +tcp
+    dig +norec @127.0.0.1 -p 11053 www.polyloop.test +tcp
 
 SIGTERM (or Ctrl-C) stops the reactor: both ports stop listening, delayed answers still
 waiting are dropped (their clients retry elsewhere), and the process exits 0 at once.

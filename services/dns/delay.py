@@ -17,7 +17,7 @@ resolve of a few slow names). The clock is injected so unit tests advance a
   seconds while saturated, never one line per refused query.
 - Every other name goes to the wrapped authority unchanged.
 
-Try it: dig @127.0.0.1 -p 1053 a.delay-1500.polyloop.test   (answers after 1.5 s)
+Try it: dig +norec @127.0.0.1 -p 1053 a.delay-1500.polyloop.test   (answers after 1.5 s)
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ loop, a message cut short), or dropped when shorter than a header. Twisted's own
 ``DNSMixin._handleResponse`` would drop them all silently and log each one; here each is
 counted by reason in ``malformed.counts`` and summarised in one log line per interval.
 
-Try it: dig @127.0.0.1 -p 1053 www.polyloop.test +edns=0
+Try it: dig +norec @127.0.0.1 -p 1053 www.polyloop.test +edns=0
 """
 
 from __future__ import annotations

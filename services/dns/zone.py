@@ -11,7 +11,7 @@ public-facing demo server:
   known name without that type, ``AuthoritativeDomainError`` (NXDOMAIN) for an unknown
   name of the zone, ``DomainError`` for a name outside it (the server answers REFUSED).
 
-Try it (with the service running): dig @127.0.0.1 -p 1053 host-7.polyloop.test AAAA
+Try it (with the service running): dig +norec @127.0.0.1 -p 1053 host-7.polyloop.test AAAA
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The book's Twisted echo client: connect, write a message, print the echo, exit.
 
-    python -m services.tcp_echo.client                     # b"hello, world!" to 127.0.0.1:8000
-    python -m services.tcp_echo.client "bonjour" --port 24000
-    TCP_ECHO_PORT=24000 python -m services.tcp_echo.client
+    .venv/bin/python -m services.tcp_echo.client       # b"hello, world!" to 127.0.0.1:8000
+    .venv/bin/python -m services.tcp_echo.client "bonjour" --port 24000
+    TCP_ECHO_PORT=24000 .venv/bin/python -m services.tcp_echo.client
 
 ``EchoClient`` is the chapter's protocol: ``connectionMade`` writes the message and
 ``dataReceived`` collects the echo; here it also closes once the whole message is back and
@@ -78,7 +78,7 @@ FAILURES = (error.ConnectError, error.DNSLookupError, defer.TimeoutError, OSErro
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m services.tcp_echo.client", description=__doc__.split("\n")[0]
+        prog=".venv/bin/python -m services.tcp_echo.client", description=__doc__.split("\n")[0]
     )
     parser.add_argument("message", nargs="?", default=MESSAGE.decode(), help="what to send")
     try:
