@@ -236,7 +236,7 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
             self._reply(message, proto, address, dns.EFORMAT)
         elif message.queries[0].cls != dns.IN:
             self._reply(message, proto, address, dns.EREFUSED)
-        elif self.faults.active:  # the one check the hot path pays for issue 11
+        elif self.faults.active:  # the one check the hot path pays for the faults
             self._faulty(message, proto, address)
         else:
             super().messageReceived(message, proto, address)

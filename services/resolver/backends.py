@@ -47,7 +47,7 @@ ERRORS = (
     "unreachable",  # the network said no (ICMP unreachable)
     "out_of_sockets",  # no socket to ask with (EMFILE, ENFILE, ENOBUFS)
     "socket_error",  # any other socket error
-    "fault",  # failed on purpose by a fail-X % fault (issue 11)
+    "fault",  # failed on purpose by a fail-X % fault
     "error",  # anything else
 )
 

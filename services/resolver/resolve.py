@@ -75,7 +75,7 @@ class Resolver:
         self, names: Sequence[str], timeout: float, mode: str = "concurrent"
     ) -> list[Result]:
         """One result per name, in order, within ``timeout`` seconds whatever happens."""
-        # a fault (issue 11) sends every batch through _timed, where it applies per name
+        # a fault sends every batch through _timed, where it applies per name
         answered = None if self.faults.active else self._answered(names)
         if answered is not None:
             return answered

@@ -70,7 +70,7 @@ class Echo(Protocol, TimeoutMixin):
     def dataReceived(self, data: bytes) -> None:
         "As soon as any data is received, echo it back."
         factory = self.factory
-        if factory.faults.active:  # the one check the hot path pays for issue 11
+        if factory.faults.active:  # the one check the hot path pays for the faults
             self._faulty(data)
             return
         self.transport.write(data)

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 # ports below this are system services (echo, chargen, daytime, dns...): never reply to them
 FIRST_UNPRIVILEGED_PORT = 1024
-# "fault": dropped on purpose by a fail-X % fault (issue 11)
+# "fault": dropped on purpose by a fail-X % fault
 DROP_REASONS = ("privileged_port", "oversize", "rate_limited", "backpressure", "fault")
 
 
@@ -102,7 +102,7 @@ class ServerUdpEchoProtocol(asyncio.DatagramProtocol):
             self._drop("rate_limited")
         elif self._writing_paused:
             self._drop("backpressure")
-        elif self.faults.active:  # the one check the hot path pays for issue 11
+        elif self.faults.active:  # the one check the hot path pays for the faults
             self._faulty(data, addr)
         elif data:
             self.transport.sendto(data, addr)  # type: ignore[union-attr]

@@ -1,4 +1,4 @@
-"""The front's fault API (issue 11): what is broken on purpose, for every service.
+"""The front's fault API: what is broken on purpose, for every service.
 
 - ``GET /api/faults``: each service's active faults and their remaining time (read from
   each service's own ``GET /faults`` on its metrics port, concurrently, bounded by

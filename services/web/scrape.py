@@ -1,7 +1,7 @@
 """Every service's own ``/metrics``, read once a second: the picture behind ``GET /api/live``.
 
 Each service (tcp-echo, udp-echo, resolver, dns and this front itself) serves Prometheus
-text on its metrics port, from a thread outside its event loop (issue 10's contract). The
+text on its metrics port, from a thread outside its event loop (the control port). The
 front reads them all concurrently, each bounded by ``WEB_SCRAPE_TIMEOUT``, parses them with
 prometheus-client's own parser and keeps the last few scrapes per service, from which:
 

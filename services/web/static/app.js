@@ -654,7 +654,7 @@ function redrawAll() {
   }
 }
 
-// ---- faults panel (issue 11): PUT/DELETE /api/faults/{service}, GET /api/faults ----------
+// ---- faults panel: PUT/DELETE /api/faults/{service}, GET /api/faults ----------
 
 const FAULT_SERVICES = ["tcp-echo", "udp-echo", "dns", "resolver", "web"];
 const FAULTS_EVERY_MS = 2000;
