@@ -40,3 +40,22 @@ def test_every_compose_variable_is_documented() -> None:
     names |= set(re.findall(r"^\s+([A-Z][A-Z0-9_]+):\s*$", compose, re.MULTILINE))
     documented = README + CONFIGURATION
     assert sorted(name for name in names if f"`{name}`" not in documented) == []
+
+
+def test_the_product_says_why_never_when() -> None:
+    """No "issue N" in the product: comments and docs say why; history is git's."""
+    history = re.compile(r"\bissues? ?#?[0-9]+|before issue", re.IGNORECASE)
+    places = ["services", "loadtest", "devstack", "bench", "deploy", "scripts", "docs"]
+    files = [ROOT / "README.md", ROOT / "compose.yaml", ROOT / "Makefile"]
+    for place in places:
+        files += [
+            p for p in (ROOT / place).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        ]
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in files
+        if path.suffix not in {".zone", ".pyc"}
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if history.search(line)
+    ]
+    assert found == []
