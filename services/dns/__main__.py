@@ -12,13 +12,11 @@ waiting are dropped (their clients retry elsewhere), and the process exits 0 at 
 from __future__ import annotations
 
 import logging
-import sys
 
 from twisted.internet import defer, error, interfaces, task
 
-from services.common.logging import forward_twisted_logs, setup_logging
+from services.common.logging import forward_twisted_logs
 from services.common.loops import twisted as loop_watch
-from services.common.settings import ConfigError
 from services.dns.config import DnsConfig
 from services.dns.metrics import DnsCollector
 from services.dns.server import ServerDatagramProtocol, build_factory
@@ -50,9 +48,7 @@ def main(reactor: interfaces.IReactorCore, config: DnsConfig) -> defer.Deferred:
     try:
         loop_watch.start(
             reactor,
-            config.metrics,
-            config.listen_host,
-            config.metrics_port,
+            config,
             DnsCollector(factory),
             faults=factory.faults,
         )
@@ -75,13 +71,7 @@ def main(reactor: interfaces.IReactorCore, config: DnsConfig) -> defer.Deferred:
 
 
 def run() -> None:
-    try:
-        config = DnsConfig.from_env()
-    except ConfigError as exc:
-        setup_logging("dns")
-        log.error("invalid configuration", extra={"error": str(exc)})
-        sys.exit(2)
-    setup_logging("dns", config.log_level)
+    config = DnsConfig.load()
     forward_twisted_logs()
     task.react(main, [config])
 

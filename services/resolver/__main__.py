@@ -19,9 +19,7 @@ import sys  # noqa: E402
 
 import gevent  # noqa: E402
 
-from services.common.logging import setup_logging  # noqa: E402
 from services.common.loops import gevent as loop_watch  # noqa: E402
-from services.common.settings import ConfigError  # noqa: E402
 from services.resolver.api import ResolverApp  # noqa: E402
 from services.resolver.config import ResolverConfig  # noqa: E402
 from services.resolver.metrics import ResolverCollector  # noqa: E402
@@ -33,13 +31,7 @@ log = logging.getLogger("services.resolver")
 
 
 def main() -> int:
-    try:
-        config = ResolverConfig.from_env()
-    except ConfigError as exc:
-        setup_logging("resolver")
-        log.error("invalid configuration", extra={"error": str(exc)})
-        return 2
-    setup_logging("resolver", config.log_level)
+    config = ResolverConfig.load()
     try:
         dns_ip = server_address(config.dns_host, config.dns_port)
     except OSError as exc:
@@ -74,9 +66,7 @@ def main() -> int:
         return 1
     try:
         loop_watch.start(
-            config.metrics,
-            config.listen_host,
-            config.metrics_port,
+            config,
             ResolverCollector(app, resolver),
             faults=resolver.faults,
             registry=app.metrics.registry,  # the API port's GET /metrics shows them too

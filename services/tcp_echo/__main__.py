@@ -13,17 +13,13 @@ aborts the rest, and the process exits 0.
 
 from __future__ import annotations
 
-import logging
-import sys
-
 from twisted.internet import defer, endpoints, task
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorCore
 from twisted.logger import Logger
 
-from services.common.logging import forward_twisted_logs, setup_logging
+from services.common.logging import forward_twisted_logs
 from services.common.loops import twisted as loop_watch
-from services.common.settings import ConfigError
 from services.tcp_echo.config import TcpEchoConfig
 from services.tcp_echo.metrics import TcpEchoCollector
 from services.tcp_echo.protocol import Echo, EchoFactory
@@ -74,9 +70,7 @@ async def serve(reactor: IReactorCore, config: TcpEchoConfig) -> None:
     try:
         loop_watch.start(
             reactor,
-            config.metrics,
-            config.listen_host,
-            config.metrics_port,
+            config,
             TcpEchoCollector(factory),
             faults=factory.faults,
         )
@@ -104,13 +98,7 @@ def main(reactor: IReactorCore, config: TcpEchoConfig) -> defer.Deferred[None]:
 
 
 def run() -> None:
-    try:
-        config = TcpEchoConfig.from_env()
-    except ConfigError as exc:
-        setup_logging(SERVICE)
-        logging.getLogger("tcp_echo").error("invalid configuration", extra={"error": str(exc)})
-        sys.exit(2)
-    setup_logging(SERVICE, config.log_level)
+    config = TcpEchoConfig.load()
     forward_twisted_logs()
     task.react(main, [config])
 

@@ -18,9 +18,7 @@ import signal
 import sys
 from collections.abc import Callable
 
-from services.common.logging import setup_logging
 from services.common.loops import asyncio as loop_watch
-from services.common.settings import ConfigError
 from services.udp_echo.config import UdpEchoConfig
 from services.udp_echo.metrics import UdpEchoCollector
 from services.udp_echo.protocol import ServerUdpEchoProtocol
@@ -59,9 +57,7 @@ async def main(config: UdpEchoConfig) -> None:
     try:
         loop_watch.start(
             loop,
-            config.metrics,
-            config.listen_host,
-            config.metrics_port,
+            config,
             UdpEchoCollector(protocol),
             faults=protocol.faults,
         )
@@ -76,13 +72,7 @@ async def main(config: UdpEchoConfig) -> None:
 
 
 def run() -> int:
-    try:
-        config = UdpEchoConfig.from_env()
-    except ConfigError as exc:
-        setup_logging("udp-echo")
-        log.error("invalid configuration", extra={"error": str(exc)})
-        return 2
-    setup_logging("udp-echo", config.log_level)
+    config = UdpEchoConfig.load()
     try:
         with asyncio.Runner(loop_factory=loop_factory(config.loop)) as runner:
             runner.run(main(config))

@@ -11,8 +11,6 @@ import asyncio
 import logging
 import sys
 
-from services.common.logging import setup_logging
-from services.common.settings import ConfigError
 from services.web.app import create_app
 from services.web.config import WebConfig
 from services.web.server import serve
@@ -21,13 +19,7 @@ log = logging.getLogger("services.web")
 
 
 def main() -> int:
-    setup_logging("web")
-    try:
-        config = WebConfig.from_env()
-    except ConfigError as exc:
-        log.error("invalid configuration: %s", exc)
-        return 2
-    setup_logging("web", config.log_level)
+    config = WebConfig.load()
     log.info("web front starting", extra={"host": config.listen_host, "port": config.port})
     app = create_app(config, control_port=True)
     try:

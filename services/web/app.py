@@ -72,12 +72,11 @@ async def watch_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     watch = loop_watch.start(
         asyncio.get_running_loop(),
-        config.metrics,
-        config.listen_host,
-        config.metrics_port if app[SERVE_CONTROL_PORT] else None,
+        config,
         WebCollector(app[METRICS]),
         faults=app[FAULTS],
         registry=app[METRICS].registry,
+        serve_port=app[SERVE_CONTROL_PORT],
     )
     if watch is None:
         yield

@@ -58,9 +58,7 @@ def scrape_from_a_real_thread(url: str) -> Samples:
 def watch_resolver(app: ResolverApp, resolver: Resolver, config: ResolverConfig) -> Watch | None:
     """What the resolver's ``__main__`` starts: the hub watched, its control port."""
     return gevent_loop.start(
-        config.metrics,
-        config.listen_host,
-        config.metrics_port,
+        config,
         ResolverCollector(app, resolver),
         faults=resolver.faults,
         registry=app.metrics.registry,

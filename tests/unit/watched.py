@@ -22,9 +22,7 @@ def start_tcp_metrics(reactor: Any, factory: EchoFactory, config: TcpEchoConfig)
     """What tcp-echo's ``__main__`` starts: the reactor watched, its control port."""
     return twisted_loop.start(
         reactor,
-        config.metrics,
-        config.listen_host,
-        config.metrics_port,
+        config,
         TcpEchoCollector(factory),
         faults=factory.faults,
     )
@@ -33,9 +31,7 @@ def start_tcp_metrics(reactor: Any, factory: EchoFactory, config: TcpEchoConfig)
 def start_dns_metrics(reactor: Any, factory: Any, config: DnsConfig) -> Any:
     return twisted_loop.start(
         reactor,
-        config.metrics,
-        config.listen_host,
-        config.metrics_port,
+        config,
         DnsCollector(factory),
         faults=factory.faults,
     )
@@ -44,9 +40,7 @@ def start_dns_metrics(reactor: Any, factory: Any, config: DnsConfig) -> Any:
 def start_udp_metrics(loop: Any, protocol: ServerUdpEchoProtocol, config: UdpEchoConfig) -> Any:
     return asyncio_loop.start(
         loop,
-        config.metrics,
-        config.listen_host,
-        config.metrics_port,
+        config,
         UdpEchoCollector(protocol),
         faults=protocol.faults,
     )

@@ -25,13 +25,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from services.common.control import (
-    DEFAULT_LAG_INTERVAL,
-    ControlServer,
-    ControlSettings,
-    new_registry,
-    serve,
-)
+from services.common.config import ServiceConfig
+from services.common.control import DEFAULT_LAG_INTERVAL, ControlServer, new_registry, serve
 from services.common.faults import Faults, LoopHooks
 
 LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -118,24 +113,24 @@ def watch(
     monitor: LagMonitor,
     timer: Any,
     hooks: LoopHooks,
-    settings: ControlSettings,
-    host: str,
-    port: int | None,
+    config: ServiceConfig,
     collectors: tuple[Any, ...],
     *,
+    serve_port: bool = True,
     faults: Faults | None = None,
     registry: CollectorRegistry | None = None,
     start_thread: Callable[[Callable[[], None]], object] | None = None,
 ) -> Watch | None:
     """The part of every loop's ``start`` that does not depend on the loop: the monitor and
     ``collectors`` in a registry (a new one with the process collector, or ``registry``),
-    the hooks handed to ``faults``, and the control port on ``host:port`` (``port`` None:
-    no port, for an app tested in-process). None, with nothing started, when
-    POLYLOOP_METRICS=0 (the faults still get their hooks). Raises ``OSError`` when the port
-    cannot be bound.
+    the hooks handed to ``faults``, and the control port on the service's listen host and
+    metrics port (``serve_port`` False: no port, for an app tested in-process). None, with
+    nothing started, when POLYLOOP_METRICS=0 (the faults still get their hooks). Raises
+    ``OSError`` when the port cannot be bound.
     """
     if faults is not None:
         faults.hooks = hooks
+    settings = config.metrics
     if not settings.enabled:
         return None
     if registry is None:
@@ -144,6 +139,13 @@ def watch(
         for collector in (monitor, *collectors):
             registry.register(collector)
     server = None
-    if port is not None:
-        server = serve(settings, host, port, registry, faults=faults, start_thread=start_thread)
+    if serve_port:
+        server = serve(
+            settings,
+            config.listen_host,
+            config.metrics_port,
+            registry,
+            faults=faults,
+            start_thread=start_thread,
+        )
     return Watch(monitor, timer.start(), server)

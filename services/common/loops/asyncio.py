@@ -4,8 +4,7 @@ The lag timer is ``loop.call_later``: each tick remembers when the next one is d
 (``loop.time()``, monotonic) and re-arms itself; how late it then runs is the loop's lag
 (the drift idiom of Ray Serve's ``serve_event_loop_scheduling_latency_ms``).
 
-    watch = start(loop, config.metrics, config.listen_host, config.metrics_port,
-                  UdpEchoCollector(protocol), faults=protocol.faults)
+    watch = start(loop, config, UdpEchoCollector(protocol), faults=protocol.faults)
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from services.common.control import ControlSettings
+from services.common.config import ServiceConfig
 from services.common.faults import Faults, LoopHooks
 from services.common.loops import LagMonitor, Watch, watch
 
@@ -59,26 +58,24 @@ def hooks(loop: asyncio.AbstractEventLoop) -> LoopHooks:
 
 def start(
     loop: asyncio.AbstractEventLoop,
-    settings: ControlSettings,
-    host: str,
-    port: int | None,
+    config: ServiceConfig,
     *collectors: Any,
     faults: Faults | None = None,
     registry: CollectorRegistry | None = None,
+    serve_port: bool = True,
 ) -> Watch | None:
-    """The lag timer on ``loop``, its hooks for ``faults``, and the control port serving
-    ``collectors`` (into ``registry`` when given; ``port`` None: no port). None when
-    POLYLOOP_METRICS=0. Raises ``OSError`` if the port cannot be bound."""
-    monitor = LagMonitor(settings.lag_interval)
+    """The lag timer on ``loop``, its hooks for ``faults``, and the service's control port
+    serving ``collectors`` (into ``registry`` when given; ``serve_port`` False: no port).
+    None when POLYLOOP_METRICS=0. Raises ``OSError`` if the port cannot be bound."""
+    monitor = LagMonitor(config.metrics.lag_interval)
     timer = AsyncioLagTimer(monitor, loop)
     return watch(
         monitor,
         timer,
         hooks(loop),
-        settings,
-        host,
-        port,
+        config,
         collectors,
         faults=faults,
         registry=registry,
+        serve_port=serve_port,
     )

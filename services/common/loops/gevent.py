@@ -10,8 +10,7 @@ The control port runs on a REAL OS thread (``start_os_thread``): after
 ``monkey.patch_all()``, ``threading.Thread`` would be a greenlet of the very hub it must
 watch, and a gevent socket belongs to the hub of the thread that made it.
 
-    watch = start(config.metrics, config.listen_host, config.metrics_port,
-                  ResolverCollector(app, resolver), faults=resolver.faults,
+    watch = start(config, ResolverCollector(app, resolver), faults=resolver.faults,
                   registry=app.metrics.registry)
 """
 
@@ -25,7 +24,7 @@ import gevent
 from gevent import monkey
 from prometheus_client import CollectorRegistry
 
-from services.common.control import ControlSettings
+from services.common.config import ServiceConfig
 from services.common.faults import Faults, LoopHooks
 from services.common.loops import LagMonitor, Watch, watch
 
@@ -78,25 +77,21 @@ def hooks(hub: Any = None) -> LoopHooks:
 
 
 def start(
-    settings: ControlSettings,
-    host: str,
-    port: int | None,
+    config: ServiceConfig,
     *collectors: Any,
     faults: Faults | None = None,
     registry: CollectorRegistry | None = None,
 ) -> Watch | None:
-    """The lag greenlet in this thread's hub, its hooks for ``faults``, and the control port
-    on an OS thread serving ``collectors`` (into ``registry`` when given). None when
-    POLYLOOP_METRICS=0. Raises ``OSError`` if the port cannot be bound."""
-    monitor = LagMonitor(settings.lag_interval)
+    """The lag greenlet in this thread's hub, its hooks for ``faults``, and the service's
+    control port on an OS thread serving ``collectors`` (into ``registry`` when given).
+    None when POLYLOOP_METRICS=0. Raises ``OSError`` if the port cannot be bound."""
+    monitor = LagMonitor(config.metrics.lag_interval)
     timer = GeventLagTimer(monitor)
     return watch(
         monitor,
         timer,
         hooks(),
-        settings,
-        host,
-        port,
+        config,
         collectors,
         faults=faults,
         registry=registry,

@@ -8,8 +8,7 @@ after the previous run, computed as ``LoopingCall._scheduleFrom`` does) and the 
 clock's time minus that. The count is kept as ``missed`` (intervals skipped), and
 ``task.Clock`` drives it in tests.
 
-    watch = start(reactor, config.metrics, config.listen_host, config.metrics_port,
-                  TcpEchoCollector(factory), faults=factory.faults)
+    watch = start(reactor, config, TcpEchoCollector(factory), faults=factory.faults)
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from typing import Any
 from twisted.internet import task
 from twisted.internet.interfaces import IReactorTime
 
-from services.common.control import ControlSettings
+from services.common.config import ServiceConfig
 from services.common.faults import Faults, LoopHooks
 from services.common.loops import LagMonitor, Watch, watch
 
@@ -68,15 +67,11 @@ def hooks(reactor: Any) -> LoopHooks:
 
 
 def start(
-    reactor: Any,
-    settings: ControlSettings,
-    host: str,
-    port: int | None,
-    *collectors: Any,
-    faults: Faults | None = None,
+    reactor: Any, config: ServiceConfig, *collectors: Any, faults: Faults | None = None
 ) -> Watch | None:
-    """The lag timer on ``reactor``, its hooks for ``faults``, and the control port serving
-    ``collectors`` (None when POLYLOOP_METRICS=0). Raises ``OSError`` if the port is taken."""
-    monitor = LagMonitor(settings.lag_interval)
+    """The lag timer on ``reactor``, its hooks for ``faults``, and the service's control
+    port serving ``collectors`` (None when POLYLOOP_METRICS=0). Raises ``OSError`` if the
+    port is taken."""
+    monitor = LagMonitor(config.metrics.lag_interval)
     timer = TwistedLagTimer(monitor, reactor)
-    return watch(monitor, timer, hooks(reactor), settings, host, port, collectors, faults=faults)
+    return watch(monitor, timer, hooks(reactor), config, collectors, faults=faults)
