@@ -286,7 +286,7 @@ def faults_app(faults: Faults, token: str | None) -> WsgiApp:
             return _problem(start_response, 413, f"a fault spec is at most {MAX_BODY} bytes")
         try:
             data = json.loads(environ["wsgi.input"].read(length) or b"{}")
-            spec = parse_spec(data)
+            spec = parse_spec(data, faults.kinds)
         except ValueError as exc:  # json.JSONDecodeError and FaultError both are
             field = exc.field if isinstance(exc, FaultError) else "body"
             detail = exc.message if isinstance(exc, FaultError) else "not valid JSON"

@@ -9,9 +9,14 @@ service's loop, in its hot path, as one plain attribute::
 
 The three faults, each with an intensity, all expiring together after ``duration_s``:
 
-- ``block_ms`` (0..2000): a real blocking call ON the loop (``time.sleep``; the original,
-  un-patched one in a gevent hub), once, or every second while the fault lasts
-  (``block_every_second``). Every client of that service stalls.
+- ``block_ms`` (0..2000): a real blocking call ON the loop, once, or every second while the
+  fault lasts (``block_every_second``: one block per second, start to start, on every
+  loop). Every client of that service stalls. ``block_kind`` says what blocks, each in a
+  function of its own so the stall's stack names it: ``sleep`` (``block_with_sleep``:
+  ``time.sleep``, the original, un-patched one in a gevent hub), ``cpu``
+  (``block_with_cpu``: pure-Python hashing until the time is up) and, for the resolver
+  only, ``sync_dns`` (``Resolver.block_with_sync_dns``: a zone lookup through the
+  un-patched socket module, gevent's classic mistake).
 - ``latency_ms`` (0..5000): each answer waits that long on the framework's own
   non-blocking timer; everybody else is served meanwhile.
 - ``fail_percent`` (0..100): that share of the work fails, the service's own way.
@@ -29,10 +34,12 @@ Try it (tcp-echo running, token in .run/admin-token)::
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
@@ -44,7 +51,18 @@ MAX_DURATION_S = 600
 DEFAULT_DURATION_S = 60
 MAX_BODY = 4096  # bytes of a PUT /faults body; a fault spec is a few dozen
 
-FIELDS = ("block_ms", "block_every_second", "latency_ms", "fail_percent", "duration_s")
+FIELDS = (
+    "block_ms",
+    "block_every_second",
+    "block_kind",
+    "latency_ms",
+    "fail_percent",
+    "duration_s",
+)
+# what can block a loop; every service has the first two, a service adds its own
+# (``Faults(blockers=...)``: the resolver's ``sync_dns``)
+BLOCK_KINDS = ("sleep", "cpu", "sync_dns")
+COMMON_BLOCK_KINDS = ("sleep", "cpu")
 
 
 class FaultError(ValueError):
@@ -65,6 +83,7 @@ class FaultSpec:
     latency_ms: int = 0
     fail_percent: float = 0.0
     duration_s: float = DEFAULT_DURATION_S
+    block_kind: str = "sleep"
 
     @property
     def empty(self) -> bool:
@@ -76,11 +95,12 @@ class FaultSpec:
         return self.latency_ms / 1000.0
 
 
-def parse_spec(data: object) -> FaultSpec:
+def parse_spec(data: object, kinds: tuple[str, ...] = COMMON_BLOCK_KINDS) -> FaultSpec:
     """Validate a decoded JSON body into a ``FaultSpec``; ``FaultError`` names the field.
 
     Unknown fields are refused (a typo must not be a silent no-op); numbers must be
-    numbers (``true`` is not 1) within the bounds above.
+    numbers (``true`` is not 1) within the bounds above; ``block_kind`` one of ``kinds``,
+    what the service at hand can do (``Faults.kinds``).
     """
     if not isinstance(data, dict):
         raise FaultError("body", "expected a JSON object")
@@ -93,10 +113,25 @@ def parse_spec(data: object) -> FaultSpec:
     return FaultSpec(
         block_ms=int(_number(data, "block_ms", 0, 0, MAX_BLOCK_MS, integer=True)),
         block_every_second=every,
+        block_kind=_block_kind(data.get("block_kind", "sleep"), kinds),
         latency_ms=int(_number(data, "latency_ms", 0, 0, MAX_LATENCY_MS, integer=True)),
         fail_percent=float(_number(data, "fail_percent", 0, 0, 100)),
         duration_s=float(_number(data, "duration_s", DEFAULT_DURATION_S, 1, MAX_DURATION_S)),
     )
+
+
+def _block_kind(kind: object, kinds: tuple[str, ...]) -> str:
+    if not isinstance(kind, str) or kind not in BLOCK_KINDS:
+        raise FaultError("block_kind", f"expected one of {', '.join(BLOCK_KINDS)}")
+    if kind not in kinds:
+        # only the resolver has sync_dns: a lookup through the un-patched socket module
+        # is a gevent mistake; the other loops have no such trap to show
+        raise FaultError(
+            "block_kind",
+            f"{kind} is not a way to block this service; it has {', '.join(kinds)}"
+            " (sync_dns is the gevent resolver's own)",
+        )
+    return kind
 
 
 def _number(
@@ -117,12 +152,31 @@ class LoopHooks(NamedTuple):
     ``services.common.loops`` builds its own.
 
     ``call_from_thread(fn)`` runs ``fn`` soon ON the loop; ``call_later(delay, fn)`` is
-    called ON the loop; ``block(seconds)`` is a real blocking sleep (never the loop's).
+    called ON the loop, ``delay`` seconds from now (the real now, not a time the loop
+    cached before a block); ``block(seconds)`` is a real blocking sleep (never the loop's).
     """
 
     call_from_thread: Callable[[Callable[[], None]], Any]
     call_later: Callable[[float, Callable[[], None]], Any]
     block: Callable[[float], None]
+
+
+def block_with_sleep(seconds: float, sleep: Callable[[float], None]) -> None:
+    """Block the loop on a sleeping system call: the thread waits, the CPU is idle."""
+    sleep(seconds)
+
+
+def block_with_cpu(seconds: float, clock: Callable[[], float] = time.monotonic) -> int:
+    """Block the loop on pure-Python work (hashing a digest over and over) until ``seconds``
+    have passed; returns the rounds done. The interpreter runs bytecode all along, so the
+    loop's thread shows a different line each time it is sampled, always in here."""
+    deadline = clock() + seconds
+    digest = b"polyloop"
+    rounds = 0
+    while clock() < deadline:
+        digest = hashlib.sha256(digest).digest()
+        rounds += 1
+    return rounds
 
 
 @dataclass(frozen=True)
@@ -146,8 +200,11 @@ class Faults:
         *,
         clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
+        blockers: Mapping[str, Callable[[float], Any]] | None = None,
     ) -> None:
         self.hooks = hooks
+        # the service's own ways to block (its ``block_kind``s beyond sleep and cpu)
+        self.blockers = dict(blockers or {})
         self.clock = clock
         self.rng = rng
         self.active = False
@@ -155,6 +212,11 @@ class Faults:
         self.failed = 0  # units of work failed on purpose
         self._state: _Active | None = None
         self._generation = 0
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The ``block_kind``s this service takes (what ``parse_spec`` is given)."""
+        return COMMON_BLOCK_KINDS + tuple(k for k in BLOCK_KINDS if k in self.blockers)
 
     def apply(self, spec: FaultSpec) -> None:
         """Replace whatever is active by ``spec`` (an empty spec clears)."""
@@ -167,7 +229,8 @@ class Faults:
         self.active = True
         log.warning("fault set", extra={"fault": asdict(spec)})
         if spec.block_ms and self.hooks is not None:
-            self.hooks.call_from_thread(lambda: self._block_step(state.generation))
+            # a partial, not a lambda: the stall's stack goes straight to _block_step
+            self.hooks.call_from_thread(functools.partial(self._block_step, state.generation))
 
     def clear(self) -> None:
         """Turn every fault off now (a pending repeated block sees it and stops)."""
@@ -208,7 +271,11 @@ class Faults:
             return {"active": False, "faults": {}, "remaining_s": 0.0}
         faults: dict[str, Any] = {}
         if spec.block_ms:
-            faults["block"] = {"ms": spec.block_ms, "every_second": spec.block_every_second}
+            faults["block"] = {
+                "ms": spec.block_ms,
+                "every_second": spec.block_every_second,
+                "kind": spec.block_kind,
+            }
         if spec.latency_ms:
             faults["latency"] = {"ms": spec.latency_ms}
         if spec.fail_percent:
@@ -216,13 +283,26 @@ class Faults:
         remaining = max(0.0, state.expires_at - self.clock())
         return {"active": True, "faults": faults, "remaining_s": round(remaining, 3)}
 
-    def _block_step(self, generation: int) -> None:
+    def _block_step(self, generation: int, due: float | None = None) -> None:
         # runs ON the loop: a newer apply/clear (another generation) or expiry stops it
         state = self._state
         if state is None or state.generation != generation or self.current() is None:
             return
         assert self.hooks is not None
-        self.hooks.block(state.spec.block_ms / 1000.0)
+        due = self.clock() if due is None else due
+        seconds = state.spec.block_ms / 1000.0
+        kind = state.spec.block_kind
+        if kind == "sleep":
+            block_with_sleep(seconds, self.hooks.block)
+        elif kind == "cpu":
+            block_with_cpu(seconds)
+        else:
+            self.blockers[kind](seconds)
         self.blocks += 1
         if state.spec.block_every_second:
-            self.hooks.call_later(1.0, lambda: self._block_step(generation))
+            # one second start to start, on every loop: the next block is due a second
+            # after this one was, whatever this one lasted (at once if that is past)
+            now = self.clock()
+            following = max(due + 1.0, now)
+            step = functools.partial(self._block_step, generation, following)
+            self.hooks.call_later(following - now, step)

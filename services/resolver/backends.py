@@ -55,7 +55,8 @@ _OUT_OF_SOCKETS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _UNREACHABLE = {errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH}
 
 # the real socket class, for the thread pool backend: a gevent socket must not block a thread
-_NativeSocket = monkey.get_original("socket", "socket")
+# (and for the sync_dns block fault, which blocks the hub with it on purpose)
+NativeSocket = monkey.get_original("socket", "socket")
 
 
 class ResolveError(Exception):
@@ -174,7 +175,7 @@ class InThreads:
         self, server: tuple[str, int], family: int, name: str, rdtype: str, deadline: float
     ) -> Answer:
         # a task queued behind the ten threads may start late: ask() checks the deadline first
-        return _in_thread(ask, _NativeSocket, server, family, name, rdtype, deadline)
+        return _in_thread(ask, NativeSocket, server, family, name, rdtype, deadline)
 
     def system(self, name: str, deadline: float) -> list[str]:
         with gevent.Timeout(remaining(deadline), ResolveError("timeout")):

@@ -89,6 +89,11 @@ class Lookups:
         self._server = (self.dns_ip, self.dns_port)
         self._family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
 
+    @property
+    def server(self) -> tuple[tuple[str, int], int]:
+        """Where the zone's questions go: (address, port) and its socket family."""
+        return self._server, self._family
+
     def known(self, name: str) -> list[str] | None:
         """The addresses of ``name`` when no question is needed (both answers cached), else
         None; ``ResolveError("refused")`` for a name outside the zone that may not leave."""

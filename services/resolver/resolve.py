@@ -31,7 +31,7 @@ from gevent.monkey import get_original
 from gevent.pool import Pool
 
 from services.common.faults import Faults
-from services.resolver.backends import ResolveError
+from services.resolver.backends import NativeSocket, ResolveError, ask
 from services.resolver.lookup import Lookups
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class Resolver:
         self.slots = BoundedSemaphore(max_lookups)
         self.lookups_in_flight = 0  # a plain count, read by the metrics collector
         # off and empty; the loop's start (services.common.loops) gives it the hub's hooks
-        self.faults = Faults()
+        self.faults = Faults(blockers={"sync_dns": self.block_with_sync_dns})
 
     def resolve_many(
         self, names: Sequence[str], timeout: float, mode: str = "concurrent"
@@ -164,6 +164,21 @@ class Resolver:
         finally:
             self.lookups_in_flight -= 1
             self.slots.release()
+
+    def block_with_sync_dns(self, seconds: float) -> None:
+        """Block the hub on a DNS lookup through the un-patched socket module: gevent's
+        classic mistake, as a ``block_kind`` of the block fault.
+
+        The question is ``x.delay-N.polyloop.test`` (N = ``seconds`` in ms), which the
+        stack's own dns service answers after N ms, asked over a real blocking socket
+        IN the hub: no other greenlet runs until the answer (or ``seconds`` + 1 s) comes.
+        """
+        name = f"x.delay-{round(seconds * 1000)}.polyloop.test"
+        server, family = self.lookups.server
+        try:
+            ask(NativeSocket, server, family, name, "A", time.monotonic() + seconds + 1.0)
+        except ResolveError as exc:
+            log.warning("sync_dns block: no answer", extra={"name": name, "error": exc.code})
 
     # -- where the zone's questions go --------------------------------------------------
 

@@ -3,8 +3,10 @@ port (services/common/control.py)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import secrets
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -18,6 +20,7 @@ from services.common.faults import (
     Faults,
     FaultSpec,
     LoopHooks,
+    block_with_cpu,
     parse_spec,
 )
 
@@ -100,6 +103,9 @@ def test_the_failure_ratio_follows_the_random_draw() -> None:
         ({"duration_s": 0}, "duration_s"),
         ({"block_every_second": 1}, "block_every_second"),
         ({"latncy_ms": 5}, "latncy_ms"),
+        ({"block_ms": 5, "block_kind": "nap"}, "block_kind"),
+        ({"block_ms": 5, "block_kind": 1}, "block_kind"),
+        ({"block_ms": 5, "block_kind": "sync_dns"}, "block_kind"),  # the resolver's only
         ([1], "body"),
     ],
 )
@@ -120,6 +126,18 @@ def test_the_bounds_themselves_are_accepted() -> None:
         }
     )
     assert spec == FaultSpec(2000, True, 5000, 100.0, 600.0)
+
+
+def test_each_service_takes_its_own_block_kinds() -> None:
+    assert Faults().kinds == ("sleep", "cpu")
+    resolver = Faults(blockers={"sync_dns": lambda seconds: None})
+    assert resolver.kinds == ("sleep", "cpu", "sync_dns")
+    assert parse_spec({"block_ms": 5, "block_kind": "cpu"}).block_kind == "cpu"
+    assert parse_spec({"block_ms": 5}).block_kind == "sleep"
+    spec = parse_spec({"block_ms": 5, "block_kind": "sync_dns"}, resolver.kinds)
+    assert spec.block_kind == "sync_dns"
+    with pytest.raises(FaultError, match="resolver"):
+        parse_spec({"block_ms": 5, "block_kind": "sync_dns"})
 
 
 class ManualLoop:
@@ -166,6 +184,83 @@ def test_a_block_every_second_repeats_until_expiry_or_clear() -> None:
     faults.clear()
     loop.later.pop()[1]()
     assert loop.slept[-1] == 0.1 and len(loop.slept) == 4 and loop.later == []
+
+
+class TimedLoop(ManualLoop):
+    """A ManualLoop whose blocking sleep takes the time it says (on the test's clock)."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.hooks = LoopHooks(self.soon.append, self._later, self._sleep)
+
+    def _sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.clock.now += seconds
+
+
+def test_every_second_is_one_second_start_to_start_whatever_the_block_lasts() -> None:
+    clock = Clock()
+    loop = TimedLoop(clock)
+    faults = Faults(loop.hooks, clock=clock)
+    faults.apply(FaultSpec(block_ms=300, block_every_second=True))
+    starts = []
+    loop.soon.pop()()
+    starts.append(clock.now - 0.3)
+    delays = []
+    for _ in range(3):
+        delay, step = loop.later.pop()
+        delays.append(round(delay, 3))
+        clock.now += delay + 0.01  # the loop runs it a little late
+        step()
+        starts.append(clock.now - 0.3)
+    # the rest of the second, not another second; a late start is not carried over
+    assert delays == [0.7, 0.69, 0.69]
+    assert [round(b - a, 3) for a, b in itertools.pairwise(starts)] == [1.01, 1.0, 1.0]
+
+
+def test_a_block_longer_than_the_second_is_followed_at_once() -> None:
+    clock = Clock()
+    loop = TimedLoop(clock)
+    faults = Faults(loop.hooks, clock=clock)
+    faults.apply(FaultSpec(block_ms=1500, block_every_second=True))
+    loop.soon.pop()()
+    delay, _ = loop.later.pop()
+    assert delay == 0.0
+
+
+def test_each_block_kind_runs_its_own_function() -> None:
+    loop = ManualLoop()
+    called: list[float] = []
+    faults = Faults(loop.hooks, blockers={"sync_dns": called.append})
+    faults.apply(FaultSpec(block_ms=30, block_kind="cpu"))
+    started = time.monotonic()
+    loop.soon.pop()()
+    assert time.monotonic() - started >= 0.03  # it really ran on the "loop" that long
+    assert loop.slept == []
+    faults.apply(FaultSpec(block_ms=40, block_kind="sync_dns"))
+    loop.soon.pop()()
+    assert called == [0.04] and loop.slept == []
+    faults.apply(FaultSpec(block_ms=50))
+    loop.soon.pop()()
+    assert loop.slept == [0.05]
+    assert faults.describe()["faults"]["block"] == {
+        "ms": 50,
+        "every_second": False,
+        "kind": "sleep",
+    }
+
+
+def test_the_cpu_block_works_until_its_deadline() -> None:
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 0.001  # each look at the clock costs a millisecond of "work"
+        return now[0]
+
+    rounds = block_with_cpu(0.1, clock)
+    assert 95 <= rounds <= 100
+    assert now[0] >= 0.1
 
 
 def test_a_newer_block_replaces_the_repeating_one() -> None:
@@ -281,4 +376,7 @@ def test_a_bad_body_is_a_422_naming_the_field(served: tuple[Faults, int]) -> Non
     assert (status, body["field"], kind) == (422, "block_ms", "application/problem+json")
     assert _call(port, "PUT", raw=b"{not json")[1]["field"] == "body"
     assert _call(port, "PUT", raw=b"x" * 5000)[0] == 413
+    status, body, _ = _call(port, "PUT", {"block_ms": 5, "block_kind": "sync_dns"})
+    assert (status, body["field"]) == (422, "block_kind")
+    assert "resolver" in body["detail"]
     assert not faults.active

@@ -69,11 +69,19 @@ def hooks(hub: Any = None) -> LoopHooks:
 
     From the control port's OS thread, ``run_callback_threadsafe`` runs the block in the hub
     itself; the block is the ORIGINAL ``time.sleep`` (the patched one would only yield to
-    the hub, blocking nothing). A repeat is a greenlet started ``gevent.spawn_later``.
+    the hub, blocking nothing). A repeat is a greenlet started ``gevent.spawn_later``, from
+    the hub's clock brought up to date first: the hub reads the time once per loop
+    iteration, so right after a block its clock is still the block's start, and a timer
+    set from it would fire a block's length early.
     """
     hub = hub or gevent.get_hub()
     sleep = monkey.get_original("time", "sleep")
-    return LoopHooks(hub.loop.run_callback_threadsafe, gevent.spawn_later, sleep)
+
+    def spawn_later(delay: float, fn: Callable[[], None]) -> gevent.Greenlet:
+        hub.loop.update_now()
+        return gevent.spawn_later(delay, fn)
+
+    return LoopHooks(hub.loop.run_callback_threadsafe, spawn_later, sleep)
 
 
 def start(
