@@ -64,10 +64,13 @@ def start(
     registry: CollectorRegistry | None = None,
     serve_port: bool = True,
 ) -> Watch | None:
-    """The lag timer on ``loop``, its hooks for ``faults``, and the service's control port
-    serving ``collectors`` (into ``registry`` when given; ``serve_port`` False: no port).
-    None when POLYLOOP_METRICS=0. Raises ``OSError`` if the port cannot be bound."""
-    monitor = LagMonitor(config.metrics.lag_interval)
+    """The lag timer on ``loop``, its hooks for ``faults``, the stall watchdog (a daemon
+    thread) and the service's control port serving ``collectors`` (into ``registry`` when
+    given; ``serve_port`` False: no port). None when POLYLOOP_METRICS=0. Raises
+    ``OSError`` if the port cannot be bound."""
+    monitor = LagMonitor(
+        config.metrics.lag_interval, stall_threshold=config.metrics.stall_threshold
+    )
     timer = AsyncioLagTimer(monitor, loop)
     return watch(
         monitor,
@@ -75,6 +78,7 @@ def start(
         hooks(loop),
         config,
         collectors,
+        loop="asyncio",
         faults=faults,
         registry=registry,
         serve_port=serve_port,

@@ -6,9 +6,21 @@ control port's real OS thread computes it at scrape time from the last tick, whi
 itself may be stuck (gevent's own ``monitor_thread`` reports a block too, but only as events
 of its threshold, not the block's length).
 
-The control port runs on a REAL OS thread (``start_os_thread``): after
-``monkey.patch_all()``, ``threading.Thread`` would be a greenlet of the very hub it must
-watch, and a gevent socket belongs to the hub of the thread that made it.
+The control port and the stall watchdog run on REAL OS threads (``start_os_thread``):
+after ``monkey.patch_all()``, ``threading.Thread`` would be a greenlet of the very hub it
+must watch, and a gevent socket belongs to the hub of the thread that made it. The
+watchdog sleeps with the original ``time.sleep`` (the patched one would yield to a hub)
+and knows the hub's thread by the original ``get_ident`` (the patched one names greenlets).
+
+Why not gevent's own monitor thread (``GEVENT_MONITOR_THREAD_ENABLE``,
+``max_blocking_time``, ``gevent.events.EventLoopBlocked``)? Checked on gevent 26.9: it
+reports nothing while the hub itself runs the blocking code (a callback of the loop,
+which is where ``run_callback_threadsafe`` puts a fault's first block: its tracer
+treats time in the hub as waiting for I/O); its ``blocking_time`` is the threshold, not
+how long the block lasted (a 0.5 s block is several events of 0.1 s); and it needs
+``greenlet.settrace``, a Python call on every greenlet switch (every request), which
+another trace function (a debugger, coverage) replaces. The same watchdog as the other
+loops sees every block wherever it runs, for the price of a few wake-ups a second.
 
     watch = start(config, ResolverCollector(app, resolver), faults=resolver.faults,
                   registry=app.metrics.registry)
@@ -90,10 +102,15 @@ def start(
     faults: Faults | None = None,
     registry: CollectorRegistry | None = None,
 ) -> Watch | None:
-    """The lag greenlet in this thread's hub, its hooks for ``faults``, and the service's
-    control port on an OS thread serving ``collectors`` (into ``registry`` when given).
-    None when POLYLOOP_METRICS=0. Raises ``OSError`` if the port cannot be bound."""
-    monitor = LagMonitor(config.metrics.lag_interval)
+    """The lag greenlet in this thread's hub, its hooks for ``faults``, the stall watchdog
+    and the service's control port on OS threads serving ``collectors`` (into ``registry``
+    when given). None when POLYLOOP_METRICS=0. Raises ``OSError`` if the port cannot be
+    bound."""
+    monitor = LagMonitor(
+        config.metrics.lag_interval,
+        stall_threshold=config.metrics.stall_threshold,
+        get_ident=monkey.get_original("_thread", "get_ident"),
+    )
     timer = GeventLagTimer(monitor)
     return watch(
         monitor,
@@ -101,7 +118,9 @@ def start(
         hooks(),
         config,
         collectors,
+        loop="gevent",
         faults=faults,
         registry=registry,
         start_thread=start_os_thread,
+        sleep=monkey.get_original("time", "sleep"),
     )

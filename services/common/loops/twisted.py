@@ -69,9 +69,11 @@ def hooks(reactor: Any) -> LoopHooks:
 def start(
     reactor: Any, config: ServiceConfig, *collectors: Any, faults: Faults | None = None
 ) -> Watch | None:
-    """The lag timer on ``reactor``, its hooks for ``faults``, and the service's control
-    port serving ``collectors`` (None when POLYLOOP_METRICS=0). Raises ``OSError`` if the
-    port is taken."""
-    monitor = LagMonitor(config.metrics.lag_interval)
+    """The lag timer on ``reactor``, its hooks for ``faults``, the stall watchdog (a daemon
+    thread) and the service's control port serving ``collectors`` (None when
+    POLYLOOP_METRICS=0). Raises ``OSError`` if the port is taken."""
+    monitor = LagMonitor(
+        config.metrics.lag_interval, stall_threshold=config.metrics.stall_threshold
+    )
     timer = TwistedLagTimer(monitor, reactor)
-    return watch(monitor, timer, hooks(reactor), config, collectors, faults=faults)
+    return watch(monitor, timer, hooks(reactor), config, collectors, loop="twisted", faults=faults)

@@ -1,0 +1,177 @@
+"""Where each loop blocked, in-process: tcp-echo and dns (Twisted reactors), udp-echo and the
+front (asyncio loops), each run by a thread of the test with its control port, as its
+``__main__`` starts it. A fault blocks the loop (``PUT /faults``, each ``block_kind``); the
+test reads ``GET /stalls`` from outside meanwhile and after:
+
+- a 300 ms block of each kind is ONE event of 250-450 ms within 2 s, whose stack names the
+  kind's function (``block_with_sleep``, ``block_with_cpu``);
+- ``/stalls`` answers while the loop is blocked, with the culprit in ``stalled_now``;
+- 10 s of idle loops record no stall;
+- "every second" is one second start to start, and "blocked max" reads about the block at
+  any phase of the read (500 ms every second: 400-600 ms at 10 random phases).
+(The gevent resolver, with ``sync_dns``: tests/gevent/test_resolver_stalls.py.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from aiohttp import web
+
+from services.web.app import create_app
+from services.web.config import WebConfig
+from services.web.keys import FAULTS, WATCH
+from tests.scrape import scrape, value
+from tests.unit.test_faults_services import (  # noqa: F401 - fixtures
+    CONTROL,
+    Running,
+    dns_server,
+    tcp_echo,
+    udp_echo,
+)
+from tests.unit.test_loop_lag_services import loop_in_a_thread
+
+BLOCK_MS = 300
+KINDS = ("sleep", "cpu")
+
+
+def stalls(running: Running, timeout: float = 2.0) -> dict:
+    url = f"http://127.0.0.1:{running.metrics_port}/stalls"
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        assert response.headers["Content-Type"] == "application/json"
+        return json.load(response)
+
+
+@pytest.fixture
+def front() -> Iterator[Running]:
+    """The front in-process, with its control port (WEB_METRICS_PORT=0)."""
+    with loop_in_a_thread() as loop:
+        # its backends on ports nothing listens on: only its own loop matters here
+        config = WebConfig(metrics_port=0, metrics=CONTROL)
+        app = create_app(config, control_port=True)
+
+        async def setup() -> tuple[web.AppRunner, Running]:
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            server = app[WATCH].server
+            assert server is not None
+            port = site._server.sockets[0].getsockname()[1]
+            return runner, Running(port, server.port, app[FAULTS])
+
+        runner, running = asyncio.run_coroutine_threadsafe(setup(), loop).result(10)
+        try:
+            yield running
+        finally:
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+
+
+SERVICES = ("tcp_echo", "udp_echo", "dns_server", "front")
+
+
+def ticking(running: Running) -> Running:
+    """``running`` once its lag timer has ticked: a stall is timed from a first tick."""
+    url = f"http://127.0.0.1:{running.metrics_port}/metrics"
+    deadline = time.monotonic() + 5
+    while value(scrape(url), "polyloop_event_loop_lag_seconds_count") < 1:
+        assert time.monotonic() < deadline, "the lag timer never ticked"
+        time.sleep(0.01)
+    return running
+
+
+@pytest.fixture(params=SERVICES)
+def service(request: pytest.FixtureRequest) -> Running:
+    return ticking(request.getfixturevalue(request.param))
+
+
+def wait_for_events(running: Running, count: int, within: float) -> dict:
+    deadline = time.monotonic() + within
+    while True:
+        answer = stalls(running)
+        if len(answer["events"]) >= count:
+            return answer
+        assert time.monotonic() < deadline, f"{count} event(s) expected: {answer}"
+        time.sleep(0.05)  # polling with a deadline
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_block_is_one_event_whose_stack_names_its_kind(service: Running, kind: str) -> None:
+    assert stalls(service)["events"] == []
+    service.put(block_ms=BLOCK_MS, block_kind=kind)
+    answer = wait_for_events(service, 1, within=2.0)
+    [event] = answer["events"]
+    assert 250 <= event["duration_ms"] <= 450, event
+    assert any(f"in block_with_{kind}" in line for line in event["stack"]), event["stack"]
+    assert any("in Faults._block_step" in line for line in event["stack"])
+    assert event["stack"][-1].startswith("services/common/faults.py:")
+    assert abs(event["at"] - time.time()) < 5
+    assert answer["stalls_total"] == 1
+    assert answer["threshold_ms"] == 100.0 and answer["watchdog"] is True
+    samples = scrape(f"http://127.0.0.1:{service.metrics_port}/metrics")
+    assert value(samples, "polyloop_event_loop_stalls_total") == 1
+    assert value(samples, "polyloop_event_loop_stall_seconds_count") == 1
+    assert value(samples, "polyloop_event_loop_stalled_seconds_total") == pytest.approx(
+        event["duration_ms"] / 1000, abs=0.001
+    )
+
+
+def test_the_stall_endpoint_answers_while_the_loop_is_blocked(service: Running) -> None:
+    service.put(block_ms=1500)
+    deadline = time.monotonic() + 1.4
+    while True:
+        now = stalls(service, timeout=1.0)["stalled_now"]
+        if now is not None:
+            break
+        assert time.monotonic() < deadline, "never answered with the stall in progress"
+        time.sleep(0.02)
+    assert now["since_ms"] >= 100
+    assert now["stack"][-1].startswith("services/common/faults.py:")
+    assert now["stack"][-1].endswith("in block_with_sleep")
+
+
+def test_idle_loops_record_no_stall_in_ten_seconds(
+    tcp_echo: Running,  # noqa: F811
+    udp_echo: Running,  # noqa: F811
+    dns_server: Running,  # noqa: F811
+    front: Running,
+) -> None:
+    services = (tcp_echo, udp_echo, dns_server, front)
+    idle_until = time.monotonic() + 10
+    while time.monotonic() < idle_until:
+        for running in services:
+            answer = stalls(running)
+            assert answer["events"] == [] and answer["stalls_total"] == 0, answer
+        time.sleep(1.0)  # the idle period itself, read once a second
+
+
+def blocked_max_at_random_phases(running: Running, reads: int = 10) -> list[float]:
+    url = f"http://127.0.0.1:{running.metrics_port}/metrics"
+    seen = []
+    for _ in range(reads):
+        time.sleep(random.uniform(0.0, 1.0))  # the read's phase in the block's second
+        seen.append(value(scrape(url), "polyloop_event_loop_blocked_max_seconds"))
+    return seen
+
+
+@pytest.mark.parametrize("loop", ["tcp_echo", "udp_echo"])  # the reactor, asyncio's loop
+def test_every_second_reads_the_block_at_any_phase(
+    request: pytest.FixtureRequest, loop: str
+) -> None:
+    running: Running = ticking(request.getfixturevalue(loop))
+    running.put(block_ms=500, block_every_second=True, duration_s=30)
+    wait_for_events(running, 1, within=2.0)
+    seen = blocked_max_at_random_phases(running)
+    assert all(0.4 <= s <= 0.6 for s in seen), seen
+    events = stalls(running)["events"]
+    starts = [event["at"] for event in events]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    # one second start to start, as on every loop (not the block + 1 s)
+    assert len(gaps) >= 4 and all(0.9 <= gap <= 1.1 for gap in gaps), gaps
