@@ -1,6 +1,6 @@
 """Where did it block? A watchdog outside the loop that records each stall with its stack.
 
-A **stall** is a stretch of at least ``POLYLOOP_STALL_THRESHOLD`` seconds (default 0.1)
+A **stall** is a stretch of at least ``POLYLOOP_STALL_THRESHOLD`` seconds (default 0.2)
 during which the loop's lag timer did not fire, beyond its one interval: the loop ran
 something that did not give it back. The lag timer itself (``LagMonitor.tick``, ON the
 loop) counts and times every stall when it ends: it is the one that knows.
@@ -24,7 +24,8 @@ the threshold is never recorded (the lag histogram still has it).
 ``StallLog.describe()`` is what ``GET /stalls`` answers on the control port (see
 ``services.common.control``)::
 
-    {"service": "resolver", "loop": "gevent", "threshold_ms": 100.0, "watchdog": true,
+    {"service": "resolver", "loop": "gevent", "threshold_ms": 200.0,
+     "watchdog": {"wakeups": 812, "unsampled": 0} | null (POLYLOOP_STALL_WATCHDOG=0),
      "stalls_total": 3, "stalled_seconds_total": 0.912,
      "stalled_now": null | {"since_ms": 212.0, "stack": [...]},
      "events": [{"at": 1767000000.123, "duration_ms": 301.5, "stack": [...]}, ...]}
@@ -254,7 +255,9 @@ def describe(
         "service": service,
         "loop": loop,
         "threshold_ms": round(monitor.stall_threshold * 1000, 3),
-        "watchdog": watchdog is not None,
+        "watchdog": None
+        if watchdog is None
+        else {"wakeups": watchdog.wakeups, "unsampled": watchdog.unsampled},
         "stalls_total": monitor.stalls,
         "stalled_seconds_total": round(monitor.stalled_seconds, 6),
         "stalled_now": stalled_now,
