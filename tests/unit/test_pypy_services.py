@@ -2,21 +2,26 @@
 
 Starts ``services.tcp_echo`` and ``services.dns`` with build/pypy-venv (Debian's pypy3,
 Python 3.9, requirements/pypy.txt) as local processes on free 127.0.0.1 ports, then does
-an echo round trip and a DNS query. Needs the PyPy venv: ``make pypy-venv``. Without it
-the tests skip and say so; under ``CI=true`` they fail instead (.ci/run creates it).
+an echo round trip and a DNS query, and blocks tcp-echo's reactor to see its stall's
+stack. Needs the PyPy venv: ``make pypy-venv``. Without it the tests skip and say so;
+under ``CI=true`` they fail instead (.ci/run creates it).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import socket
 import subprocess
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from devstack import ROOT, Process, start, stop
+from devstack import ROOT, Process, free_port, start, stop
 from services.dns.healthcheck import check as dns_check
 from tests.stack import IN_CI
 
@@ -92,3 +97,33 @@ def test_dns_on_pypy_answers_the_zone(dns_server: Process, pypy: Path) -> None:
     )
     assert health.returncode == 0, "the dns healthcheck (dnspython) fails on PyPy"
     assert stop(process) == 0
+
+
+def test_tcp_echo_on_pypy_names_where_its_reactor_blocked(pypy: Path, tmp_path: Path) -> None:
+    token = secrets.token_urlsafe(16)
+    control = free_port()
+    env = {**PYPY_ENV, "POLYLOOP_ADMIN_TOKEN": token, "TCP_ECHO_METRICS_PORT": str(control)}
+    process = start("tcp_echo", env, python=pypy, log=tmp_path / "tcp-echo.log")
+    try:
+        url = f"http://127.0.0.1:{control}"
+        request = urllib.request.Request(
+            f"{url}/faults",
+            data=json.dumps({"block_ms": 300, "block_kind": "cpu"}).encode(),
+            method="PUT",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 200
+        deadline = time.monotonic() + 2
+        while True:
+            with urllib.request.urlopen(f"{url}/stalls", timeout=2) as response:
+                events = json.load(response)["events"]
+            if events:
+                break
+            assert time.monotonic() < deadline, "no stall recorded"
+            time.sleep(0.05)  # polling with a deadline
+        [event] = events
+        assert 250 <= event["duration_ms"] <= 450
+        assert any("in block_with_cpu" in line for line in event["stack"]), event["stack"]
+    finally:
+        assert stop(process) == 0
