@@ -17,6 +17,9 @@ Rows and what each is compared with (``base``):
   its own ``GET /healthz`` (CPU of web, resolver, tcp-echo, udp-echo and dns each)
 - dns vs ``bench/servers/twisted_names.py`` (the same zone file, ``BindAuthority``)
 - udp-echo vs ``bench/servers/asyncio_udp_echo.py``; tcp-echo vs ``bench/servers/book_echo.py``
+- the same three again, a second process of each with its stall watchdog off
+  (``POLYLOOP_STALL_WATCHDOG=0``), against the same minimal programs: what the watchdog
+  costs is the ratio with it on beside the ratio with it off, in the same run
 
 plus one concurrent request of 200 names of ``delay-100`` to the same resolver (the
 contract's "200 names still ≤ 0.3 s"). ``--quick``: one run of one second per row.
@@ -58,6 +61,15 @@ PROCESS_NAMES = {
     "udp_echo": "udp-echo",
     "dns": "dns",
     "aiohttp": "aiohttp (minimal)",
+    "tcp_echo_nowatch": "tcp-echo (watchdog off)",
+    "udp_echo_nowatch": "udp-echo (watchdog off)",
+    "dns_nowatch": "dns (watchdog off)",
+}
+# a second process of each, its stall watchdog off: (its module, its port variable)
+NO_WATCHDOG = {
+    "tcp_echo_nowatch": ("services.tcp_echo", "TCP_ECHO"),
+    "udp_echo_nowatch": ("services.udp_echo", "UDP_ECHO"),
+    "dns_nowatch": ("services.dns", "DNS"),
 }
 FRONT_PROCESSES = ("web", "resolver", "tcp_echo", "udp_echo", "dns")
 
@@ -299,6 +311,19 @@ def run(tools: Toolbox, repeats: int, duration: float, log_dir: Path) -> CpuPart
             "book": lambda: tcp_ready(minimal_ports["book"]),
             "aiohttp": lambda: http_ok(f"http://127.0.0.1:{minimal_ports['aiohttp']}/healthz"),
         }
+        for name, (module, prefix) in NO_WATCHDOG.items():
+            port = free_port()
+            minimal_ports[name] = port
+            env = {
+                **ports.env(),
+                f"{prefix}_PORT": str(port),
+                f"{prefix}_METRICS_PORT": str(free_port()),
+                "POLYLOOP_STALL_WATCHDOG": "0",
+            }
+            pids[name] = servers.start(name, [PY, "-m", module], env, server_cpus).pid
+        ready["tcp_echo_nowatch"] = lambda: tcp_ready(minimal_ports["tcp_echo_nowatch"])
+        ready["udp_echo_nowatch"] = lambda: udp_echo_ready(minimal_ports["udp_echo_nowatch"])
+        ready["dns_nowatch"] = lambda: dns_answers(minimal_ports["dns_nowatch"])
         for name, check in ready.items():
             servers.wait_until(name, check)
         loads: dict[str, Load] = {}
@@ -369,12 +394,36 @@ def run(tools: Toolbox, repeats: int, duration: float, log_dir: Path) -> CpuPart
                 dnsperf_load(tools.dnsperf, ports.dns, queries),
                 base="names",
             )
+            add(
+                "dns-nowatch",
+                "dns service (Twisted Names), stall watchdog off",
+                "dns_nowatch",
+                ["dns_nowatch"],
+                dnsperf_load(tools.dnsperf, minimal_ports["dns_nowatch"], queries),
+                base="names",
+            )
         if tools.client:
             for key, label, target, port, udp, base in (
                 ("asyncio-udp", "minimal asyncio DatagramProtocol", "asyncio-udp", 0, True, ""),
                 ("udp-echo", "udp-echo (asyncio)", "udp_echo", ports.udp_echo, True, "asyncio-udp"),
                 ("book", "book echo (Twisted)", "book", 0, False, ""),
                 ("tcp-echo", "tcp-echo (Twisted)", "tcp_echo", ports.tcp_echo, False, "book"),
+                (
+                    "udp-echo-nowatch",
+                    "udp-echo (asyncio), stall watchdog off",
+                    "udp_echo_nowatch",
+                    0,
+                    True,
+                    "asyncio-udp",
+                ),
+                (
+                    "tcp-echo-nowatch",
+                    "tcp-echo (Twisted), stall watchdog off",
+                    "tcp_echo_nowatch",
+                    0,
+                    False,
+                    "book",
+                ),
             ):
                 add(
                     key,
@@ -444,6 +493,38 @@ def goal_lines(part: CpuPart) -> list[str]:
     return out
 
 
+# (the service's row, the same service's row with its stall watchdog off)
+WATCHDOG_PAIRS = (
+    ("tcp-echo", "tcp-echo-nowatch"),
+    ("udp-echo", "udp-echo-nowatch"),
+    ("dns", "dns-nowatch"),
+)
+
+
+def watchdog_lines(part: CpuPart) -> list[str]:
+    """The stall watchdog's cost: each service's ratios to its minimal program, with the
+    watchdog on and off, side by side (the same run, the same base rows)."""
+    by = part.by_key()
+    out = [
+        "| service | x base req/s, watchdog on | off | x base CPU, watchdog on | off |",
+        "|---|---|---|---|---|",
+    ]
+    for on_key, off_key in WATCHDOG_PAIRS:
+        on, off = by.get(on_key), by.get(off_key)
+        base = by.get(on.base) if on else None
+        if on is None or off is None or base is None:
+            continue
+        cells = [
+            ratio(on.rate, base.rate),
+            ratio(off.rate, base.rate),
+            ratio(on.main_us, base.main_us),
+            ratio(off.main_us, base.main_us),
+        ]
+        shown = " | ".join(f"{c:.2f}x" if c else "—" for c in cells)
+        out.append(f"| {on_key} | {shown} |")
+    return out if len(out) > 2 else []
+
+
 def _us(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}" if value < 10 else f"{value:.0f}"
 
@@ -489,7 +570,12 @@ def section(part: CpuPart) -> list[str]:
         "left out); x base compares the row's first process with its base row's.",
         "",
     ]
-    return [*lines, *table(part), "", "### Goals (CPU part)", "", *goal_lines(part), ""]
+    lines += [*table(part), "", "### Goals (CPU part)", "", *goal_lines(part), ""]
+    watchdog = watchdog_lines(part)
+    if watchdog:
+        lines += ["### The stall watchdog's cost (on vs POLYLOOP_STALL_WATCHDOG=0)", ""]
+        lines += [*watchdog, ""]
+    return lines
 
 
 def as_json(part: CpuPart) -> dict:
