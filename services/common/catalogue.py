@@ -31,6 +31,8 @@ class Service:
     depends_on: tuple[str, ...] = ()
     pypy: bool = False  # also runs on PyPy (compose.pypy.yaml)
     backend: bool = True  # called by the front (every service but the front itself)
+    # what its block fault can block the loop with (services.common.faults' block_kind)
+    block_kinds: tuple[str, ...] = ("sleep", "cpu")
 
     @property
     def package(self) -> str:
@@ -70,7 +72,17 @@ class Service:
 SERVICES: tuple[Service, ...] = (
     Service("tcp-echo", "Twisted reactor", "Twisted", 8000, 8000, "tcp", 9101, pypy=True),
     Service("udp-echo", "asyncio event loop", "asyncio", 9999, 9999, "udp", 9102),
-    Service("resolver", "gevent hub", "gevent", 8053, 8053, "tcp", 9103, depends_on=("dns",)),
+    Service(
+        "resolver",
+        "gevent hub",
+        "gevent",
+        8053,
+        8053,
+        "tcp",
+        9103,
+        depends_on=("dns",),
+        block_kinds=("sleep", "cpu", "sync_dns"),  # a lookup over the un-patched socket
+    ),
     Service(
         "dns", "Twisted reactor (Names)", "Twisted Names", 1053, 53, "udp+tcp", 9104, pypy=True
     ),

@@ -32,6 +32,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from services.common import catalogue
 from services.common.catalogue import NAMES
 from services.common.faults import FaultError, Faults, parse_spec
 from services.web.errors import (
@@ -175,7 +176,7 @@ async def set_fault(request: web.Request) -> web.Response:
     except ValueError:
         raise InvalidField("body", "not valid JSON") from None
     try:
-        spec = parse_spec(data)
+        spec = parse_spec(data, catalogue.service(service).block_kinds)
     except FaultError as exc:
         raise InvalidField(exc.field, exc.message) from None
     log.warning("fault requested", extra={"service": service, "remote": request.remote})

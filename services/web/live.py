@@ -9,13 +9,15 @@ As aiohttp-demos ``demos/chat`` does (the routes are in ``routes.py``'s table):
       {"type": "stats", "ts": <unix seconds>,
        "stats": {backend: {rps, errors_per_s, p50_ms, p95_ms, p99_ms, total, errors_total}},
        "backends": {backend: {state, latency_ms, error}},
-       "services": {service: {state, rate, lag_p99_ms, blocked_ms, error, metrics}}}
+       "services": {service: {state, rate, lag_p99_ms, blocked_ms, error, metrics, stalls}}}
 
 ``stats`` are the front's own measurements of its backend calls (``app[STATS]``);
 ``backends`` their states from the injected checker (``check_backends``: a real round trip
 each), refreshed every two seconds while someone watches; ``services`` is what every
 service says of itself on its metrics port (``services.web.scrape``), for any client's
-traffic. ``live_picture(app)`` is the same as one JSON object, served at ``GET /api/live``.
+traffic, with where its loop blocked (``stalls``: the stall in progress and the last three,
+their stacks cut to the innermost frames; ``GET /api/stalls`` has them whole).
+``live_picture(app)`` is the same as one JSON object, served at ``GET /api/live``.
 ``setup_live(app, check=...)`` sets up the feed and its tasks.
 
 The feed is bounded: at most ``WEB_LIVE_MAX_CLIENTS`` subscribers (the next one is closed
@@ -194,7 +196,8 @@ async def index(request: web.Request) -> web.FileResponse:
 @websocket(
     "WebSocket (RFC 6455), one-way: one JSON message a second, "
     '`{"type": "stats", "ts", "stats", "backends", "services"}` '
-    "(`services` as in GET /api/live). At most WEB_LIVE_MAX_CLIENTS clients "
+    "(`services` as in GET /api/live, each with `stalls`: the stall in progress and the "
+    "last three, stacks cut to their innermost frames). At most WEB_LIVE_MAX_CLIENTS clients "
     "(the next is closed with 1013); a client message over "
     "WEB_LIVE_MAX_MESSAGE bytes closes it with 1009."
 )

@@ -8,6 +8,7 @@ here, the dashboard's first, the fault API's last; the rest are defined here.
 Try it:
   curl -s http://127.0.0.1:8080/readyz
   curl -s http://127.0.0.1:8080/api/live
+  curl -s http://127.0.0.1:8080/api/stalls
   curl -s -d '{"message": "hello"}' http://127.0.0.1:8080/api/echo/tcp
   curl -s -d '{"names": ["www.polyloop.test"]}' http://127.0.0.1:8080/api/resolve
   curl -s -d '{"message": "hi", "names": ["host-1.polyloop.test"]}' \
@@ -28,8 +29,9 @@ from services.web import faults, live, validation
 from services.web.backends.call import PROBLEMS as BACKEND_PROBLEMS
 from services.web.errors import Problem
 from services.web.health import check_backends
-from services.web.keys import CLIENTS, CONFIG, METRICS, OPENAPI
+from services.web.keys import CLIENTS, CONFIG, METRICS, OPENAPI, WATCH
 from services.web.operations import answer, json_answer, operation
+from services.web.scrape import SCRAPER
 
 routes = web.RouteTableDef()
 
@@ -154,6 +156,22 @@ async def metrics(request: web.Request) -> web.Response:
 async def api_live(request: web.Request) -> web.Response:
     """What the dashboard shows: every service's own rate and loop lag, the front's view."""
     return web.json_response(live.live_picture(request.app))
+
+
+@routes.get("/api/stalls", name="api_stalls")
+@operation(
+    "Where each loop blocked: every service's stalls over its threshold, with its stack",
+    {200: json_answer("Each service's GET /stalls", "Stalls")},
+)
+async def api_stalls(request: web.Request) -> web.Response:
+    """Every service's stalls, read now from its control port (the front's own from its
+    watchdog): the threshold, the stall in progress, the last ones with their stacks."""
+    app = request.app
+    services = await app[SCRAPER].stalls()
+    watch = app.get(WATCH)
+    if watch is not None:
+        services["web"] = watch.describe_stalls()
+    return web.json_response({"services": services})
 
 
 @routes.get("/api/openapi.json", name="openapi")

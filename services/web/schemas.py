@@ -10,10 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from services.common import faults, hostname
+from services.common.catalogue import NAMES
 from services.web.backends import Backend
 from services.web.config import WebConfig
 from services.web.faults import SERVICES as FAULT_SERVICES
 from services.web.operations import ref
+from services.web.scrape import LIVE_EVENTS, LIVE_FRAMES
 from services.web.validation import MODES
 
 
@@ -109,7 +111,7 @@ def schemas(config: WebConfig) -> dict[str, Any]:
         "ServiceLive": {
             "type": "object",
             "description": "What one service says of itself on its metrics port",
-            "required": ["state", "rate", "lag_p99_ms", "blocked_ms", "error", "metrics"],
+            "required": ["state", "rate", "lag_p99_ms", "blocked_ms", "error", "metrics", "stalls"],
             "properties": {
                 "state": {"enum": ["up", "down"]},
                 "rate": {"type": "number", "minimum": 0, "description": "requests/s, any client"},
@@ -117,11 +119,21 @@ def schemas(config: WebConfig) -> dict[str, Any]:
                     **nullable_number,
                     "description": "event-loop lag p99 over the last 5 s",
                 },
-                "blocked_ms": {"type": "number", "minimum": 0, "description": "blocked now"},
+                "blocked_ms": {
+                    "type": "number",
+                    "minimum": 0,
+                    "description": "blocked now: the longest the loop went without its timer in"
+                    " the last 2 s, or the stall in progress if longer",
+                },
                 "error": {"type": ["string", "null"], "description": "why it is down"},
                 "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
+                "stalls": {
+                    "anyOf": [ref("StallsLive"), {"type": "null"}],
+                    "description": "where its loop blocked (null: down, or not read yet)",
+                },
             },
         },
+        **_stall_schemas(),
         "Live": {
             "type": "object",
             "required": ["services", "front", "ts"],
@@ -227,6 +239,100 @@ def schemas(config: WebConfig) -> dict[str, Any]:
     }
 
 
+def _stall_schemas() -> dict[str, Any]:
+    # what services.common.loops.stalls serves on each control port (GET /stalls)
+    stack = {
+        "type": "array",
+        "items": {"type": "string", "description": "path:line in function"},
+        "description": "the loop thread's stack, innermost frame LAST",
+    }
+    number = {"type": "number", "minimum": 0}
+    cut = {
+        "stack": {**stack, "maxItems": LIVE_FRAMES, "description": "its innermost frames"},
+        "frames": {"type": "integer", "minimum": 0, "description": "how many it has in all"},
+    }
+    return {
+        "StallEvent": {
+            "type": "object",
+            "required": ["at", "duration_ms", "stack"],
+            "properties": {
+                "at": {"type": "number", "description": "when it began (unix seconds)"},
+                "duration_ms": {
+                    **number,
+                    "description": "how late the loop's timer fired (at most one lag "
+                    "interval shorter than the blocking call)",
+                },
+                "stack": {
+                    **stack,
+                    "description": "the stack seen most while it lasted, innermost LAST; "
+                    "empty when the watchdog could not run during it",
+                },
+            },
+        },
+        "ServiceStalls": {
+            "type": "object",
+            "description": "A service's GET /stalls; one that does not answer is 'down'",
+            "properties": {
+                "service": {"type": ["string", "null"]},
+                "loop": {"enum": ["twisted", "asyncio", "gevent"]},
+                "threshold_ms": number,
+                "watchdog": {
+                    "type": ["object", "null"],
+                    "description": "null: POLYLOOP_STALL_WATCHDOG=0 (no stacks)",
+                },
+                "stalls_total": {"type": "integer", "minimum": 0},
+                "stalled_seconds_total": number,
+                "stalled_now": {
+                    "type": ["object", "null"],
+                    "required": ["since_ms", "stack"],
+                    "properties": {"since_ms": number, "stack": stack},
+                },
+                "events": {
+                    "type": "array",
+                    "items": ref("StallEvent"),
+                    "description": "the newest POLYLOOP_STALL_EVENTS stalls, oldest first",
+                },
+                "state": {"enum": ["down"]},
+                "detail": {"type": "string"},
+            },
+        },
+        "Stalls": {
+            "type": "object",
+            "required": ["services"],
+            "properties": {
+                "services": {
+                    "type": "object",
+                    "required": list(NAMES),
+                    "additionalProperties": ref("ServiceStalls"),
+                }
+            },
+        },
+        "StallsLive": {
+            "type": "object",
+            "description": "GET /stalls in short: the stall in progress, the last few",
+            "required": ["threshold_ms", "stalls_total", "stalled_now", "events"],
+            "properties": {
+                "threshold_ms": number,
+                "stalls_total": {"type": "integer", "minimum": 0},
+                "stalled_now": {
+                    "type": ["object", "null"],
+                    "required": ["since_ms", "stack", "frames"],
+                    "properties": {"since_ms": number, **cut},
+                },
+                "events": {
+                    "type": "array",
+                    "maxItems": LIVE_EVENTS,
+                    "items": {
+                        "type": "object",
+                        "required": ["at", "duration_ms", "stack", "frames"],
+                        "properties": {"at": {"type": "number"}, "duration_ms": number, **cut},
+                    },
+                },
+            },
+        },
+    }
+
+
 def _fault_schemas() -> dict[str, Any]:
     # the bounds are services.common.faults' own: one definition
     return {
@@ -237,6 +343,13 @@ def _fault_schemas() -> dict[str, Any]:
             "properties": {
                 "block_ms": {"type": "integer", "minimum": 0, "maximum": faults.MAX_BLOCK_MS},
                 "block_every_second": {"type": "boolean", "default": False},
+                "block_kind": {
+                    "enum": list(faults.BLOCK_KINDS),
+                    "default": "sleep",
+                    "description": "what blocks the loop: sleep (a blocking sleep), cpu "
+                    "(pure-Python work), sync_dns (the resolver only: a zone lookup over "
+                    "the un-patched socket module); another is a 422 naming block_kind",
+                },
                 "latency_ms": {
                     "type": "integer",
                     "minimum": 0,

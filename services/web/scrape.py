@@ -10,8 +10,18 @@ prometheus-client's own parser and keeps the last few scrapes per service, from 
 - ``lag_p99_ms``: the 99th percentile of ``polyloop_event_loop_lag_seconds`` over the last
   ``LAG_WINDOW`` scrapes, from the histogram's bucket deltas (``histogram_quantile``'s linear
   interpolation), ``None`` when the loop ticked not once in that window;
-- ``blocked_ms``: ``polyloop_event_loop_blocked_seconds`` as the service reported it now;
+- ``blocked_ms``: ``polyloop_event_loop_blocked_max_seconds``: the longest the loop went
+  without its timer in the last 2 s, or the stall in progress if longer. The window covers
+  more than the scrape's second, so a 500 ms block every second reads about 500 ms
+  whatever the phase of the read, and another reader (Prometheus) takes nothing from it;
+- ``stalls``: where the loop blocked, from its ``GET /stalls`` (``compact_stalls``: the
+  threshold, the stall in progress and the last ``LIVE_EVENTS`` stalls, each stack cut to
+  its innermost ``LIVE_FRAMES`` frames); fetched again only when the service's
+  ``polyloop_event_loop_stalls_total`` moved or a stall is in progress, so an idle stack
+  costs no request beyond the scrape;
 - ``state``: ``down`` (with ``error``) when the last scrape failed, else ``up``.
+
+``Scraper.stalls()`` reads every service's whole ``GET /stalls`` now (``GET /api/stalls``).
 
 Try it: curl -s http://127.0.0.1:8080/api/live | python -m json.tool
 """
@@ -20,11 +30,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,11 +49,17 @@ from services.web.keys import CONFIG
 
 REQUESTS = "polyloop_requests_total"
 LAG = "polyloop_event_loop_lag_seconds"
-BLOCKED = "polyloop_event_loop_blocked_seconds"
+BLOCKED = "polyloop_event_loop_blocked_max_seconds"
+BLOCKED_NOW = "polyloop_event_loop_blocked_seconds"
+STALLS = "polyloop_event_loop_stalls_total"
 CPU = "process_cpu_seconds_total"
 SCRAPE_EVERY = 1.0
 LAG_WINDOW = 5  # scrapes: the p99 is over the last five seconds
 MAX_BYTES = 1 << 20  # a /metrics answer larger than this is a fault of that service
+# a /stalls answer is at most POLYLOOP_STALL_EVENTS (1000) stacks of 30 frames
+MAX_STALLS_BYTES = 4 << 20
+LIVE_EVENTS = 3  # the last stalls of each service in /api/live and /ws/live
+LIVE_FRAMES = 8  # the innermost frames of each of their stacks
 MAX_EXTRAS = 64  # numbers passed through per service (its labels are from closed sets)
 # what is passed through as `metrics` besides the polyloop_* series
 PROCESS = ("process_resident_memory_bytes", "process_open_fds")
@@ -60,6 +77,8 @@ class Sample:
     blocked: float | None
     cpu: float | None
     extras: dict[str, float]
+    blocked_now: float | None = None
+    stalls: float | None = None
 
 
 def _wanted(line: str) -> bool:
@@ -69,7 +88,7 @@ def _wanted(line: str) -> bool:
     return name.startswith(("polyloop_", *PROCESS)) and not name.endswith(_SKIPPED)
 
 
-_NEEDED = frozenset({REQUESTS, f"{LAG}_bucket", BLOCKED, CPU})
+_NEEDED = frozenset({REQUESTS, f"{LAG}_bucket", BLOCKED, BLOCKED_NOW, STALLS, CPU})
 _SKIPPED = ("_bucket", "_sum", "_count", "_created")
 
 
@@ -80,7 +99,7 @@ def parse(text: str, at: float) -> Sample:
     service's exposition, none of its other histograms): parsing all of it took ~90 ms of the
     front's loop a second. Without their TYPE lines the samples keep their own names.
     """
-    requests = blocked = cpu = None
+    requests = blocked = blocked_now = stalls = cpu = None
     buckets: list[tuple[float, float]] = []
     extras: dict[str, float] = {}
     wanted = "\n".join(line for line in text.splitlines() if _wanted(line)) + "\n"
@@ -97,7 +116,11 @@ def parse(text: str, at: float) -> Sample:
                 cpu = value
             elif not name.startswith(LAG) and len(extras) < MAX_EXTRAS:
                 extras[_key(name, labels)] = value
-    return Sample(at, requests, tuple(sorted(buckets)), blocked, cpu, extras)
+            if name == BLOCKED_NOW:
+                blocked_now = value
+            elif name == STALLS:
+                stalls = value
+    return Sample(at, requests, tuple(sorted(buckets)), blocked, cpu, extras, blocked_now, stalls)
 
 
 def _key(name: str, labels: Mapping[str, str]) -> str:
@@ -133,13 +156,47 @@ def quantile(q: float, old: tuple[tuple[float, float], ...], new: tuple[tuple[fl
     return lower
 
 
+def compact_stalls(stalls: Mapping[str, Any]) -> dict[str, Any]:
+    """A service's ``GET /stalls`` as the live feed carries it: the threshold, the stall in
+    progress and the last ``LIVE_EVENTS`` stalls, each stack cut to its innermost
+    ``LIVE_FRAMES`` frames (``frames`` says how many it had; ``GET /api/stalls`` has them
+    all)."""
+
+    def cut(stack: list[str]) -> dict[str, Any]:
+        return {"stack": stack[-LIVE_FRAMES:], "frames": len(stack)}
+
+    now = stalls.get("stalled_now")
+    return {
+        "threshold_ms": stalls.get("threshold_ms"),
+        "stalls_total": stalls.get("stalls_total", 0),
+        "stalled_now": None if not now else {"since_ms": now["since_ms"], **cut(now["stack"])},
+        "events": [
+            {"at": e["at"], "duration_ms": e["duration_ms"], **cut(e["stack"])}
+            for e in list(stalls.get("events", []))[-LIVE_EVENTS:]
+        ],
+    }
+
+
 @dataclass
 class ServiceSeries:
-    """The last few scrapes of one service, and whether the last one answered."""
+    """The last few scrapes of one service, whether the last one answered, and its stalls."""
 
     url: str
     samples: deque[Sample] = field(default_factory=lambda: deque(maxlen=LAG_WINDOW + 1))
     error: str | None = "not scraped yet"
+    stalls_url: str = ""
+    stalls: dict[str, Any] | None = None  # compact_stalls of its last GET /stalls
+    stalls_total: float | None = None  # its stalls counter when that was read
+
+    def stalls_stale(self, sample: Sample) -> bool:
+        """Whether ``GET /stalls`` may say something new since it was last read: never
+        read, a stall ended since (the counter moved), or one in progress (or just over)."""
+        if self.stalls is None or sample.stalls != self.stalls_total:
+            return True
+        if self.stalls["stalled_now"] is not None:
+            return True
+        threshold = (self.stalls.get("threshold_ms") or 0) / 1000
+        return sample.blocked_now is not None and sample.blocked_now >= threshold
 
     def ok(self, sample: Sample) -> None:
         self.samples.append(sample)
@@ -160,6 +217,7 @@ class ServiceSeries:
                 "blocked_ms": 0.0,
                 "error": self.error or "not scraped yet",
                 "metrics": {},
+                "stalls": None,
             }
         first, last = self.samples[0], self.samples[-1]
         previous = self.samples[-2] if len(self.samples) > 1 else None
@@ -182,6 +240,7 @@ class ServiceSeries:
             "blocked_ms": round((last.blocked or 0.0) * 1000, 1),
             "error": None,
             "metrics": metrics,
+            "stalls": self.stalls,
         }
 
 
@@ -206,7 +265,10 @@ class Scraper:
         timeout: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.series = {name: ServiceSeries(url) for name, url in urls.items()}
+        self.series = {
+            name: ServiceSeries(url, stalls_url=url.rsplit("/", 1)[0] + "/stalls")
+            for name, url in urls.items()
+        }
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock
@@ -226,13 +288,54 @@ class Scraper:
             # parsed in a thread: prometheus-client's parser takes a few ms per service,
             # which would show as this front's own loop lag every second
             text = body.decode("utf-8", "replace")
-            series.ok(await asyncio.to_thread(parse, text, self._clock()))
+            sample = await asyncio.to_thread(parse, text, self._clock())
+            series.ok(sample)
         except TimeoutError:
             series.failed(f"no answer within {self._timeout.total} s")
         except aiohttp.ClientConnectorError:
             series.failed("connection refused")
         except (aiohttp.ClientError, ValueError, KeyError) as exc:
             series.failed(f"bad answer: {exc!s:.200}")
+        else:
+            if series.stalls_stale(sample):
+                await self._refresh_stalls(series, sample)
+
+    async def _refresh_stalls(self, series: ServiceSeries, sample: Sample) -> None:
+        # a service whose /stalls fails is still up (its metrics answered): no stalls shown
+        try:
+            series.stalls = compact_stalls(await self._get_stalls(series.stalls_url))
+            series.stalls_total = sample.stalls
+        except (TimeoutError, aiohttp.ClientError, ValueError, KeyError, TypeError) as exc:
+            series.stalls = series.stalls_total = None
+            log.debug("no stalls", extra={"url": series.stalls_url, "error": repr(exc)})
+
+    async def _get_stalls(self, url: str) -> dict[str, Any]:
+        async with self._session.get(url, timeout=self._timeout) as response:
+            if response.status != 200:
+                raise ValueError(f"HTTP {response.status} from /stalls")
+            body = await response.content.read(MAX_STALLS_BYTES + 1)
+        if len(body) > MAX_STALLS_BYTES:
+            raise ValueError(f"/stalls: more than {MAX_STALLS_BYTES} bytes")
+        answer = json.loads(body)
+        if not isinstance(answer, dict) or not isinstance(answer.get("events"), list):
+            raise ValueError("/stalls: not a stalls document")
+        return answer
+
+    async def stalls(self, names: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Every service's whole ``GET /stalls`` now, read concurrently, each bounded by the
+        timeout; one that does not answer is ``{"state": "down", "detail"}``."""
+        wanted = [name for name in self.series if names is None or name in names]
+
+        async def one(name: str) -> dict[str, Any]:
+            try:
+                return await self._get_stalls(self.series[name].stalls_url)
+            except TimeoutError:
+                return {"state": "down", "detail": f"no answer within {self._timeout.total} s"}
+            except (aiohttp.ClientError, ValueError) as exc:
+                return {"state": "down", "detail": f"{exc!s:.200}"}
+
+        answers = await asyncio.gather(*(one(name) for name in wanted))
+        return dict(zip(wanted, answers, strict=True))
 
     def picture(self) -> dict[str, dict[str, Any]]:
         return {name: series.picture() for name, series in self.series.items()}

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 import pytest
 from aiohttp import web
 
+from services.common import catalogue
 from services.web.app import create_app
 from services.web.config import WebConfig
 from services.web.keys import FAULTS, WATCH
@@ -102,6 +103,18 @@ def wait_for_events(running: Running, count: int, within: float) -> dict:
         time.sleep(0.05)  # polling with a deadline
 
 
+@pytest.mark.parametrize(
+    ("fixture", "name"),
+    [("tcp_echo", "tcp-echo"), ("udp_echo", "udp-echo"), ("dns_server", "dns"), ("front", "web")],
+)
+def test_each_service_takes_the_block_kinds_the_catalogue_gives_it(
+    request: pytest.FixtureRequest, fixture: str, name: str
+) -> None:
+    # the front validates a fault with the catalogue's kinds, the service with its own
+    running: Running = request.getfixturevalue(fixture)
+    assert running.faults.kinds == catalogue.service(name).block_kinds
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_block_is_one_event_whose_stack_names_its_kind(service: Running, kind: str) -> None:
     assert stalls(service)["events"] == []
@@ -170,7 +183,7 @@ def test_every_second_reads_the_block_at_any_phase(
     wait_for_events(running, 1, within=2.0)
     seen = blocked_max_at_random_phases(running)
     assert all(0.4 <= s <= 0.6 for s in seen), seen
-    events = stalls(running)["events"]
+    events = wait_for_events(running, 5, within=6.0)["events"]
     starts = [event["at"] for event in events]
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     # one second start to start, as on every loop (not the block + 1 s)

@@ -75,7 +75,13 @@ async def test_put_get_delete_pass_through_to_the_service(aiohttp_client, servic
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"block_ms": 2001}, "block_ms"), ({"fail_percent": -1}, "fail_percent"), ([], "body")],
+    [
+        ({"block_ms": 2001}, "block_ms"),
+        ({"fail_percent": -1}, "fail_percent"),
+        ([], "body"),
+        ({"block_ms": 300, "block_kind": "nap"}, "block_kind"),
+        ({"block_ms": 300, "block_kind": "sync_dns"}, "block_kind"),  # the resolver's only
+    ],
 )
 async def test_a_bad_value_is_a_422_naming_the_field(
     aiohttp_client, service, body: Any, field: str
@@ -87,6 +93,18 @@ async def test_a_bad_value_is_a_422_naming_the_field(
     assert response.content_type == "application/problem+json"
     assert (await response.json())["field"] == field
     assert not faults.active
+
+
+async def test_the_resolver_s_own_block_kind_passes_through(aiohttp_client, service) -> None:
+    # the control port here plays the resolver's, with the resolver's kinds
+    faults, server = service
+    faults.blockers["sync_dns"] = lambda seconds: None
+    client = await aiohttp_client(create_app(config_for(server, resolver_metrics_port=server.port)))
+    spec = {"block_ms": 300, "block_kind": "sync_dns"}
+    response = await client.put("/api/faults/resolver", json=spec)
+    assert response.status == 200, await response.text()
+    assert (await response.json())["faults"]["block"]["kind"] == "sync_dns"
+    assert (await client.put("/api/faults/tcp-echo", json=spec)).status == 422
 
 
 async def test_an_unknown_service_is_a_404(aiohttp_client, service) -> None:

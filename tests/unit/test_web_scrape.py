@@ -47,7 +47,9 @@ def serve_metrics() -> FakeService:
     lag = Histogram(
         "polyloop_event_loop_lag_seconds", "timer lateness", buckets=BUCKETS, registry=registry
     )
-    blocked = Gauge("polyloop_event_loop_blocked_seconds", "blocked now", registry=registry)
+    blocked = Gauge(
+        "polyloop_event_loop_blocked_max_seconds", "blocked now, 2 s window", registry=registry
+    )
     Gauge("polyloop_tcp_echo_connections_open", "open", registry=registry).set(3)
     port = free_port()
     server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
