@@ -16,9 +16,10 @@ prometheus-client's own parser and keeps the last few scrapes per service, from 
   whatever the phase of the read, and another reader (Prometheus) takes nothing from it;
 - ``stalls``: where the loop blocked, from its ``GET /stalls`` (``compact_stalls``: the
   threshold, the stall in progress and the last ``LIVE_EVENTS`` stalls, each stack cut to
-  its innermost ``LIVE_FRAMES`` frames); fetched again only when the service's
-  ``polyloop_event_loop_stalls_total`` moved or a stall is in progress, so an idle stack
-  costs no request beyond the scrape;
+  its innermost ``LIVE_FRAMES`` frames); read again only when the service's
+  ``polyloop_event_loop_stalls_total`` differs from the stalls its last ``/stalls``
+  accounted for, or a stall is in progress, so an idle stack costs no request beyond the
+  scrape;
 - ``state``: ``down`` (with ``error``) when the last scrape failed, else ``up``.
 
 ``Scraper.stalls()`` reads every service's whole ``GET /stalls`` now (``GET /api/stalls``).
@@ -298,13 +299,16 @@ class Scraper:
             series.failed(f"bad answer: {exc!s:.200}")
         else:
             if series.stalls_stale(sample):
-                await self._refresh_stalls(series, sample)
+                await self._refresh_stalls(series)
 
-    async def _refresh_stalls(self, series: ServiceSeries, sample: Sample) -> None:
+    async def _refresh_stalls(self, series: ServiceSeries) -> None:
         # a service whose /stalls fails is still up (its metrics answered): no stalls shown
         try:
-            series.stalls = compact_stalls(await self._get_stalls(series.stalls_url))
-            series.stalls_total = sample.stalls
+            stalls = await self._get_stalls(series.stalls_url)
+            series.stalls = compact_stalls(stalls)
+            # its own count: a stall counted by the loop but not yet recorded by the
+            # watchdog leaves the scraped counter ahead, so it is read again next time
+            series.stalls_total = float(stalls["stalls_total"])
         except (TimeoutError, aiohttp.ClientError, ValueError, KeyError, TypeError) as exc:
             series.stalls = series.stalls_total = None
             log.debug("no stalls", extra={"url": series.stalls_url, "error": repr(exc)})

@@ -256,6 +256,20 @@ def test_what_get_stalls_says() -> None:
     assert 250 <= event["duration_ms"] <= 300
 
 
+def test_get_stalls_counts_the_stalls_its_events_account_for() -> None:
+    sim = SimulatedLoop()
+    sim.run(1.0)
+    sim.block(0.3)
+    sim.run(0.2)  # the watchdog is sampling; the block ends during its next sleep
+    sim.advance(0.15)
+    assert sim.monitor.stalls == 1  # the tick counted it the moment it ended
+    answer = describe(sim.monitor, sim.log, sim.watchdog, service="x", loop="y")
+    assert answer["stalls_total"] == 0 and answer["events"] == []  # not recorded yet
+    sim.run(0.1)
+    answer = describe(sim.monitor, sim.log, sim.watchdog, service="x", loop="y")
+    assert answer["stalls_total"] == 1 and len(answer["events"]) == 1
+
+
 def recurse(depth: int) -> FrameType:
     return sys._getframe() if depth == 0 else recurse(depth - 1)
 

@@ -137,6 +137,18 @@ async def test_stalls_are_read_again_only_when_they_moved(control: FakeControlPo
         assert scraper.picture()["tcp-echo"]["stalls"]["stalled_now"] is None
         await scraper.scrape()
         assert control.asked == 4
+        # the loop counted a third stall that its watchdog has not recorded yet
+        control.stalls_total = 3
+        await scraper.scrape()
+        assert control.asked == 5
+        await scraper.scrape()
+        assert control.asked == 6  # still behind: read again
+        control.document = {"events": [event(2.0, 600.0), event(3.0, 700.0)], "stalls_total": 3}
+        await scraper.scrape()
+        assert control.asked == 7
+        assert scraper.picture()["tcp-echo"]["stalls"]["events"][-1]["duration_ms"] == 700.0
+        await scraper.scrape()
+        assert control.asked == 7
 
 
 async def test_a_service_without_stalls_is_still_up(control: FakeControlPort) -> None:

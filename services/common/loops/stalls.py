@@ -166,6 +166,12 @@ class Watchdog:
     def running(self) -> bool:
         return not self._stopped
 
+    @property
+    def accounted(self) -> int:
+        """The monitor's stalls this watchdog has recorded (as events) so far: the tick
+        counts a stall the moment it ends, the watchdog at its next wake-up."""
+        return self._seen
+
     def run(self) -> None:
         while not self._stopped:
             self._sleep(self.step())
@@ -258,7 +264,9 @@ def describe(
         "watchdog": None
         if watchdog is None
         else {"wakeups": watchdog.wakeups, "unsampled": watchdog.unsampled},
-        "stalls_total": monitor.stalls,
+        # the stalls the events account for: a reader that compares it with the
+        # polyloop_event_loop_stalls_total it scraped knows when to read again
+        "stalls_total": monitor.stalls if watchdog is None else watchdog.accounted,
         "stalled_seconds_total": round(monitor.stalled_seconds, 6),
         "stalled_now": stalled_now,
         "events": [
