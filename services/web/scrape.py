@@ -60,7 +60,7 @@ MAX_BYTES = 1 << 20  # a /metrics answer larger than this is a fault of that ser
 # a /stalls answer is at most POLYLOOP_STALL_EVENTS (1000) stacks of 30 frames
 MAX_STALLS_BYTES = 4 << 20
 LIVE_EVENTS = 3  # the last stalls of each service in /api/live and /ws/live
-LIVE_FRAMES = 8  # the innermost frames of each of their stacks
+LIVE_FRAMES = 5  # the innermost frames of each of their stacks (the culprit and its callers)
 MAX_EXTRAS = 64  # numbers passed through per service (its labels are from closed sets)
 # what is passed through as `metrics` besides the polyloop_* series
 PROCESS = ("process_resident_memory_bytes", "process_open_fds")
