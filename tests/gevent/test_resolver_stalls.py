@@ -11,7 +11,8 @@ after:
 - ``/stalls`` answers while the hub is blocked, with the culprit in ``stalled_now``;
 - 10 s of idle hub record no stall;
 - "every second" is one second start to start, and "blocked max" reads about the block at
-  any phase of the read (500 ms every second: 400-600 ms at 10 random phases).
+  any phase of the read (500 ms every second: 400-600 ms at 10 random phases);
+- many short stalls (a 10 ms threshold): the ring keeps its bound and /metrics its size.
 Run: .venv/bin/pytest -c tests/gevent/pytest.ini tests/gevent
 """
 
@@ -23,6 +24,7 @@ import random
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import gevent
@@ -30,6 +32,7 @@ import pytest
 from gevent import monkey
 
 from services.common.catalogue import service
+from services.common.faults import FaultSpec
 from services.common.loops.gevent import start_os_thread
 from services.resolver.api import ResolverApp
 from services.resolver.config import ResolverConfig
@@ -42,12 +45,12 @@ BLOCK_MS = 300
 real_sleep = monkey.get_original("time", "sleep")
 
 
-@pytest.fixture
-def control_port(resolver: Resolver, app: ResolverApp) -> Iterator[int]:
-    """The resolver's control port, once its lag greenlet has ticked."""
+@contextmanager
+def watched(resolver: Resolver, app: ResolverApp, **env: str) -> Iterator[int]:
+    """The resolver's control port (its config from ``env``), once its lag greenlet ticked."""
     gevent.get_hub().resolver  # noqa: B018 - made here: another thread's hub cannot import it
-    config = ResolverConfig.from_env({"POLYLOOP_ADMIN_TOKEN": TOKEN, "RESOLVER_METRICS_PORT": "0"})
-    started = watch_resolver(app, resolver, config)
+    base = {"POLYLOOP_ADMIN_TOKEN": TOKEN, "RESOLVER_METRICS_PORT": "0"}
+    started = watch_resolver(app, resolver, ResolverConfig.from_env({**base, **env}))
     assert started is not None and started.server is not None
     deadline = time.monotonic() + 5
     while started.monitor.ticks < 1:
@@ -58,6 +61,12 @@ def control_port(resolver: Resolver, app: ResolverApp) -> Iterator[int]:
     finally:
         resolver.faults.clear()
         started.stop()
+
+
+@pytest.fixture
+def control_port(resolver: Resolver, app: ResolverApp) -> Iterator[int]:
+    with watched(resolver, app) as port:
+        yield port
 
 
 def get(url: str) -> bytes:
@@ -167,3 +176,35 @@ def test_every_second_reads_the_block_at_any_phase(control_port: int) -> None:
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     # one second start to start, as on every loop: the hub's cached clock is not trusted
     assert len(gaps) >= 4 and all(0.9 <= gap <= 1.1 for gap in gaps), gaps
+
+
+def test_many_short_stalls_keep_the_ring_and_metrics_bounded(
+    resolver: Resolver, app: ResolverApp
+) -> None:
+    # 30 ms blocks against a 10 ms threshold and a 5 ms lag timer, a ring of ten
+    short = {
+        "POLYLOOP_LAG_INTERVAL": "0.005",
+        "POLYLOOP_STALL_THRESHOLD": "0.01",
+        "POLYLOOP_STALL_EVENTS": "10",
+    }
+    with watched(resolver, app, **short) as port:
+        url = f"http://127.0.0.1:{port}/metrics"
+        texts = []
+        for i in range(100):
+            resolver.faults.apply(FaultSpec(block_ms=30))
+            wait_for_stalls_total(port, i + 1, within=5.0)
+            if i + 1 in (10, 100):
+                texts.append(get(url).decode())
+        answer = stalls(port)
+    assert answer["stalls_total"] >= 100  # a loaded host may add its own
+    assert len(answer["events"]) == 10
+    first, last = texts
+    assert first.count("\n") == last.count("\n")  # no series per stall, no stack label
+    assert "block_with" not in last
+
+
+def wait_for_stalls_total(port: int, count: int, within: float) -> None:
+    deadline = time.monotonic() + within
+    while stalls(port)["stalls_total"] < count:
+        assert time.monotonic() < deadline, f"stall {count} never recorded"
+        gevent.sleep(0.005)  # the hub runs (and blocks) meanwhile

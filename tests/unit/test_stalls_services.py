@@ -8,7 +8,9 @@ test reads ``GET /stalls`` from outside meanwhile and after:
 - ``/stalls`` answers while the loop is blocked, with the culprit in ``stalled_now``;
 - 10 s of idle loops record no stall;
 - "every second" is one second start to start, and "blocked max" reads about the block at
-  any phase of the read (500 ms every second: 400-600 ms at 10 random phases).
+  any phase of the read (500 ms every second: 400-600 ms at 10 random phases);
+- many short stalls (a 10 ms threshold): the ring keeps its bound and /metrics its size
+  (a thousand of them, simulated, in tests/unit/test_stalls.py).
 (The gevent resolver, with ``sync_dns``: tests/gevent/test_resolver_stalls.py.)
 """
 
@@ -24,20 +26,29 @@ from collections.abc import Iterator
 
 import pytest
 from aiohttp import web
+from twisted.internet import threads
 
 from services.common import catalogue
+from services.common.control import ControlSettings
+from services.common.faults import FaultSpec
+from services.tcp_echo.config import TcpEchoConfig
+from services.tcp_echo.protocol import Echo, EchoFactory
+from services.udp_echo.config import UdpEchoConfig
+from services.udp_echo.protocol import ServerUdpEchoProtocol
 from services.web.app import create_app
 from services.web.config import WebConfig
 from services.web.keys import FAULTS, WATCH
 from tests.scrape import scrape, value
 from tests.unit.test_faults_services import (  # noqa: F401 - fixtures
     CONTROL,
+    TOKEN,
     Running,
     dns_server,
     tcp_echo,
     udp_echo,
 )
-from tests.unit.test_loop_lag_services import loop_in_a_thread
+from tests.unit.test_loop_lag_services import loop_in_a_thread, reactor_in_a_thread
+from tests.unit.watched import start_tcp_metrics, start_udp_metrics
 
 BLOCK_MS = 300
 KINDS = ("sleep", "cpu")
@@ -188,3 +199,63 @@ def test_every_second_reads_the_block_at_any_phase(
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     # one second start to start, as on every loop (not the block + 1 s)
     assert len(gaps) >= 4 and all(0.9 <= gap <= 1.1 for gap in gaps), gaps
+
+
+# short stalls on a real loop: 30 ms blocks against a 10 ms threshold and a 5 ms lag timer
+SHORT = ControlSettings(
+    admin_token=TOKEN, lag_interval=0.005, stall_threshold=0.01, stall_events=10
+)
+MANY = 100
+
+
+def block_many_times(running: Running) -> tuple[str, str]:
+    """MANY short blocks, one after the other; /metrics after the first ten and at the end."""
+    url = f"http://127.0.0.1:{running.metrics_port}/metrics"
+    texts = []
+    for i in range(MANY):
+        running.faults.apply(FaultSpec(block_ms=30))
+        deadline = time.monotonic() + 5
+        while stalls(running)["stalls_total"] < i + 1:
+            assert time.monotonic() < deadline, f"stall {i + 1} never recorded"
+            time.sleep(0.005)  # polling with a deadline
+        if i + 1 in (10, MANY):
+            with urllib.request.urlopen(url, timeout=2) as response:
+                texts.append(response.read().decode())
+    return texts[0], texts[1]
+
+
+def assert_bounded(running: Running, first: str, last: str) -> None:
+    answer = stalls(running)
+    assert answer["stalls_total"] >= MANY  # a loaded host may add its own
+    assert len(answer["events"]) == 10  # POLYLOOP_STALL_EVENTS
+    assert first.count("\n") == last.count("\n")  # no series per stall, no stack label
+    assert "block_with" not in last
+
+
+def test_many_short_stalls_keep_the_ring_and_metrics_bounded_on_the_reactor() -> None:
+    with reactor_in_a_thread() as reactor:
+
+        def setup() -> Running:
+            factory = EchoFactory.forProtocol(Echo, clock=reactor)
+            started = start_tcp_metrics(
+                reactor, factory, TcpEchoConfig(metrics_port=0, metrics=SHORT)
+            )
+            return Running(0, started.server.port, factory.faults)
+
+        running = ticking(threads.blockingCallFromThread(reactor, setup))
+        assert_bounded(running, *block_many_times(running))
+
+
+def test_many_short_stalls_keep_the_ring_and_metrics_bounded_on_asyncio() -> None:
+    with loop_in_a_thread() as loop:
+
+        async def setup() -> Running:
+            _, protocol = await loop.create_datagram_endpoint(
+                ServerUdpEchoProtocol, local_addr=("127.0.0.1", 0)
+            )
+            config = UdpEchoConfig(metrics_port=0, metrics=SHORT)
+            started = start_udp_metrics(loop, protocol, config)
+            return Running(0, started.server.port, protocol.faults)
+
+        running = ticking(asyncio.run_coroutine_threadsafe(setup(), loop).result(10))
+        assert_bounded(running, *block_many_times(running))
