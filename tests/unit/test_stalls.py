@@ -2,7 +2,7 @@
 by a simulated loop: a fake clock, a lag timer that ticks every interval unless the test
 blocks it, and the watchdog's sleeps advancing that clock. No thread, no real time.
 
-What must hold: an idle loop wakes the watchdog about once per threshold and records
+What must hold: an idle loop wakes the watchdog about twice per threshold and records
 nothing; a block gives ONE event, timed by the tick that ends it, with the stack sampled
 during it; 1,000 stalls leave the ring at its bound and /metrics at its size; "blocked
 max" covers any reader's last read.
@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from services.common.loops import LagMonitor
 from services.common.loops.stalls import (
+    LOOK_EARLY,
     MAX_FRAMES,
     MAX_SAMPLE_EVERY,
     StallLog,
@@ -91,15 +92,15 @@ class SimulatedLoop:
             self.watchdog.wakeups += 1
 
 
-def test_an_idle_loop_wakes_the_watchdog_about_once_per_threshold_and_records_nothing() -> None:
+def test_an_idle_loop_wakes_the_watchdog_about_twice_per_threshold_and_records_nothing() -> None:
     sim = SimulatedLoop()
     sim.advance(INTERVAL)  # the first tick: the loop runs
     sim.run(10.0)
     assert sim.log.events() == []
     assert sim.monitor.stalls == 0
-    # never a fast poll: each sleep lasts until a stall could have begun
-    assert min(sim.sleeps[1:]) >= THRESHOLD
-    assert sim.watchdog.wakeups <= 10.0 / THRESHOLD
+    # never a fast poll: each sleep lasts until the loop could be late by half a threshold
+    assert min(sim.sleeps[1:]) >= THRESHOLD * LOOK_EARLY
+    assert sim.watchdog.wakeups <= 10.0 / (THRESHOLD * LOOK_EARLY)
 
 
 def test_nothing_is_watched_before_the_loop_first_ticks() -> None:
@@ -137,6 +138,19 @@ def test_a_stall_shorter_than_the_threshold_is_not_an_event() -> None:
     sim.run(1.0)
     assert sim.log.events() == [] and sim.monitor.stalls == 0
     assert sim.monitor.blocked_max_seconds() > 0  # the lag itself is still seen
+
+
+def test_a_stall_just_over_the_threshold_has_its_stack_though_the_thread_wakes_late() -> None:
+    """On a loaded machine the watchdog's thread wakes late: sampling from half the
+    threshold on, it still holds the stack of a stall that ends soon after the threshold."""
+    sim = SimulatedLoop()
+    starved = sim.advance
+    sim.advance = lambda seconds: starved(seconds + 0.06)  # every wake-up 60 ms late
+    sim.run(1.0)
+    sim.block(THRESHOLD + INTERVAL + 0.02)  # late by the threshold for its last 20 ms
+    sim.run(1.0)
+    [(_, _, stack)] = sim.log.events()
+    assert stack and stack[-1].endswith("in culprit_frame")
 
 
 def test_the_most_sampled_stack_wins() -> None:

@@ -7,11 +7,13 @@ loop) counts and times every stall when it ends: it is the one that knows.
 
 The ``Watchdog`` is a thread OUTSIDE the loop (a real OS thread in the gevent hub, sleeping
 with the original ``time.sleep``). It watches the timer's heartbeat, ``LagMonitor.last_tick``,
-and sleeps until the moment a stall would begin (the last tick + one interval + the
-threshold): at idle it wakes about once per threshold, never per request. Once the loop
-is stalled, it samples the loop thread's stack (``sys._current_frames()``) every
-``threshold / 2`` while the stall lasts, and when the timer fires again it records ONE
-event: when the stall began (wall time), how long it lasted (the timer's measure), and
+and sleeps until the loop is late by half the threshold (the last tick + one interval +
+``LOOK_EARLY`` x the threshold): at idle it wakes about twice per threshold, never per
+request. From then on it samples the loop thread's stack (``sys._current_frames()``) every
+``threshold / 2`` while the loop stays late, so that even a stall just over the threshold,
+on a loaded machine where the thread wakes late, has its stack; when the timer fires again
+it records ONE event if the loop was late by the threshold (a shorter lateness is
+forgotten): when the stall began (wall time), how long it lasted (the timer's measure), and
 the stack seen most often (``path:line in function``, innermost last, at most
 ``MAX_FRAMES``, paths relative to the repo or to their ``sys.path`` entry). Events live
 in a ring of ``POLYLOOP_STALL_EVENTS`` (default 50); equal stacks are stored once.
@@ -50,6 +52,9 @@ __all__ = ["MAX_FRAMES", "Stack", "StallLog", "Watchdog", "format_stack"]
 MAX_FRAMES = 30  # innermost frames kept per stack: the culprit is at that end
 MAX_DISTINCT = 8  # distinct stacks counted during one stall (beyond: not counted)
 MIN_SAMPLE_EVERY = 0.02  # seconds between two samples of one stall, at least
+# the share of the threshold the loop may be late before sampling begins: a stall is known
+# only when it ends, and its stack must be taken while it lasts
+LOOK_EARLY = 0.5
 # a stall that outlasts this many samples is sampled half as often each time, down to once
 # a second (a loop stopped for good, e.g. a test's reactor, costs next to nothing)
 SAMPLES_AT_FULL_RATE = 32
@@ -198,15 +203,15 @@ class Watchdog:
         if m.stalls > self._seen:  # stalls the thread slept through (it was starved)
             self._unsampled()
         late = self._clock() - m.last_tick - m.interval
-        if late >= self.threshold:
+        if late >= self.threshold * LOOK_EARLY:
             self._stall_tick = m.last_tick
             self._samples = {}
             self._sampled = 0
             self._count(self.sample())
             return self._next_sample()
-        # until this stretch without a tick would be a stall (1 ms at least: a clock read
-        # a hair before the threshold must not turn into a busy loop)
-        return max(0.001, self.threshold - late)
+        # until this stretch without a tick is worth sampling (1 ms at least: a clock read
+        # a hair before must not turn into a busy loop)
+        return max(0.001, self.threshold * LOOK_EARLY - late)
 
     def _next_sample(self) -> float:
         self._sampled += 1
@@ -218,11 +223,13 @@ class Watchdog:
             self._samples[stack] = self._samples.get(stack, 0) + 1
 
     def _finish(self) -> None:
-        """The timer fired again: record the stall with its most seen stack."""
+        """The timer fired again: record the stall with its most seen stack (the tick counts
+        a stall first: a lateness under the threshold was no stall, and is forgotten)."""
         m = self.monitor
         begun = self._stall_tick
         self._stall_tick = None
-        if m.stalls == self._seen:  # cannot be (the tick counts it first); keep going
+        if m.stalls == self._seen:
+            self._samples = {}
             return
         self._seen = m.stalls
         _, duration = m.last_stall
