@@ -15,8 +15,9 @@ import asyncio
 import json
 import os
 import random
+import subprocess
+import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,7 +26,7 @@ import pytest
 
 from services.common.catalogue import NAMES, service
 from tests.integration.test_runtime_faults import call
-from tests.stack import Stack, stack_mode
+from tests.stack import ROOT, Stack, compose_env, stack_mode
 
 BLOCK_MS = 300
 KINDS = [(name, kind) for name in NAMES for kind in service(name).block_kinds]
@@ -100,27 +101,62 @@ def test_a_stall_in_progress_is_answered_while_it_lasts(stack: Stack, block) -> 
         assert now["since_ms"] >= 200
 
 
+# polls a control port's GET /stalls until it shows a stall in progress; prints "ready"
+# first, then that stall as one JSON line (or nothing, past its deadline)
+POLL_STALLED = """
+import json, sys, time, urllib.request
+deadline = time.monotonic() + float(sys.argv[2])
+print("ready", flush=True)
+while time.monotonic() < deadline:
+    with urllib.request.urlopen(sys.argv[1], timeout=1) as response:
+        now = json.load(response)["stalled_now"]
+    if now is not None:
+        print(json.dumps(now), flush=True)
+        break
+    time.sleep(0.02)
+"""
+
+
 def test_the_front_s_own_control_port_answers_while_its_loop_is_blocked(
     stack: Stack, block
 ) -> None:
-    if stack_mode() != "local":
-        pytest.skip("the front's control port is on the compose network only")
-    port = int(os.environ.get("WEB_METRICS_PORT") or service("web").metrics_port)
-    block("web", block_ms=1500)
-    deadline = time.monotonic() + 1.4
+    """Read from where the control port is reachable: this host in local mode, a
+    container on the compose network otherwise (it is never published)."""
+    web = service("web")
+    if stack_mode() == "local":
+        port = int(os.environ.get(web.metrics_port_variable) or web.metrics_port)
+        reader = [sys.executable, "-c", POLL_STALLED, f"http://{stack.host}:{port}/stalls"]
+    else:
+        url = f"http://web:{web.metrics_port}/stalls"
+        reader = ["docker", "compose", "exec", "-T", "resolver", "python", "-c", POLL_STALLED, url]
+    with subprocess.Popen(
+        [*reader, "10"], stdout=subprocess.PIPE, text=True, env=compose_env(), cwd=ROOT
+    ) as poller:
+        assert poller.stdout is not None
+        assert poller.stdout.readline().strip() == "ready"
+        block("web", block_ms=1500)
+        line = poller.stdout.readline()
+        poller.wait(timeout=15)
+    assert line, "the front's control port never showed its stall while its loop was blocked"
+    assert json.loads(line)["stack"][-1].endswith("in block_with_sleep")
+
+
+def settled(stack: Stack) -> dict[str, int]:
+    """Every service's stall count once none is stalled and the counts stopped moving: a
+    block an earlier test set may still be running (a blocking call cannot be cut short)."""
+    deadline, previous = time.monotonic() + 10, None
     while True:
-        url = f"http://{stack.host}:{port}/stalls"
-        with urllib.request.urlopen(url, timeout=1) as response:
-            now = json.load(response)["stalled_now"]
-        if now is not None:
-            break
-        assert time.monotonic() < deadline, "the front's control port never showed its stall"
-        time.sleep(0.02)
-    assert now["stack"][-1].endswith("in block_with_sleep")
+        current = stalls(stack)
+        counts = {name: s["stalls_total"] for name, s in current.items()}
+        if counts == previous and all(s["stalled_now"] is None for s in current.values()):
+            return counts
+        assert time.monotonic() < deadline, f"the stack never settled: {current}"
+        previous = counts
+        time.sleep(0.5)  # two reads a threshold apart, at least
 
 
 def test_ten_idle_seconds_add_no_stall(stack: Stack) -> None:
-    before = {name: s["stalls_total"] for name, s in stalls(stack).items()}
+    before = settled(stack)
     idle_until = time.monotonic() + 10
     while time.monotonic() < idle_until:
         time.sleep(1.0)  # the idle period itself, read once a second
