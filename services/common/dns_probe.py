@@ -1,11 +1,13 @@
 """The stack's DNS question and its verdict, written once: is the ``dns`` service answering?
 
-``www.polyloop.test A`` must come back NOERROR with ``192.0.2.10`` (the zone file's own
-record). The dns container's healthcheck asks it with ``ask`` (blocking dnspython), the
-front's readiness check and its replica watcher with ``ask_async`` (on the asyncio loop);
-both return ``verdict``'s answer: None when healthy, else what is wrong (an answer dnspython
-cannot read included). A server that does not answer raises instead, ``OSError`` (a silent
-one ``TimeoutError``), so a caller can tell silence from a wrong answer.
+``probe.polyloop.test A`` must come back NOERROR with ``192.0.2.10`` (the zone file's own
+record). The name is the stack's probe mark (``services.common.probes``): the dns service
+counts these queries apart, never as served. The dns container's healthcheck asks it with
+``ask`` (blocking dnspython), the front's readiness check, its replica watcher and its steady
+client with ``ask_async`` (on an asyncio loop); both return ``verdict``'s answer: None when
+healthy, else what is wrong (an answer dnspython cannot read included). A server that does
+not answer raises instead, ``OSError`` (a silent one ``TimeoutError``), so a caller can tell
+silence from a wrong answer.
 
 Try it (dns running on 1053)::
 
@@ -21,8 +23,10 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 
-NAME = "www.polyloop.test"
-ADDRESS = "192.0.2.10"
+from services.common import probes
+
+NAME = probes.NAME
+ADDRESS = probes.ADDRESS
 
 
 def question() -> dns.message.Message:

@@ -1,5 +1,5 @@
 """Is the ``dns`` service answering? The stack's DNS question (``services.common.dns_probe``:
-``www.polyloop.test A``) over UDP to 127.0.0.1:DNS_PORT (whatever LISTEN_HOST is) must get
+``probe.polyloop.test A``) over UDP to 127.0.0.1:DNS_PORT (whatever LISTEN_HOST is) must get
 its right answer within two seconds.
 
 Run: ``DNS_PORT=11053 python -m services.dns.healthcheck; echo $?`` — exit 0 if healthy,

@@ -7,7 +7,8 @@ result is committed, so the service never runs this at start. Regenerate with:
 
 Every address is a documentation address (RFC 5737 ``192.0.2.0/24``, RFC 3849
 ``2001:db8::/32``), never a real target, and every named host has both families: the
-AAAA of ``192.0.2.N`` is ``2001:db8::N`` (``www``, ``ns`` and each ``host-N`` alike).
+AAAA of ``192.0.2.N`` is ``2001:db8::N`` (``www``, ``ns`` and each ``host-N`` alike;
+``probe``, the stack's own probe name, has ``www``'s addresses).
 The file is read by Twisted's ``BindAuthority``, which knows ``$ORIGIN`` and ``$TTL``
 only (no ``$GENERATE``) and does not expand relative names inside record data, hence
 the absolute names.
@@ -20,7 +21,7 @@ from pathlib import Path
 ZONE_FILE = Path(__file__).with_name("polyloop.test.zone")
 HOSTS = range(1, 251)
 # bump when the records change, so secondaries and caches notice
-SERIAL = 2026120101
+SERIAL = 2026120401
 
 HEADER = f"""\
 ; polyloop.test: the offline demo zone of the polyloop stack.
@@ -40,6 +41,10 @@ ns IN A 192.0.2.53
 ns IN AAAA 2001:db8::53
 www IN A 192.0.2.10
 www IN AAAA 2001:db8::10
+; the stack's own probes ask this name (services/common/probes.py): a day-long TTL, so a
+; resolver answers it from its cache
+probe 86400 IN A 192.0.2.10
+probe 86400 IN AAAA 2001:db8::10
 """
 
 

@@ -27,8 +27,13 @@ class DnsCollector:
         refused = dict(f.refused)
         yield CounterMetricFamily(
             "polyloop_requests",
-            "DNS queries answered (any rcode), any client.",
+            "DNS queries answered (any rcode), any client but the stack's own probes.",
             sum(replies.values()),
+        )
+        yield CounterMetricFamily(
+            "polyloop_probes",
+            "Questions for the stack's probe name (healthchecks, the front), not served.",
+            f.probes,
         )
         queries = CounterMetricFamily(
             "polyloop_dns_queries",

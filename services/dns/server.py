@@ -44,6 +44,7 @@ from twisted.internet import interfaces
 from twisted.names import dns, error, server
 from twisted.protocols.policies import TimeoutMixin
 
+from services.common import probes
 from services.common.faults import Faults
 from services.dns.config import DnsConfig
 from services.dns.delay import DelayingAuthority
@@ -196,6 +197,8 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
         # metrics.DnsCollector at scrape time
         self.answered: dict[tuple[str, str], int] = {}
         self.refused = dict.fromkeys(REFUSED_REASONS, 0)
+        # answers to the stack's own probe name (services.common.probes), counted apart
+        self.probes = 0
         self.delaying: DelayingAuthority | None = None
         # off and empty; the loop's start (services.common.loops) gives it the reactor's hooks
         self.faults = Faults()
@@ -290,6 +293,10 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
 
     def _count(self, message: dns.Message) -> None:
         query = message.queries[0] if message.queries else None
+        if query is not None and probes.is_probe_name(query.name.name):
+            # the stack's own question (healthcheck, the front's probes): never served
+            self.probes += 1
+            return
         rcode = RCODE_NAMES.get(message.rCode, "other")
         qtype = "none" if query is None else QTYPE_NAMES.get(query.type, "other")
         key = (rcode, qtype)

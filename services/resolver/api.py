@@ -4,6 +4,9 @@
   ``{"results": [...], "elapsed_ms", "mode"}`` (see ``resolve.py`` for a result).
 * ``GET /healthz`` → ``{"status": "ok"}``; ``GET /metrics`` → Prometheus text.
 
+A ``POST /resolve`` of the stack's probe name alone (``services.common.probes``: the front's
+steady client) is answered the same way and counted apart, never as served nor logged.
+
 Errors are ``application/problem+json`` (RFC 9457) ``{"type", "title", "status",
 "detail"}``: 400 malformed JSON, 413 body over ``RESOLVER_MAX_BODY``, 422 wrong shape,
 404 unknown path, 405 wrong method, 408 a request slower than ``RESOLVER_REQUEST_TIMEOUT``
@@ -28,10 +31,11 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from services.common import probes
 from services.common.problem import CONTENT_TYPE as PROBLEM
 from services.common.problem import encode, problem
 from services.resolver.metrics import Metrics
-from services.resolver.request import Limits, Problem, parse_request
+from services.resolver.request import Limits, Problem, ResolveRequest, parse_request
 from services.resolver.resolve import Resolver
 
 log = logging.getLogger(__name__)
@@ -57,6 +61,8 @@ class ResolverApp:
         self.max_body = max_body
         self.metrics = Metrics()
         self.resolve_requests = 0  # POST /resolve answered, any status: polyloop_requests_total
+        # POST /resolve of the probe name alone (services.common.probes): polyloop_probes_total
+        self.probe_requests = 0
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET").upper()
@@ -95,12 +101,22 @@ class ResolverApp:
         return self.resolve(environ)
 
     def resolve(self, environ: dict[str, Any]) -> Response:
-        self.resolve_requests += 1
-        body = self._body(environ)
-        end_of_request = environ.get(END_OF_REQUEST)
-        if end_of_request is not None:
-            end_of_request()
-        request = parse_request(body, self.limits)
+        probe = False
+        try:
+            body = self._body(environ)
+            end_of_request = environ.get(END_OF_REQUEST)
+            if end_of_request is not None:
+                end_of_request()
+            request = parse_request(body, self.limits)
+            probe = len(request.names) == 1 and probes.is_probe_name(request.names[0])
+            if probe:
+                return self._probe(request)
+        finally:
+            # counted whatever the answer; the stack's own probe apart, never as served
+            if probe:
+                self.probe_requests += 1
+            else:
+                self.resolve_requests += 1
         started = time.monotonic()
         with self.metrics.in_flight.track_inprogress():
             results = self.resolver.resolve_many(request.names, request.timeout, request.mode)
@@ -124,6 +140,14 @@ class ResolverApp:
             200,
             {"results": results, "elapsed_ms": round(elapsed * 1000, 1), "mode": request.mode},
         )
+
+    def _probe(self, request: ResolveRequest) -> Response:
+        """The stack's own probe (the front's steady client): the same resolve, answered
+        the same way, out of the request metrics and the log."""
+        started = time.monotonic()
+        results = self.resolver.resolve_many(request.names, request.timeout, request.mode)
+        elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+        return _json(200, {"results": results, "elapsed_ms": elapsed_ms, "mode": request.mode})
 
     def _body(self, environ: dict[str, Any]) -> bytes:
         raw_length = environ.get("CONTENT_LENGTH") or ""

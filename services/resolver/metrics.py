@@ -104,7 +104,14 @@ class ResolverCollector:
 
     def collect(self) -> Iterator[Metric]:
         yield CounterMetricFamily(
-            "polyloop_requests", "POST /resolve requests, any client.", self.app.resolve_requests
+            "polyloop_requests",
+            "POST /resolve requests, any client but the stack's own probes.",
+            self.app.resolve_requests,
+        )
+        yield CounterMetricFamily(
+            "polyloop_probes",
+            "POST /resolve of the stack's probe name alone (the front's steady client).",
+            self.app.probe_requests,
         )
         yield GaugeMetricFamily(
             "polyloop_resolver_lookups_in_flight",

@@ -1,5 +1,6 @@
 """Is tcp-echo answering? The book's ``EchoClient`` (services/tcp_echo/client.py) sends a
-random payload to 127.0.0.1:TCP_ECHO_PORT, which must come back whole within two seconds.
+random payload to 127.0.0.1:TCP_ECHO_PORT, which must come back whole within two seconds
+(marked as the stack's own probe, ``services.common.probes``: never counted as served).
 
 Run: ``python -m services.tcp_echo.healthcheck`` — exit 0 if healthy, else 1 and one JSON
 line saying why (compose uses it as the container's healthcheck every few seconds, so the
@@ -13,7 +14,7 @@ import sys
 
 from twisted.internet import defer
 
-from services.common import healthcheck
+from services.common import healthcheck, probes
 from services.tcp_echo.client import FAILURES, echo_within
 
 TIMEOUT = 2.0
@@ -27,7 +28,8 @@ def check(port: int, host: str = "127.0.0.1", timeout: float = TIMEOUT) -> str |
     """
     from twisted.internet import reactor
 
-    payload = b"healthcheck " + os.urandom(8).hex().encode()
+    # marked: tcp-echo counts it as the stack's own probe, never as served
+    payload = probes.marked(b"healthcheck " + os.urandom(8).hex().encode())
     outcome: list[str | None] = []
 
     async def round_trip() -> None:

@@ -23,7 +23,14 @@ class TcpEchoCollector:
     def collect(self) -> Iterator[Metric]:
         f = self.factory
         yield CounterMetricFamily(
-            "polyloop_requests", "Chunks echoed (reads handled), any client.", f.chunks_echoed
+            "polyloop_requests",
+            "Chunks echoed (reads handled), any client but the stack's own probes.",
+            f.chunks_echoed,
+        )
+        yield CounterMetricFamily(
+            "polyloop_probes",
+            "Chunks echoed on the stack's own probe connections (healthchecks, the front).",
+            f.probe_chunks,
         )
         yield GaugeMetricFamily(
             "polyloop_tcp_echo_connections_open", "Connections open now.", len(f.protocols)

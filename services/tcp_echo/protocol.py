@@ -1,6 +1,8 @@
 """The book's ``Echo(Protocol)`` and the factory that serves it under limits.
 
-Every byte received is written back unchanged, in order: raw bytes, not lines.
+Every byte received is written back unchanged, in order: raw bytes, not lines. A connection
+that opens with the stack's probe mark (``services.common.probes``) is echoed the same way
+and counted apart, never as served.
 Build it in-process (a test does) or run it with ``python -m services.tcp_echo``;
 try it with: printf 'hello\n' | nc -N 127.0.0.1 8000   (prints hello)
 
@@ -40,6 +42,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from services.common import probes
 from services.common.faults import Faults
 
 # The idle timer ticks this often per timeout and the connection closes after that many
@@ -66,6 +69,9 @@ class Echo(Protocol, TimeoutMixin):
         self.factory.protocols.add(self)
         if self.factory.idle_timeout:
             self.setTimeout(self.factory.idle_timeout / IDLE_TICKS)
+        # the first chunk tells a probe connection of the stack's own (services.common.probes)
+        # from a client's; decided once here, so that no later chunk pays for the question
+        self.dataReceived = self._first_chunk  # type: ignore[method-assign]
 
     def dataReceived(self, data: bytes) -> None:
         "As soon as any data is received, echo it back."
@@ -78,15 +84,36 @@ class Echo(Protocol, TimeoutMixin):
         factory.bytes_echoed += len(data)
         self._active = True
 
-    def _faulty(self, data: bytes) -> None:
+    def _first_chunk(self, data: bytes) -> None:
+        # from now on the class's own dataReceived, or the probe's twin of it
+        if probes.is_marked(data):
+            self.dataReceived = self._probe_chunk  # type: ignore[method-assign]
+        else:
+            del self.dataReceived
+        self.dataReceived(data)
+
+    def _probe_chunk(self, data: bytes) -> None:
+        """A probe connection's chunk: echoed the same way, faults included, counted apart."""
+        factory = self.factory
+        if factory.faults.active:
+            self._faulty(data, probe=True)
+            return
+        self.transport.write(data)
+        factory.probe_chunks += 1
+        self._active = True
+
+    def _faulty(self, data: bytes, probe: bool = False) -> None:
         """A fault is set: fail (close the connection), or echo after its latency."""
         factory = self.factory
         spec = factory.faults.current()
         if spec is not None and factory.faults.should_fail(spec):
             self.transport.loseConnection()
             return
-        factory.chunks_echoed += 1
-        factory.bytes_echoed += len(data)
+        if probe:
+            factory.probe_chunks += 1
+        else:
+            factory.chunks_echoed += 1
+            factory.bytes_echoed += len(data)
         self._active = True
         if spec is None or not spec.latency_ms:
             self.transport.write(data)
@@ -185,7 +212,8 @@ class EchoFactory(Factory):
 
     Build it as the book's factory is built: ``EchoFactory.forProtocol(Echo, ...)``.
     Counters: ``open_connections``, ``connections_total`` (accepted),
-    ``connections_refused``, ``chunks_echoed`` (reads handled), ``bytes_echoed``,
+    ``connections_refused``, ``chunks_echoed`` (reads handled), ``bytes_echoed`` (both
+    without the stack's own probe connections: ``probe_chunks``),
     ``idle_timeouts``, ``aborted``, ``half_closed`` (peers that shut down their sending
     side first); ``metrics.TcpEchoCollector`` reads them at scrape time.
     """
@@ -209,6 +237,7 @@ class EchoFactory(Factory):
         self.connections_refused = 0
         self.chunks_echoed = 0
         self.bytes_echoed = 0
+        self.probe_chunks = 0
         self.idle_timeouts = 0
         self.aborted = 0
         self.half_closed = 0

@@ -1,6 +1,6 @@
 """Is udp-echo answering? One real echo round trip to 127.0.0.1:UDP_ECHO_PORT (a random
-payload must come back unchanged), two tries of one second each. A TCP connect would prove
-nothing for a UDP service.
+payload, marked as the stack's own probe, must come back unchanged), two tries of one second
+each. A TCP connect would prove nothing for a UDP service.
 
 Run: ``python -m services.udp_echo.healthcheck`` — exit 0 if healthy, else 1 and one JSON
 line saying why (compose uses it as the container's healthcheck; the contract is in
@@ -14,7 +14,7 @@ import socket
 import sys
 import time
 
-from services.common import healthcheck
+from services.common import healthcheck, probes
 
 TRIES = 2
 TIMEOUT = 1.0
@@ -22,7 +22,8 @@ TIMEOUT = 1.0
 
 def try_echo(host: str, port: int, timeout: float = TIMEOUT) -> None:
     """Send a random payload to host:port; raise OSError unless it comes back within `timeout`."""
-    payload = b"healthcheck " + os.urandom(8).hex().encode()
+    # marked: udp-echo counts it as the stack's own probe, never as served
+    payload = probes.marked(b"healthcheck " + os.urandom(8).hex().encode())
     deadline = time.monotonic() + timeout
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         # connected: only the service's replies are delivered, and a closed port fails fast

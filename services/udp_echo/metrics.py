@@ -1,6 +1,7 @@
 """udp-echo's metrics: the protocol's plain counters, read at scrape time.
 
-``datagram_received`` only adds to ``echoed`` or to ``dropped[reason]``;
+``datagram_received`` only adds to ``echoed`` (``probes`` for the stack's own) or to
+``dropped[reason]``;
 ``UdpEchoCollector`` turns them into samples when the metrics thread is scraped.
 Try it: curl -s 127.0.0.1:9102/metrics
 """
@@ -22,9 +23,18 @@ class UdpEchoCollector:
 
     def collect(self) -> Iterator[Metric]:
         p = self.protocol
-        yield CounterMetricFamily("polyloop_requests", "Datagrams echoed, any client.", p.echoed)
         yield CounterMetricFamily(
-            "polyloop_udp_echo_datagrams_echoed", "Datagrams echoed to their sender.", p.echoed
+            "polyloop_requests", "Datagrams echoed, any client but the stack's probes.", p.echoed
+        )
+        yield CounterMetricFamily(
+            "polyloop_probes",
+            "Probe datagrams of the stack's own echoed (healthchecks, the front).",
+            p.probes,
+        )
+        yield CounterMetricFamily(
+            "polyloop_udp_echo_datagrams_echoed",
+            "Datagrams echoed to their sender (the stack's probes apart).",
+            p.echoed,
         )
         dropped = CounterMetricFamily(
             "polyloop_udp_echo_datagrams_dropped",

@@ -10,7 +10,9 @@ Every datagram is sent back, unchanged, to the address it came from — except:
 - while the socket's send buffer is full (``pause_writing``): dropped, so a flood
   cannot grow the transport's buffer without bound.
 
-A reply is the request itself, so it is never larger (no amplification). Every drop is
+A reply is the request itself, so it is never larger (no amplification). A datagram that
+starts with the stack's probe mark (``services.common.probes``) is echoed the same way and
+counted apart (``probes``), never as served. Every drop is
 counted by reason on the protocol; one JSON log line at most every ``stats_interval``
 seconds summarises the drops of that interval (and the rate limiter's evictions), never
 one line per datagram.
@@ -29,6 +31,7 @@ import logging
 import socket
 from typing import Any, cast
 
+from services.common import probes
 from services.common.faults import Faults
 from services.udp_echo.ratelimit import SourceRateLimiter
 
@@ -56,6 +59,7 @@ class ServerUdpEchoProtocol(asyncio.DatagramProtocol):
         self.on_lost = on_lost
         self.transport: asyncio.DatagramTransport | None = None
         self.echoed = 0
+        self.probes = 0  # echoes of the stack's own probe datagrams: not in `echoed`
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
         self.errors = 0
         self.last_error = ""
@@ -70,7 +74,7 @@ class ServerUdpEchoProtocol(asyncio.DatagramProtocol):
     @property
     def received(self) -> int:
         # derived, so the hot path pays for one counter, not two
-        return self.echoed + sum(self.dropped.values())
+        return self.echoed + self.probes + sum(self.dropped.values())
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # the selector loop's datagram transport does not subclass DatagramTransport
@@ -93,7 +97,7 @@ class ServerUdpEchoProtocol(asyncio.DatagramProtocol):
             self.limiter.on_evict = self._arm_summary
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        # the common case runs four cheap compares and one sendto
+        # the common case runs five cheap compares and one sendto
         if addr[1] < FIRST_UNPRIVILEGED_PORT:
             self._drop("privileged_port")
         elif len(data) > self.max_datagram:
@@ -106,7 +110,10 @@ class ServerUdpEchoProtocol(asyncio.DatagramProtocol):
             self._faulty(data, addr)
         elif data:
             self.transport.sendto(data, addr)  # type: ignore[union-attr]
-            self.echoed += 1
+            if data[0]:
+                self.echoed += 1
+            else:  # starts with NUL: maybe the stack's own probe (services.common.probes)
+                self._count(data)
         else:
             self._echo_empty(addr)
 
@@ -126,9 +133,15 @@ class ServerUdpEchoProtocol(asyncio.DatagramProtocol):
             return  # a delayed echo outliving the socket
         if data:
             self.transport.sendto(data, addr)
-            self.echoed += 1
+            self._count(data)
         else:
             self._echo_empty(addr)
+
+    def _count(self, data: bytes) -> None:
+        if probes.is_marked(data):
+            self.probes += 1
+        else:
+            self.echoed += 1
 
     def _echo_empty(self, addr: tuple[Any, ...]) -> None:
         # the transport's sendto() would silently send nothing: write the empty reply
@@ -171,11 +184,12 @@ class ServerUdpEchoProtocol(asyncio.DatagramProtocol):
             self.on_lost.set_result(None)
 
     def stats(self) -> dict[str, Any]:
-        """Totals since start: received, echoed, dropped by reason, socket errors, and the
+        """Totals since start: received, echoed, probes, dropped by reason, socket errors, the
         rate limiter's table (sources remembered, sources evicted to make room)."""
         return {
             "received": self.received,
             "echoed": self.echoed,
+            "probes": self.probes,
             "dropped": dict(self.dropped),
             "errors": self.errors,
             "sources": len(self.limiter) if self.limiter else 0,

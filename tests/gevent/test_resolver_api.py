@@ -14,6 +14,7 @@ import urllib.request
 
 import pytest
 
+from services.common import probes
 from services.resolver.api import ResolverApp
 from tests.gevent.conftest import Reply, call, post_resolve
 
@@ -329,3 +330,15 @@ def test_metric_values_take_the_threads_own_lock(app: ResolverApp) -> None:
     child = app.metrics.child(app.metrics.names, "ok")
     assert type(child._value._lock) is native
     assert type(app.metrics.requests._lock) is native
+
+
+def test_the_stacks_probe_is_answered_and_counted_apart(app: ResolverApp) -> None:
+    """The front's steady client asks for the probe name alone: answered the same way,
+    counted as a probe, never as a request served (services.common.probes)."""
+    reply = post_resolve(app, {"names": [probes.NAME]})
+    assert reply.status == 200
+    assert reply.json()["results"][0]["addresses"][0] == probes.ADDRESS
+    post_resolve(app, {"names": [probes.NAME, "www.polyloop.test"]})  # not the probe alone
+    assert (app.probe_requests, app.resolve_requests) == (1, 1)
+    text = call(app, "GET", "/metrics").body.decode()
+    assert 'resolver_names_resolved_total{outcome="ok"} 2.0' in text  # the second request's

@@ -65,7 +65,9 @@ def test_www_is_192_0_2_10_authoritatively(zone: ZoneAuthority) -> None:
     assert authority == []
 
 
-@pytest.mark.parametrize(("host", "v4", "v6"), [("www", 10, "10"), ("ns", 53, "53")])
+@pytest.mark.parametrize(
+    ("host", "v4", "v6"), [("www", 10, "10"), ("ns", 53, "53"), ("probe", 10, "10")]
+)
 def test_named_hosts_have_an_aaaa_too(zone: ZoneAuthority, host: str, v4: int, v6: str) -> None:
     # every named host of the demo zone has both families, as each host-N does
     (a,), _, _ = answer(ask(zone, f"{host}.polyloop.test", dns.A))
@@ -81,7 +83,15 @@ def test_every_name_with_an_a_has_an_aaaa(zone: ZoneAuthority) -> None:
         for name, records in zone.records.items()
     }
     assert {name for name, types in families.items() if types == {dns.A}} == set()
-    assert len([name for name, types in families.items() if types]) == 250 + 2
+    assert len([name for name, types in families.items() if types]) == 250 + 3
+
+
+def test_the_probe_name_lives_a_day(zone: ZoneAuthority) -> None:
+    """The stack's probe name (services.common.probes) outlives any experiment in a
+    resolver's cache: the resolver's steady call never waits for the dns service."""
+    (record,), _, _ = answer(ask(zone, "probe.polyloop.test"))
+    assert record.payload.dottedQuad() == "192.0.2.10"
+    assert record.ttl == 86400
 
 
 def test_names_are_case_insensitive(zone: ZoneAuthority) -> None:
@@ -111,7 +121,7 @@ def test_every_address_of_the_zone_is_a_documentation_address(zone: ZoneAuthorit
             elif record.TYPE == dns.AAAA:
                 assert ipaddress.IPv6Address(record.address) in v6
                 count += 1
-    assert count == 2 * (250 + 2)
+    assert count == 2 * (250 + 3)
 
 
 def test_host_0_and_host_251_do_not_exist(zone: ZoneAuthority) -> None:

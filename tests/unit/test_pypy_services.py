@@ -87,7 +87,7 @@ def test_tcp_echo_on_pypy_echoes_and_stops_on_sigterm(tcp_echo: Process, pypy: P
 
 def test_dns_on_pypy_answers_the_zone(dns_server: Process, pypy: Path) -> None:
     process, port = dns_server, dns_server.port
-    assert dns_check(port) is None  # www.polyloop.test A -> 192.0.2.10, from CPython
+    assert dns_check(port) is None  # probe.polyloop.test A -> 192.0.2.10, from CPython
     health = subprocess.run(
         [str(pypy), "-m", "services.dns.healthcheck"],
         cwd=ROOT,

@@ -27,8 +27,8 @@ from services.web.stats import BackendStats
 
 # the resolver answers at its own `timeout`; allow it this long to send the answer back
 RESOLVE_MARGIN = 1.0
-# what the readiness probes echo
-PROBE = b"ping"
+# what the readiness probes echo: marked, never counted as served (services.common.probes)
+PROBE = rep.PING
 
 
 @dataclass
@@ -115,7 +115,8 @@ class BackendClients:
         call: Callable[[], Awaitable[object]]
         match backend:
             case Backend.TCP_ECHO:
-                call = partial(_checked, backend, self.tcp.echo, PROBE)
+                # a connection of its own: the pool's connections carry the clients' traffic
+                call = partial(self._probe_tcp, timeout)
             case Backend.UDP_ECHO:
                 call = partial(_checked, backend, self.udp.echo, PROBE)
             case Backend.RESOLVER:
@@ -123,6 +124,17 @@ class BackendClients:
             case Backend.DNS:
                 call = partial(self.dns.query, timeout)
         await self.calls[backend].run(call, timeout, probe=True)
+
+    async def _probe_tcp(self, timeout: float) -> None:
+        port = self.tcp.port
+
+        async def on(address: str) -> None:
+            try:
+                await rep.probe_tcp_echo(address, port, timeout)
+            except ValueError as wrong:
+                raise BadBackendReply(Backend.TCP_ECHO, str(wrong)) from None
+
+        await rep.call_on_replica(self.tcp.replicas, on)
 
     async def close(self) -> None:
         await self.watcher.close()

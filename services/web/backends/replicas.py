@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from services.common import dns_probe
+from services.common import dns_probe, probes
 
 T = TypeVar("T")
 Resolve = Callable[[str, int], Awaitable[list[str]]]
@@ -41,7 +41,9 @@ Probe = Callable[[str, int, float], Awaitable[None]]
 REFRESH_EVERY = 2.0
 MAX_REPLICAS = 64
 CONNECT_TIMEOUT = 1.0
-PING = b"ping"
+# what the echo probes send: marked as the stack's own, so the echo services never count
+# it as served (services.common.probes)
+PING = probes.marked(b"ping")
 
 
 class ReplicaUnreachable(ConnectionError):
@@ -319,7 +321,7 @@ class ReplicaWatcher:
 
 
 async def probe_tcp_echo(address: str, port: int, timeout: float) -> None:
-    """A fresh connection echoes ``ping``."""
+    """A fresh connection echoes ``PING`` (a connection of its own: the mark opens it)."""
     reader, writer = await asyncio.open_connection(address, port)
     try:
         writer.write(PING)
@@ -346,7 +348,7 @@ class _OneReply(asyncio.DatagramProtocol):
 
 
 async def probe_udp_echo(address: str, port: int, timeout: float) -> None:
-    """One datagram ``ping`` comes back unchanged (a lost one is sent again, up to 3 tries)."""
+    """One datagram ``PING`` comes back unchanged (a lost one is sent again, up to 3 tries)."""
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_datagram_endpoint(
         _OneReply, remote_addr=(address, port)
