@@ -21,7 +21,7 @@ log = logging.getLogger("services.web")
 def main() -> int:
     config = WebConfig.load()
     log.info("web front starting", extra={"host": config.listen_host, "port": config.port})
-    app = create_app(config, control_port=True)
+    app = create_app(config, control_port=True, steady=True)
     try:
         asyncio.run(serve(app, config))
     except OSError as exc:  # the listening port or the control port is taken

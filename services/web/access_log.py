@@ -1,5 +1,7 @@
 """aiohttp's access log as JSON fields (method, path, status, duration) instead of a
-pre-formatted Apache line, so every line on stdout has the same shape."""
+pre-formatted Apache line, so every line on stdout has the same shape. The steady client's
+``GET /api/ping`` is left out (a few a second, all alike: ``polyloop_probes_total`` counts
+them)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import logging
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+
+from services.web.metrics import PING
 
 
 class JsonAccessLogger(AbstractAccessLogger):
@@ -17,6 +21,8 @@ class JsonAccessLogger(AbstractAccessLogger):
         return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if request.path == PING:
+            return  # the steady client's few pings a second: counted, not logged
         self.logger.info(
             "%s %s %s",
             request.method,

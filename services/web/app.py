@@ -24,6 +24,7 @@ from services.web.metrics import Metrics, WebCollector, metrics_middleware
 from services.web.openapi import openapi_document
 from services.web.routes import routes
 from services.web.stats import BackendStats
+from services.web.steady import steady_ctx
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,13 @@ SECURITY_HEADERS = {
 SERVE_CONTROL_PORT = web.AppKey("serve_control_port", bool)
 
 
-def create_app(config: WebConfig, *, control_port: bool = False) -> web.Application:
-    """The front. ``control_port``: also serve WEB_METRICS_PORT while it runs (``__main__``
-    does; an app tested in-process gets its lag timer and fault hooks, no port)."""
+def create_app(
+    config: WebConfig, *, control_port: bool = False, steady: bool = False
+) -> web.Application:
+    """The front. ``control_port``: also serve WEB_METRICS_PORT while it runs; ``steady``:
+    run the steady client (``steady.py``) unless ``WEB_STEADY=0``. ``__main__`` asks for
+    both; an app tested in-process gets its lag timer and fault hooks, neither of those
+    unless it asks (its calls would go to the configured addresses)."""
     metrics = Metrics()
     app = web.Application(
         client_max_size=config.max_body,
@@ -61,6 +66,8 @@ def create_app(config: WebConfig, *, control_port: bool = False) -> web.Applicat
     app[OPENAPI] = openapi_document(config)
     setup_live(app)
     setup_faults(app)
+    if steady and config.steady:
+        app.cleanup_ctx.append(steady_ctx)
     app[SERVE_CONTROL_PORT] = control_port
     app.cleanup_ctx.append(watch_ctx)
     return app

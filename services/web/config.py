@@ -195,6 +195,23 @@ class WebConfig(ServiceConfig, service=WEB):
         minimum=0.1,
         maximum=30.0,
     )
+    # the steady client (services/web/steady.py)
+    steady: bool = setting(
+        "WEB_STEADY",
+        True,
+        "the steady client: a few calls a second to every service over its own protocol, its"
+        " round trips in `/api/live` (`steady`); 0: off",
+    )
+    steady_rate: float = setting(
+        "WEB_STEADY_RATE", 4.0, "steady calls a second to each service", minimum=0.2, maximum=20.0
+    )
+    steady_timeout: float = setting(
+        "WEB_STEADY_TIMEOUT",
+        2.0,
+        "seconds one steady call may take; past it, an error counted at exactly this time",
+        minimum=0.1,
+        maximum=10.0,
+    )
     # the fault API: anyone who reaches a front published beyond loopback could break the
     # stack, so there it takes WEB_FAULTS=1
     bind: str = setting(

@@ -47,6 +47,7 @@ from services.web.errors import (
     Problem,
 )
 from services.web.keys import CONFIG, FAULT_SESSION, FAULTS
+from services.web.metrics import PING, SERVED_PREFIXES
 from services.web.operations import json_answer, operation
 from services.web.scrape import control_url
 
@@ -54,8 +55,9 @@ log = logging.getLogger(__name__)
 
 SERVICES = NAMES  # the front itself included: "web" is its own faults
 # the front's own routes a fault of "web" applies to: the ones that serve the demo's
-# clients (never /api/faults itself, so a fault of the front can always be cleared)
-FAULTY_PREFIXES = ("/api/echo/", "/api/resolve", "/api/fanout")
+# clients, and the steady client's ping that measures them (never /api/faults itself, so
+# a fault of the front can always be cleared)
+FAULTY_PREFIXES = (*SERVED_PREFIXES, PING)
 
 # the path parameter of PUT and DELETE, and what changing a service's faults can raise
 SERVICE = {"service": {"enum": list(SERVICES)}}

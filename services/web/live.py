@@ -9,14 +9,17 @@ As aiohttp-demos ``demos/chat`` does (the routes are in ``routes.py``'s table):
       {"type": "stats", "ts": <unix seconds>,
        "stats": {backend: {rps, errors_per_s, p50_ms, p95_ms, p99_ms, total, errors_total}},
        "backends": {backend: {state, latency_ms, error}},
-       "services": {service: {state, rate, lag_p99_ms, blocked_ms, error, metrics, stalls}}}
+       "services": {service: {state, rate, lag_p99_ms, blocked_ms, error, metrics, stalls,
+                              steady}}}
 
 ``stats`` are the front's own measurements of its backend calls (``app[STATS]``);
 ``backends`` their states from the injected checker (``check_backends``: a real round trip
 each), refreshed every two seconds while someone watches; ``services`` is what every
-service says of itself on its metrics port (``services.web.scrape``), for any client's
-traffic, with where its loop blocked (``stalls``: the stall in progress and the last three,
-their stacks cut to the innermost frames; ``GET /api/stalls`` has them whole).
+service says of itself on its metrics port (``services.web.scrape``): ``rate`` is what it
+served to others (the stack's own probes apart, ``services.common.probes``), with where its
+loop blocked (``stalls``: the stall in progress and the last three, their stacks cut to the
+innermost frames; ``GET /api/stalls`` has them whole), and ``steady``: the front's steady
+client's round trips to it over the last second (``steady.py``).
 ``live_picture(app)`` is the same as one JSON object, served at ``GET /api/live``.
 ``setup_live(app, check=...)`` sets up the feed and its tasks.
 
@@ -47,6 +50,7 @@ from services.web.health import check_backends
 from services.web.keys import CONFIG, STATS
 from services.web.operations import answer, operation, websocket
 from services.web.scrape import SCRAPER, scrape_ctx
+from services.web.steady import STEADY, off_picture
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 PUSH_EVERY = 1.0
@@ -197,7 +201,8 @@ async def index(request: web.Request) -> web.FileResponse:
     "WebSocket (RFC 6455), one-way: one JSON message a second, "
     '`{"type": "stats", "ts", "stats", "backends", "services"}` '
     "(`services` as in GET /api/live, each with `stalls`: the stall in progress and the "
-    "last three, stacks cut to their innermost frames). At most WEB_LIVE_MAX_CLIENTS clients "
+    "last three, stacks cut to their innermost frames; `steady`: the steady client's "
+    "round trips of the last second). At most WEB_LIVE_MAX_CLIENTS clients "
     "(the next is closed with 1013); a client message over "
     "WEB_LIVE_MAX_MESSAGE bytes closes it with 1009."
 )
@@ -236,10 +241,20 @@ async def subscribe(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+def services_picture(app: web.Application) -> dict[str, dict[str, Any]]:
+    """Every service as it says of itself (``scrape.py``), with the steady client's round
+    trips to it over the last second (``steady.py``; null figures when it is off)."""
+    services = app[SCRAPER].picture()
+    steady = app[STEADY].picture() if STEADY in app else {}
+    for name, picture in services.items():
+        picture["steady"] = steady.get(name) or off_picture()
+    return services
+
+
 def live_picture(app: web.Application) -> dict[str, Any]:
     """What the dashboard shows, as ``GET /api/live`` returns it."""
     return {
-        "services": app[SCRAPER].picture(),
+        "services": services_picture(app),
         "front": {"stats": app[STATS].snapshot(), "backends": app[LIVE].backends},
         "ts": time.time(),
     }
@@ -251,7 +266,7 @@ def _message(app: web.Application) -> dict[str, Any]:
         "ts": time.time(),
         "stats": app[STATS].snapshot(),
         "backends": app[LIVE].backends,
-        "services": app[SCRAPER].picture(),
+        "services": services_picture(app),
     }
 
 

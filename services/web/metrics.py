@@ -129,22 +129,35 @@ def metrics_middleware(metrics: Metrics) -> Middleware:
     return middleware
 
 
-API_PREFIX = "/api/"
+# what the front serves its clients: the demo's routes. The dashboard's and an operator's
+# reads (/api/live, /api/faults, /api/experiments...) watch the stack; they are not its work
+SERVED_PREFIXES = ("/api/echo/", "/api/resolve", "/api/fanout")
+# the steady client's route (services.web.steady): the front's own probe, never served
+PING = "/api/ping"
 
 
 class WebCollector:
-    """``polyloop_requests_total``: requests to the API routes, summed at scrape time from
-    the front's own per-route counter (the middleware already counts every request)."""
+    """``polyloop_requests_total``: requests to the demo's routes (``SERVED_PREFIXES``), and
+    ``polyloop_probes_total``: the steady client's pings, summed at scrape time from the
+    front's own per-route counter (the middleware already counts every request)."""
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
-        total = 0.0
+        served = probes = 0.0
         for family in self.metrics.requests.collect():
             for sample in family.samples:
-                if sample.name.endswith("_total") and sample.labels["route"].startswith(API_PREFIX):
-                    total += sample.value
+                if not sample.name.endswith("_total"):
+                    continue
+                route = sample.labels["route"]
+                if route.startswith(SERVED_PREFIXES):
+                    served += sample.value
+                elif route == PING:
+                    probes += sample.value
         yield CounterMetricFamily(
-            "polyloop_requests", "HTTP requests to the front's API routes, any client.", total
+            "polyloop_requests", "Requests to the demo's routes (echo, resolve, fan-out).", served
+        )
+        yield CounterMetricFamily(
+            "polyloop_probes", "GET /api/ping: the front's steady client, not served.", probes
         )

@@ -9,6 +9,7 @@ Try it:
   curl -s http://127.0.0.1:8080/readyz
   curl -s http://127.0.0.1:8080/api/live
   curl -s http://127.0.0.1:8080/api/stalls
+  curl -s http://127.0.0.1:8080/api/stack
   curl -s -d '{"message": "hello"}' http://127.0.0.1:8080/api/echo/tcp
   curl -s -d '{"names": ["www.polyloop.test"]}' http://127.0.0.1:8080/api/resolve
   curl -s -d '{"message": "hi", "names": ["host-1.polyloop.test"]}' \
@@ -25,13 +26,16 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from services.common.catalogue import SERVICES
 from services.web import faults, live, validation
 from services.web.backends.call import PROBLEMS as BACKEND_PROBLEMS
 from services.web.errors import Problem
 from services.web.health import check_backends
 from services.web.keys import CLIENTS, CONFIG, METRICS, OPENAPI, WATCH
+from services.web.metrics import PING
 from services.web.operations import answer, json_answer, operation
 from services.web.scrape import SCRAPER
+from services.web.steady import STEADY
 
 routes = web.RouteTableDef()
 
@@ -135,6 +139,52 @@ async def fanout(request: web.Request) -> web.Response:
             results[part] = outcome
     return web.json_response(
         {**results, "failed": failed, "elapsed_ms": _ms_since(start)},
+    )
+
+
+@routes.get(PING, name="ping")
+@operation(
+    "The steady client's call: answered at once, under the front's own faults",
+    {200: json_answer("Pong", "Pong")},
+)
+async def ping(request: web.Request) -> web.Response:
+    """What the steady client (``steady.py``) asks the front a few times a second: no work
+    at all, so its round trip is the front's loop (and a fault of ``web``). Counted apart
+    (``polyloop_probes_total``), never as served, never in the access log."""
+    return web.json_response({"pong": True})
+
+
+@routes.get("/api/stack", name="stack")
+@operation(
+    "The stack's services, in the map's order (the catalogue)",
+    {200: json_answer("Each service, its loop and where the front reaches it", "Stack")},
+)
+async def stack(request: web.Request) -> web.Response:
+    """The five services from ``services.common.catalogue``, each with the port the front
+    reaches it on; the front's own event loop; the steady client's settings."""
+    config = request.app[CONFIG]
+    loop = asyncio.get_running_loop()
+    services = [
+        {
+            "name": s.name,
+            "loop": s.loop,
+            "framework": s.framework,
+            "port": config.port if s.name == "web" else config.address(s.name)[1],
+            "transport": s.transport,
+            "backend": s.backend,
+        }
+        for s in SERVICES
+    ]
+    return web.json_response(
+        {
+            "services": services,
+            "front_loop": "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio",
+            "steady": {
+                "enabled": STEADY in request.app,
+                "rate": config.steady_rate,
+                "timeout_s": config.steady_timeout,
+            },
+        }
     )
 
 

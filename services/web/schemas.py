@@ -111,10 +111,23 @@ def schemas(config: WebConfig) -> dict[str, Any]:
         "ServiceLive": {
             "type": "object",
             "description": "What one service says of itself on its metrics port",
-            "required": ["state", "rate", "lag_p99_ms", "blocked_ms", "error", "metrics", "stalls"],
+            "required": [
+                "state",
+                "rate",
+                "lag_p99_ms",
+                "blocked_ms",
+                "error",
+                "metrics",
+                "stalls",
+                "steady",
+            ],
             "properties": {
                 "state": {"enum": ["up", "down"]},
-                "rate": {"type": "number", "minimum": 0, "description": "requests/s, any client"},
+                "rate": {
+                    "type": "number",
+                    "minimum": 0,
+                    "description": "requests/s served to others (the stack's own probes apart)",
+                },
                 "lag_p99_ms": {
                     **nullable_number,
                     "description": "event-loop lag p99 over the last 5 s",
@@ -130,6 +143,62 @@ def schemas(config: WebConfig) -> dict[str, Any]:
                 "stalls": {
                     "anyOf": [ref("StallsLive"), {"type": "null"}],
                     "description": "where its loop blocked (null: down, or not read yet)",
+                },
+                "steady": ref("Steady"),
+            },
+        },
+        "Steady": {
+            "type": "object",
+            "description": (
+                "The front's steady client's calls to the service that ended in the last"
+                " second (null figures when none did)"
+            ),
+            "required": ["p50_ms", "max_ms", "calls", "errors", "last_error", "in_flight_ms"],
+            "properties": {
+                "p50_ms": nullable_number,
+                "max_ms": nullable_number,
+                "calls": {"type": "integer", "minimum": 0},
+                "errors": {"type": "integer", "minimum": 0},
+                "last_error": {"type": ["string", "null"]},
+                "in_flight_ms": {
+                    **nullable_number,
+                    "description": "how long the call still waiting has waited",
+                },
+            },
+        },
+        "Pong": {
+            "type": "object",
+            "required": ["pong"],
+            "properties": {"pong": {"const": True}},
+        },
+        "Stack": {
+            "type": "object",
+            "required": ["services", "front_loop", "steady"],
+            "properties": {
+                "services": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "loop", "framework", "port", "transport", "backend"],
+                        "properties": {
+                            "name": {"enum": list(NAMES)},
+                            "loop": {"type": "string"},
+                            "framework": {"type": "string"},
+                            "port": {"type": "integer", "minimum": 0, "maximum": 65535},
+                            "transport": {"enum": ["tcp", "udp", "udp+tcp"]},
+                            "backend": {"type": "boolean"},
+                        },
+                    },
+                },
+                "front_loop": {"enum": ["asyncio", "uvloop"]},
+                "steady": {
+                    "type": "object",
+                    "required": ["enabled", "rate", "timeout_s"],
+                    "properties": {
+                        "enabled": {"type": "boolean"},
+                        "rate": {"type": "number", "description": "calls/s to each service"},
+                        "timeout_s": {"type": "number"},
+                    },
                 },
             },
         },

@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import subprocess
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 
@@ -169,9 +170,17 @@ def test_resolver_counts_each_resolve(reader: MetricsReader, stack: Stack) -> No
     counts_exactly(reader, "resolver", "polyloop_requests_total", N, resolves)
 
 
-def test_web_counts_each_api_request(reader: MetricsReader, stack: Stack) -> None:
+def test_web_counts_each_request_to_its_demo_routes(reader: MetricsReader, stack: Stack) -> None:
+    """What the front serves: its demo routes, whatever the answer (here a 422, so that no
+    backend is called); the dashboard's reads and the steady client's pings are not."""
+
     def requests() -> None:
         for _ in range(N):
+            request = urllib.request.Request(f"{stack.web_url}/api/echo/tcp", data=b"{}")
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=5)
+            with refused.value as answer:
+                assert answer.code == 422
             with urllib.request.urlopen(f"{stack.web_url}/api/openapi.json", timeout=5) as r:
                 assert r.status == 200
 

@@ -18,6 +18,7 @@ from tests.unit.web_fakes import (
     MakeClient,
     TcpEcho,
     UdpEcho,
+    closed_port,
     resolver_app,
 )
 
@@ -45,5 +46,30 @@ def front(aiohttp_client, backends: FakeBackends) -> MakeClient:
 
     async def make(**overrides: Any) -> TestClient:
         return await aiohttp_client(create_app(backends.config(**overrides)))
+
+    return make
+
+
+@pytest.fixture
+def served_front(aiohttp_server, aiohttp_client, unused_tcp_port_factory, backends) -> MakeClient:
+    """``await served_front(**config_overrides)``: the front as ``__main__`` runs it (its
+    control port, its steady client) on known ports, wired to the fakes; the fakes have no
+    control port (they show as down), the steady client calls them quickly."""
+
+    async def make(**overrides: Any) -> TestClient:
+        port = unused_tcp_port_factory()
+        settings: dict[str, Any] = {
+            "port": port,
+            "metrics_port": unused_tcp_port_factory(),
+            "tcp_echo_metrics_port": closed_port(),
+            "udp_echo_metrics_port": closed_port(),
+            "resolver_metrics_port": closed_port(),
+            "dns_metrics_port": closed_port(),
+            "steady_rate": 10.0,
+            "steady_timeout": 0.5,
+        }
+        config = backends.config(**(settings | overrides))
+        app = create_app(config, control_port=True, steady=True)
+        return await aiohttp_client(await aiohttp_server(app, port=port))
 
     return make

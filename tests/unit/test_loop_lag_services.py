@@ -171,7 +171,7 @@ def test_udp_echo_shows_its_blocked_loop_and_counts_each_datagram() -> None:
         assert 0.2 <= seen <= BLOCK
 
 
-def test_web_shows_its_blocked_loop_and_counts_its_api_requests() -> None:
+def test_web_shows_its_blocked_loop_and_counts_what_it_serves() -> None:
     with loop_in_a_thread() as loop:
         app = create_app(WebConfig(metrics_port=0), control_port=True)
 
@@ -187,21 +187,32 @@ def test_web_shows_its_blocked_loop_and_counts_its_api_requests() -> None:
         runner, web_port, metrics_port = asyncio.run_coroutine_threadsafe(setup(), loop).result(10)
         try:
             url = f"http://127.0.0.1:{metrics_port}/metrics"
-            for _ in range(N):
-                fetch(f"http://127.0.0.1:{web_port}/api/openapi.json")
-            fetch(f"http://127.0.0.1:{web_port}/healthz")  # not an API route: not counted
-            assert value(scrape(url), "polyloop_requests_total") == N
+            for _ in range(N):  # the demo's routes count, whatever the answer (here a 422)
+                fetch(f"http://127.0.0.1:{web_port}/api/echo/tcp", b"{}")
+            # not what the front serves: its health, the dashboard's reads, the steady ping
+            fetch(f"http://127.0.0.1:{web_port}/healthz")
+            fetch(f"http://127.0.0.1:{web_port}/api/openapi.json")
+            fetch(f"http://127.0.0.1:{web_port}/api/ping")
+            samples = scrape(url)
+            assert value(samples, "polyloop_requests_total") == N
+            assert value(samples, "polyloop_probes_total") == 1
             seen, _ = watch_a_block(url, lambda: loop.call_soon_threadsafe(time.sleep, BLOCK))
             assert 0.2 <= seen <= BLOCK
         finally:
             asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
 
 
-def fetch(url: str) -> bytes:
+def fetch(url: str, body: bytes | None = None) -> bytes:
+    """GET `url` (POST `body`); an error status is an answer too."""
+    import urllib.error
     import urllib.request
 
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return response.read()
+    try:
+        with urllib.request.urlopen(url, body, timeout=5) as response:
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.read()
 
 
 @pytest.mark.parametrize("metrics", ["0", "1"])

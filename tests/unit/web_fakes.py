@@ -35,6 +35,7 @@ MakeClient = Callable[..., Awaitable[TestClient]]
 class TcpEcho:
     def __init__(self) -> None:
         self.accepted = 0
+        self.first_chunks: list[bytes] = []  # each connection's first read
         self.mute = False
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -48,8 +49,12 @@ class TcpEcho:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
         self._writers.add(writer)
+        first = True
         try:
             while data := await reader.read(65536):
+                if first:
+                    self.first_chunks.append(data)
+                    first = False
                 if not self.mute:
                     writer.write(data)
                     await writer.drain()
@@ -74,6 +79,7 @@ class TcpEcho:
 class UdpEcho(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.received = 0
+        self.last = b""
         self.drop = 0
         self.port = 0
         self.transport: asyncio.DatagramTransport | None = None
@@ -84,6 +90,7 @@ class UdpEcho(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.received += 1
+        self.last = data
         if self.drop > 0:
             self.drop -= 1
             return
@@ -95,6 +102,7 @@ class DnsServer(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.port = 0
         self.address = "192.0.2.10"
+        self.questions: list[str] = []
         self.garbled = False
         self.transport: asyncio.DatagramTransport | None = None
 
@@ -106,6 +114,7 @@ class DnsServer(asyncio.DatagramProtocol):
         query = dns.message.from_wire(data)
         response = dns.message.make_response(query)
         question = query.question[0]
+        self.questions.append(question.name.to_text())
         response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "A", self.address))
         assert self.transport is not None
         self.transport.sendto(b"\x00\x01" if self.garbled else response.to_wire(), addr)
