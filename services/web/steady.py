@@ -1,7 +1,7 @@
 """The front's steady client: a few calls a second to every service, over its own protocol.
 
 A blocked loop shows only when somebody waits for it. The steady client is that somebody:
-``WEB_STEADY_RATE`` calls a second (default 4) to each of the five services, one at a time
+``WEB_STEADY_RATE`` calls a second (default 3) to each of the five services, one at a time
 per service, each bounded by ``WEB_STEADY_TIMEOUT`` (default 2 s):
 
 - tcp-echo: a few bytes echoed over a connection of its own (never the API's pool, whose
@@ -16,8 +16,11 @@ Everything it sends carries the stack's probe mark (``services.common.probes``):
 counts it as served. It runs in a thread of its own with its own asyncio loop, OUTSIDE the
 front's loop: a block of the front then shows on ``web`` only, as a block of tcp-echo shows
 on tcp-echo only. A call that fails or times out is an error; a timed-out call counts for
-exactly the timeout. Each period is drawn ±10 % around 1/rate, so calls never phase-lock
-with a fault that repeats every second.
+exactly the timeout. The calls of every service fall on the same ticks, each 1/rate after
+the last moved by up to ±10 % (one wake-up of the thread serves them all, and the schedule
+drifts: it never phase-locks with a fault that repeats every second). The service under
+experiment (``focus``) gets ``FOCUS_RATE`` calls a second (14) while the experiment runs:
+each 500 ms block is then met by a call within its first 80 ms, and shows nearly whole.
 
 ``SteadyClient.picture()`` gives, per service, the calls that ended in the last second:
 ``{"p50_ms", "max_ms", "calls", "errors", "last_error", "in_flight_ms"}`` (the numbers
@@ -32,10 +35,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
-import socket
 import statistics
+import struct
 import threading
 import time
 from collections import deque
@@ -43,7 +47,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import aiohttp
+import dns.exception
+import dns.message
 from aiohttp import web
 
 from services.common import dns_probe, probes
@@ -59,7 +64,12 @@ WINDOW = 1.0  # seconds of calls in picture()
 # seconds of calls kept per service: an experiment's baseline and run, at their maximum
 HISTORY = 30 + 300 + 10
 JITTER = 0.1  # each period is 1/rate, ±10 %
+# calls a second to the service under experiment (``focus``): ticks 71 ms apart, never more
+# than 79 ms with their jitter, so each 500 ms block is met by a call within its first
+# 80 ms and shows nearly whole
+FOCUS_RATE = 14.0
 STOP_TIMEOUT = 3.0  # seconds to wait for the thread at cleanup
+MAX_ANSWER = 65536  # bytes of an HTTP answer's body (the ones called are a few hundred)
 
 
 @dataclass(frozen=True)
@@ -166,29 +176,30 @@ class TcpEchoCaller:
 
 
 class _Datagrams(asyncio.DatagramProtocol):
+    """A connected datagram endpoint awaiting one reply at a time: the first datagram that
+    ``matches`` (a late reply to an earlier call does not)."""
+
     def __init__(self) -> None:
-        self.expected: bytes | None = None
-        self.reply: asyncio.Future[None] | None = None
+        self.matches: Callable[[bytes], bool] = lambda data: False
+        self.reply: asyncio.Future[bytes] | None = None
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        # a late echo of an earlier call differs from the one awaited: ignored
-        if self.reply is not None and not self.reply.done() and data == self.expected:
-            self.reply.set_result(None)
+        if self.reply is not None and not self.reply.done() and self.matches(data):
+            self.reply.set_result(data)
 
     def error_received(self, exc: Exception) -> None:
         if self.reply is not None and not self.reply.done():
             self.reply.set_exception(exc)
 
 
-class UdpEchoCaller:
-    """One marked datagram, its echo awaited, over a connected endpoint."""
+class DatagramCaller:
+    """One datagram sent, its reply awaited, over a connected endpoint kept between calls."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
         self._endpoint: tuple[asyncio.DatagramTransport, _Datagrams] | None = None
-        self._count = 0
 
-    async def __call__(self) -> None:
+    async def ask(self, data: bytes, matches: Callable[[bytes], bool]) -> bytes:
         if self._endpoint is None:
             loop = asyncio.get_running_loop()
             self._endpoint = await loop.create_datagram_endpoint(  # type: ignore[assignment]
@@ -196,12 +207,10 @@ class UdpEchoCaller:
             )
         assert self._endpoint is not None
         transport, protocol = self._endpoint
-        self._count += 1
-        payload = probes.marked(b"steady %d" % self._count)
-        protocol.expected = payload
+        protocol.matches = matches
         protocol.reply = asyncio.get_running_loop().create_future()
-        transport.sendto(payload)
-        await protocol.reply
+        transport.sendto(data)
+        return await protocol.reply
 
     def reset(self) -> None:
         if self._endpoint is not None:
@@ -212,87 +221,123 @@ class UdpEchoCaller:
         self.reset()
 
 
-class DnsCaller:
-    """The stack's DNS question; dnspython wants an address, looked up again after a failure."""
+class UdpEchoCaller(DatagramCaller):
+    """One marked datagram, its echo awaited."""
 
-    def __init__(self, host: str, port: int, timeout: float) -> None:
-        self.host, self.port, self.timeout = host, port, timeout
-        self._address: str | None = None
+    _count = 0
 
     async def __call__(self) -> None:
-        if self._address is None:
-            loop = asyncio.get_running_loop()
-            infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)
-            self._address = str(infos[0][4][0])
-        wrong = await dns_probe.ask_async(self._address, self.port, self.timeout)
+        self._count += 1
+        payload = probes.marked(b"steady %d" % self._count)
+        await self.ask(payload, payload.__eq__)
+
+
+# the stack's DNS question as bytes, once: each call only puts its own id in front
+_QUESTION = dns_probe.question().to_wire()
+
+
+class DnsCaller(DatagramCaller):
+    """The stack's DNS question (``services.common.dns_probe``) and its verdict."""
+
+    _count = 0
+
+    async def __call__(self) -> None:
+        self._count += 1
+        query = struct.pack("!H", self._count & 0xFFFF) + _QUESTION[2:]
+        reply = await self.ask(query, lambda data: data[:2] == query[:2])
+        try:
+            answer = dns.message.from_wire(reply)
+        except dns.exception.DNSException:
+            raise ValueError("answered something unreadable") from None
+        wrong = dns_probe.verdict(answer)
         if wrong is not None:
             raise ValueError(wrong)
-
-    def reset(self) -> None:
-        self._address = None
-
-    async def close(self) -> None:
-        pass
 
 
 class HttpCaller:
-    """One HTTP request over a keep-alive connection of its own; ``check`` reads the answer."""
+    """One HTTP/1.1 request over a keep-alive connection of its own, its answer read by
+    ``check(status, body)``. Raw, as the replica probes are: the answers are small and
+    always carry a Content-Length, and a client library would cost more than the call."""
 
     def __init__(
-        self, method: str, url: str, body: Any, check: Callable[[int, Any], str | None]
+        self,
+        host: str,
+        port: int,
+        method: str,
+        path: str,
+        body: Any,
+        check: Callable[[int, bytes], str | None],
     ) -> None:
-        self.method, self.url, self.body, self.check = method, url, body, check
-        self._session: aiohttp.ClientSession | None = None
+        self.host, self.port, self.check = host, port, check
+        data = b"" if body is None else json.dumps(body).encode()
+        head = f"{method} {path} HTTP/1.1\r\nHost: {_url_host(host)}:{port}\r\n"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+        self.request = (head + "\r\n").encode() + data
+        self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     async def __call__(self) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=1, use_dns_cache=False),
-                timeout=aiohttp.ClientTimeout(total=None),  # the caller's deadline bounds it
-                trust_env=False,
-            )
-        async with self._session.request(self.method, self.url, json=self.body) as response:
-            try:
-                answer = await response.json(content_type=None)
-            except ValueError:
-                answer = None
-        wrong = self.check(response.status, answer)
+        if self._conn is None:
+            self._conn = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self._conn
+        writer.write(self.request)
+        status_line = await reader.readline()  # HTTP/1.1 200 OK
+        words = status_line.split(b" ", 2)
+        if len(words) < 2 or not words[1].isdigit():
+            raise ValueError(f"answered {status_line[:40]!r}")
+        status = int(words[1])
+        length, close = None, False
+        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection":
+                close = value.strip().lower() == b"close"
+        if length is None or not 0 <= length <= MAX_ANSWER:
+            raise ValueError(f"answered {status} without a usable Content-Length")
+        body = await reader.readexactly(length)
+        if close:
+            self.reset()
+        wrong = self.check(status, body)
         if wrong is not None:
             raise ValueError(wrong)
 
     def reset(self) -> None:
-        pass  # aiohttp drops a connection it could not finish with
+        if self._conn is not None:
+            self._conn[1].close()
+            self._conn = None
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self.reset()
 
 
-def _resolved(status: int, answer: Any) -> str | None:
-    if status != 200 or not isinstance(answer, dict):
+def _resolved(status: int, body: bytes) -> str | None:
+    if status != 200:
         return f"answered {status}"
-    results = answer.get("results") or [{}]
-    error = results[0].get("error") if isinstance(results[0], dict) else "no result"
+    try:
+        result = json.loads(body)["results"][0]
+        error = result["error"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return "answered something unreadable"
     return None if error is None else f"answered {error}"
 
 
-def _pong(status: int, answer: Any) -> str | None:
+def _pong(status: int, body: bytes) -> str | None:
     return None if status == 200 else f"answered {status}"
 
 
 def callers(config: WebConfig) -> dict[str, Callable[[], Caller]]:
     """How to call each service of the catalogue, from `config`'s addresses."""
-    resolver_host, resolver_port = config.address("resolver")
-    resolve_url = f"http://{_url_host(resolver_host)}:{resolver_port}/resolve"
-    resolve_body = {"names": [probes.NAME], "timeout": config.steady_timeout, "mode": "concurrent"}
-    ping_url = f"http://{_url_host(front_host(config))}:{config.port}{PING}"
+    resolve = {"names": [probes.NAME], "timeout": config.steady_timeout, "mode": "concurrent"}
     made: dict[str, Callable[[], Caller]] = {
         "tcp-echo": lambda: TcpEchoCaller(*config.address("tcp-echo")),
         "udp-echo": lambda: UdpEchoCaller(*config.address("udp-echo")),
-        "resolver": lambda: HttpCaller("POST", resolve_url, resolve_body, _resolved),
-        "dns": lambda: DnsCaller(*config.address("dns"), config.steady_timeout),
-        "web": lambda: HttpCaller("GET", ping_url, None, _pong),
+        "resolver": lambda: HttpCaller(
+            *config.address("resolver"), "POST", "/resolve", resolve, _resolved
+        ),
+        "dns": lambda: DnsCaller(*config.address("dns")),
+        "web": lambda: HttpCaller(front_host(config), config.port, "GET", PING, None, _pong),
     }
     return {name: made[name] for name in NAMES}
 
@@ -330,18 +375,28 @@ class SteadyClient:
     ) -> None:
         self._make = make
         self.period = 1.0 / rate
+        self._periods = dict.fromkeys(make, self.period)  # read by the steady thread
         self.timeout = timeout
         self._clock = clock
-        maxlen = int(HISTORY * rate * (1 + JITTER)) + 1
+        maxlen = int(HISTORY * max(rate, FOCUS_RATE) * (1 + JITTER)) + 1
         self.series = {name: Series(maxlen) for name in make}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
         self._bug_logged = False
+        self._origin = clock()
+        self._schedules: dict[float, list[float]] = {}  # period -> its next few ticks
 
     def picture(self) -> dict[str, dict[str, Any]]:
         now = self._clock()
         return {name: series.picture(now) for name, series in self.series.items()}
+
+    def focus(self, name: str | None) -> None:
+        """Call `name` FOCUS_RATE times a second from now on (None: every service back to
+        the steady rate): an experiment's service, measured closely while it runs."""
+        for each in self._periods:
+            focused = min(self.period, 1.0 / FOCUS_RATE)  # never slower than the steady rate
+            self._periods[each] = focused if each == name else self.period
 
     def calls(self, name: str, start: float, end: float) -> list[Call]:
         """The calls to `name` started in [start, end) (``time.monotonic()`` seconds)."""
@@ -378,17 +433,30 @@ class SteadyClient:
         made = {name: make() for name, make in self._make.items()}
         try:
             async with asyncio.TaskGroup() as group:
-                for index, (name, caller) in enumerate(made.items()):
-                    # the services' calls spread over the period, not all at one instant
-                    offset = self.period * index / len(made)
-                    group.create_task(self._serve(self.series[name], caller, offset))
+                for name, caller in made.items():
+                    group.create_task(self._serve(name, caller))
         finally:
             for caller in made.values():
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(caller.close(), STOP_TIMEOUT / 2)
 
-    async def _serve(self, series: Series, call: Caller, offset: float) -> None:
-        await asyncio.sleep(offset)
+    def _next_tick(self, period: float, now: float) -> float:
+        """The first tick after `now` of the schedule of `period`: each tick one period after
+        the last, moved by up to ±10 % (drawn once per tick: the schedule drifts, so it never
+        phase-locks with a fault that repeats every second). Every service on the same
+        period calls at the same ticks, so that one wake-up of this thread serves them all
+        (at a few calls a second, the wake-ups are most of what the client costs)."""
+        ticks = self._schedules.setdefault(period, [self._origin])
+        while ticks[-1] <= now:
+            ticks.append(ticks[-1] + period * random.uniform(1 - JITTER, 1 + JITTER))
+        del ticks[:-8]  # the services on this period are a few ticks apart at most
+        return next(tick for tick in ticks if tick > now)
+
+    async def _serve(self, name: str, call: Caller) -> None:
+        series = self.series[name]
+        # the first call a period after the start: the front itself is listening by then
+        now = self._clock()
+        await asyncio.sleep(self._next_tick(self._periods[name], now + self.period / 2) - now)
         while True:
             started = self._clock()
             series.waiting_since = started
@@ -399,7 +467,7 @@ class SteadyClient:
                     await call()
             except TimeoutError:
                 error, spent = f"no answer within {self.timeout:g} s", self.timeout
-            except (OSError, EOFError, ValueError, aiohttp.ClientError) as exc:
+            except (OSError, EOFError, ValueError) as exc:
                 error = _describe(exc)
             except Exception as exc:  # a bug must not stop the calls for good: logged once
                 error = f"unexpected {type(exc).__name__}"
@@ -413,8 +481,8 @@ class SteadyClient:
             if spent is None:
                 spent = min(ended - started, self.timeout)
             series.add(Call(started, ended, spent * 1000, error))
-            period = self.period * random.uniform(1 - JITTER, 1 + JITTER)
-            await asyncio.sleep(max(0.0, period - (self._clock() - started)))
+            now = self._clock()
+            await asyncio.sleep(self._next_tick(self._periods[name], now) - now)
 
 
 STEADY = web.AppKey("steady_client", SteadyClient)
