@@ -17,6 +17,7 @@ from services.common.loops import asyncio as loop_watch
 from services.web.backends.clients import BackendClients
 from services.web.config import WebConfig
 from services.web.errors import problem_middleware
+from services.web.experiments import setup_experiments
 from services.web.faults import fault_middleware, setup_faults
 from services.web.keys import CLIENTS, CONFIG, FAULTS, METRICS, OPENAPI, STATS, WATCH
 from services.web.live import setup_live
@@ -68,6 +69,7 @@ def create_app(
     setup_faults(app)
     if steady and config.steady:
         app.cleanup_ctx.append(steady_ctx)
+    setup_experiments(app)
     app[SERVE_CONTROL_PORT] = control_port
     app.cleanup_ctx.append(watch_ctx)
     return app

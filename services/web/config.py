@@ -212,6 +212,21 @@ class WebConfig(ServiceConfig, service=WEB):
         minimum=0.1,
         maximum=10.0,
     )
+    # one-click experiments (services/web/experiments.py, docs/experiments.md)
+    experiment_seconds: float = setting(
+        "WEB_EXPERIMENT_SECONDS",
+        20.0,
+        "seconds an experiment's fault lasts, unless its request says (`duration_s`)",
+        minimum=2.0,
+        maximum=300.0,
+    )
+    experiment_baseline: float = setting(
+        "WEB_EXPERIMENT_BASELINE",
+        3.0,
+        "seconds an experiment measures the stack before its fault",
+        minimum=1.0,
+        maximum=30.0,
+    )
     # the fault API: anyone who reaches a front published beyond loopback could break the
     # stack, so there it takes WEB_FAULTS=1
     bind: str = setting(

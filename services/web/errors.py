@@ -138,6 +138,14 @@ class FaultsOff(Problem):
     title = "Fault injection is off"
 
 
+class ExperimentRunning(Problem):
+    """An experiment is running already: one at a time (stop it first, or wait for its end)."""
+
+    status = 409
+    type = URN + "experiment-running"
+    title = "An experiment is running"
+
+
 class InjectedFailure(Problem):
     """The front's own fail-X % fault: answered at once, never a hang."""
 

@@ -55,8 +55,8 @@ log = logging.getLogger(__name__)
 
 SERVICES = NAMES  # the front itself included: "web" is its own faults
 # the front's own routes a fault of "web" applies to: the ones that serve the demo's
-# clients, and the steady client's ping that measures them (never /api/faults itself, so
-# a fault of the front can always be cleared)
+# clients, and the steady client's ping that measures them (never /api/faults or
+# /api/experiments, so a fault of the front can always be cleared)
 FAULTY_PREFIXES = (*SERVED_PREFIXES, PING)
 
 # the path parameter of PUT and DELETE, and what changing a service's faults can raise
@@ -92,7 +92,8 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
     return await handler(request)
 
 
-def _enabled(app: web.Application) -> None:
+def ensure_enabled(app: web.Application) -> None:
+    """Raise ``FaultsOff`` (403) unless this front may change faults (``WEB_FAULTS``)."""
     if not app[CONFIG].faults_enabled:
         raise FaultsOff(
             "the front is published beyond loopback (POLYLOOP_BIND): set WEB_FAULTS=1 to allow"
@@ -171,21 +172,14 @@ async def list_faults(request: web.Request) -> web.Response:
 )
 async def set_fault(request: web.Request) -> web.Response:
     """Set ``service``'s faults (replacing what it had); 422 names a bad field."""
-    _enabled(request.app)
+    ensure_enabled(request.app)
     service = _service(request)
     try:
         data = await request.json()  # over WEB_MAX_BODY: aiohttp's 413 (as BodyTooLarge)
     except ValueError:
         raise InvalidField("body", "not valid JSON") from None
-    try:
-        spec = parse_spec(data, catalogue.service(service).block_kinds)
-    except FaultError as exc:
-        raise InvalidField(exc.field, exc.message) from None
     log.warning("fault requested", extra={"service": service, "remote": request.remote})
-    if service == "web":
-        request.app[FAULTS].apply(spec)
-        return web.json_response(request.app[FAULTS].describe())
-    return web.json_response(await _call(request.app, service, "PUT", data))
+    return web.json_response(await apply_fault(request.app, service, data))
 
 
 @operation(
@@ -194,11 +188,31 @@ async def set_fault(request: web.Request) -> web.Response:
     problems=CHANGE_PROBLEMS,
     parameters=SERVICE,
 )
-async def clear_fault(request: web.Request) -> web.Response:
+async def delete_fault(request: web.Request) -> web.Response:
     """Clear every fault of ``service``."""
-    _enabled(request.app)
-    service = _service(request)
+    ensure_enabled(request.app)
+    return web.json_response(await clear_fault(request.app, _service(request)))
+
+
+async def apply_fault(app: web.Application, service: str, spec: object) -> dict[str, Any]:
+    """Set ``service``'s faults to ``spec`` (a fault spec as decoded JSON), as
+    ``PUT /api/faults/{service}`` does: validated (``InvalidField`` naming the field), then
+    applied to the front's own or passed to the service's control port with the token.
+    What is active now; a Problem when the service cannot be reached. The caller checks
+    who may (``ensure_enabled``)."""
+    try:
+        parsed = parse_spec(spec, catalogue.service(service).block_kinds)
+    except FaultError as exc:
+        raise InvalidField(exc.field, exc.message) from None
     if service == "web":
-        request.app[FAULTS].clear()
-        return web.json_response(request.app[FAULTS].describe())
-    return web.json_response(await _call(request.app, service, "DELETE"))
+        app[FAULTS].apply(parsed)
+        return app[FAULTS].describe()
+    return await _call(app, service, "PUT", spec)
+
+
+async def clear_fault(app: web.Application, service: str) -> dict[str, Any]:
+    """Clear every fault of ``service``; what is active now (nothing), or a Problem."""
+    if service == "web":
+        app[FAULTS].clear()
+        return app[FAULTS].describe()
+    return await _call(app, service, "DELETE")

@@ -3,7 +3,8 @@
 Each handler carries its OpenAPI operation (``@operation``, see ``operations.py``), from
 which ``openapi.py`` writes ``GET /api/openapi.json``. The handlers of the dashboard and of
 the fault API live beside what they serve (``live.py``, ``faults.py``) and are registered
-here, the dashboard's first, the fault API's last; the rest are defined here.
+here, the dashboard's first, the fault API's and the experiments' last; the rest are defined
+here.
 
 Try it:
   curl -s http://127.0.0.1:8080/readyz
@@ -27,7 +28,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.common.catalogue import SERVICES
-from services.web import faults, live, validation
+from services.web import experiments, faults, live, validation
 from services.web.backends.call import PROBLEMS as BACKEND_PROBLEMS
 from services.web.errors import Problem
 from services.web.health import check_backends
@@ -246,4 +247,9 @@ def _ms_since(start: float) -> float:
 # meets every other route first
 routes.get("/api/faults", name="faults")(faults.list_faults)
 routes.put("/api/faults/{service}", name="fault_set")(faults.set_fault)
-routes.delete("/api/faults/{service}", name="fault_clear")(faults.clear_fault)
+routes.delete("/api/faults/{service}", name="fault_clear")(faults.delete_fault)
+# the experiments (experiments.py) set faults too: after the fault API, stopping last
+routes.get("/api/experiments", name="experiments")(experiments.list_experiments)
+routes.post("/api/experiments", name="experiment_start")(experiments.start_experiment)
+routes.get("/api/experiments/current", name="experiment")(experiments.current_experiment)
+routes.delete("/api/experiments/current", name="experiment_stop")(experiments.stop_experiment)

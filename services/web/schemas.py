@@ -13,6 +13,7 @@ from services.common import faults, hostname
 from services.common.catalogue import NAMES
 from services.web.backends import Backend
 from services.web.config import WebConfig
+from services.web.experiments import EXPERIMENTS, MAX_SECONDS, MIN_SECONDS
 from services.web.faults import SERVICES as FAULT_SERVICES
 from services.web.operations import ref
 from services.web.scrape import LIVE_EVENTS, LIVE_FRAMES
@@ -203,6 +204,7 @@ def schemas(config: WebConfig) -> dict[str, Any]:
             },
         },
         **_stall_schemas(),
+        **_experiment_schemas(),
         "Live": {
             "type": "object",
             "required": ["services", "front", "ts"],
@@ -397,6 +399,126 @@ def _stall_schemas() -> dict[str, Any]:
                         "properties": {"at": {"type": "number"}, "duration_ms": number, **cut},
                     },
                 },
+            },
+        },
+    }
+
+
+def _experiment_schemas() -> dict[str, Any]:
+    nullable_number = {"type": ["number", "null"]}
+    figures = {
+        "type": "object",
+        "description": "Each service's figures over one phase (empty until it has run)",
+        "properties": {
+            "seconds": {"type": "number", "minimum": 0},
+            "services": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "properties": {
+                        "steady_p50_ms": nullable_number,
+                        "steady_max_ms": nullable_number,
+                        "steady_calls": {"type": "integer", "minimum": 0},
+                        "steady_errors": {"type": "integer", "minimum": 0},
+                        "steady_last_error": {"type": ["string", "null"]},
+                        "lag_p99_ms": nullable_number,
+                        "rate": nullable_number,
+                        "blocked_max_ms": nullable_number,
+                        "down_seconds": {"type": "integer", "minimum": 0},
+                    },
+                },
+            },
+            "concurrent": ref("ContrastFigures"),
+            "sequential": ref("ContrastFigures"),
+        },
+    }
+    return {
+        "ExperimentRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["experiment", "service"],
+            "properties": {
+                "experiment": {"enum": list(EXPERIMENTS)},
+                "service": {"enum": list(NAMES), "description": "one of the experiment's"},
+                "duration_s": {
+                    "type": "number",
+                    "minimum": MIN_SECONDS,
+                    "maximum": MAX_SECONDS,
+                    "description": "seconds under the fault (default WEB_EXPERIMENT_SECONDS)",
+                },
+            },
+        },
+        "ExperimentKind": {
+            "type": "object",
+            "required": ["id", "title", "watch_for", "services", "duration_s"],
+            "properties": {
+                "id": {"enum": list(EXPERIMENTS)},
+                "title": {"type": "string"},
+                "watch_for": {"type": "string"},
+                "services": {"type": "array", "items": {"enum": list(NAMES)}},
+                "duration_s": {"type": "number", "minimum": 0},
+            },
+        },
+        "Experiment": {
+            "type": "object",
+            "required": [
+                "run",
+                "experiment",
+                "service",
+                "title",
+                "watch_for",
+                "state",
+                "phase",
+                "started_at",
+                "ends_at",
+                "duration_s",
+                "baseline_s",
+                "verdict",
+                "reason",
+                "figures",
+            ],
+            "properties": {
+                "run": {"type": "integer", "minimum": 1},
+                "experiment": {"enum": list(EXPERIMENTS)},
+                "service": {"enum": list(NAMES)},
+                "title": {"type": "string"},
+                "watch_for": {"type": "string"},
+                "state": {"enum": ["running", "done", "stopped", "failed"]},
+                "phase": {"enum": ["before", "during", "after"]},
+                "started_at": {"type": "number", "description": "unix seconds"},
+                "ends_at": {"type": "number", "description": "unix seconds, when it will end"},
+                "duration_s": {"type": "number", "description": "seconds under the fault"},
+                "baseline_s": {"type": "number", "description": "seconds measured before it"},
+                "verdict": {
+                    "type": ["string", "null"],
+                    "description": "in words, every figure from the run; null while it runs",
+                },
+                "reason": {"type": ["string", "null"], "description": "why it failed"},
+                "figures": {
+                    "type": "object",
+                    "required": ["before", "during"],
+                    "properties": {"before": figures, "during": figures},
+                },
+            },
+        },
+        "ContrastFigures": {
+            "type": "object",
+            "required": ["names", "resolved", "elapsed_ms"],
+            "properties": {
+                "names": {"type": "integer", "minimum": 0},
+                "resolved": {"type": "integer", "minimum": 0},
+                "elapsed_ms": {"type": "number", "minimum": 0},
+                "resolver_elapsed_ms": nullable_number,
+            },
+        },
+        "Experiments": {
+            "type": "object",
+            "required": ["enabled", "available", "current", "last"],
+            "properties": {
+                "enabled": {"type": "boolean", "description": "POST/DELETE allowed (WEB_FAULTS)"},
+                "available": {"type": "array", "items": ref("ExperimentKind")},
+                "current": {"anyOf": [ref("Experiment"), {"type": "null"}]},
+                "last": {"anyOf": [ref("Experiment"), {"type": "null"}]},
             },
         },
     }
