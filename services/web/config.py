@@ -203,7 +203,7 @@ class WebConfig(ServiceConfig, service=WEB):
         " round trips in `/api/live` (`steady`); 0: off",
     )
     steady_rate: float = setting(
-        "WEB_STEADY_RATE", 3.0, "steady calls a second to each service", minimum=0.2, maximum=20.0
+        "WEB_STEADY_RATE", 2.0, "steady calls a second to each service", minimum=0.2, maximum=20.0
     )
     steady_timeout: float = setting(
         "WEB_STEADY_TIMEOUT",

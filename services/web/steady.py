@@ -1,7 +1,7 @@
 """The front's steady client: a few calls a second to every service, over its own protocol.
 
 A blocked loop shows only when somebody waits for it. The steady client is that somebody:
-``WEB_STEADY_RATE`` calls a second (default 3) to each of the five services, one at a time
+``WEB_STEADY_RATE`` calls a second (default 2) to each of the five services, one at a time
 per service, each bounded by ``WEB_STEADY_TIMEOUT`` (default 2 s):
 
 - tcp-echo: a few bytes echoed over a connection of its own (never the API's pool, whose
