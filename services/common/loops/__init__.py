@@ -46,8 +46,8 @@ from services.common.control import (
 from services.common.faults import Faults, LoopHooks
 from services.common.loops.stalls import StallLog, Watchdog, describe
 
-LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-STALL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 10)
+STALL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 10, 30)
 # "blocked max" is the longest stretch without a tick that ended in the last WINDOW slots
 # of SLOT seconds (1.75 to 2 s, with the one in progress): any reader that reads at least
 # every 1.75 s sees every stall, and a reader never takes a value from another one
