@@ -107,11 +107,14 @@ async def test_an_idle_stack_serves_nobody(stack: Stack) -> None:
     """Ten seconds of the dashboard's feed: every service's rate is 0.0 in every message,
     while the front probes its backends (the feed's checks, /readyz) and its steady client
     calls each of them a few times a second."""
-    # whatever an earlier test sent has left the services' last scrapes first
-    deadline = time.monotonic() + 20.0
-    while any(service["rate"] for service in live(stack).values()):
-        assert time.monotonic() < deadline, live(stack)
-        await asyncio.sleep(0.5)
+    # whatever an earlier test sent has left the services first: three quiet reads in a
+    # row (a flood's datagrams may still wait in a socket's buffer after a quiet second)
+    deadline, quiet = time.monotonic() + 30.0, 0
+    while quiet < 3:
+        current = live(stack)
+        quiet = 0 if any(service["rate"] for service in current.values()) else quiet + 1
+        assert time.monotonic() < deadline, current
+        await asyncio.sleep(1.0)
     messages: list[dict[str, Any]] = []
     async with (
         aiohttp.ClientSession() as session,
@@ -156,5 +159,8 @@ def test_latency_slows_the_answers_not_the_loop(
     assert figures["lag_p99_ms"] is not None and figures["lag_p99_ms"] < STALL_MS / 2, figures
     verdict = ended["verdict"]
     assert f"median round trip on {service} was {figures['steady_p50_ms']:.0f} ms" in verdict
-    assert "far below the 500 ms each answer waited" in verdict, verdict
+    # the words follow the run's figures: "far below" only when the lag was under a fifth of
+    # the 500 ms (a loaded machine's lag may not be)
+    far_below = "far below the 500 ms each answer waited" in verdict
+    assert far_below == (figures["lag_p99_ms"] < STALL_MS / 5), verdict
     assert_recovered(stack, service)
