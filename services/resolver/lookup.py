@@ -23,7 +23,7 @@ from collections import OrderedDict
 
 import gevent
 
-from services.resolver.backends import BACKENDS, Answer, ResolveError
+from services.resolver.backends import BACKENDS, RETRY_AFTER, Answer, Heard, ResolveError
 
 ZONE = "polyloop.test"
 RDTYPES = ("A", "AAAA")
@@ -75,11 +75,13 @@ class Lookups:
         backend: str = "dnspython",
         cache_size: int = 0,
         external: bool = False,
+        retry_after: float = RETRY_AFTER,
     ) -> None:
         self.dns_port = dns_port
         self.backend = BACKENDS[backend]
         self.cache = AnswerCache(cache_size)
         self.external = external
+        self.heard = Heard(retry_after)  # what the dns service answered: when to ask again
         self.use_server(dns_ip)
 
     def use_server(self, dns_ip: str) -> None:
@@ -131,7 +133,7 @@ class Lookups:
         if answer is not None:
             return answer
         try:
-            answer = self.backend.ask(self._server, self._family, key, rdtype, deadline)
+            answer = self.backend.ask(self._server, self._family, key, rdtype, deadline, self.heard)
         except ResolveError as exc:
             return exc
         self.cache.put((key, rdtype), answer)

@@ -118,3 +118,9 @@ class ResolverCollector:
             "Name lookups running now, all requests together.",
             self.resolver.lookups_in_flight,
         )
+        yield CounterMetricFamily(
+            "polyloop_resolver_questions_resent",
+            "Zone questions sent again: unanswered for RESOLVER_RETRY_AFTER while a newer one"
+            " was answered (most likely lost).",
+            self.resolver.lookups.heard.resent,
+        )
