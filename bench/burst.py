@@ -34,6 +34,7 @@ from pathlib import Path
 
 from bench.procs import ROOT, Servers
 from bench.stack import post_json, start
+from services.dns import receive
 
 LOG = logging.getLogger("bench.burst")
 REQUESTS = 20
@@ -77,20 +78,9 @@ class Phase:
 
 
 def socket_drops(pid: int, port: int) -> int | None:
-    """The ``drops`` of the UDP socket bound to ``port``, in the network namespace of
-    ``pid`` (every socket on that port summed: one in practice); None when none is."""
-    try:
-        text = Path(f"/proc/{pid}/net/udp").read_text() + Path(f"/proc/{pid}/net/udp6").read_text()
-    except OSError:
-        return None
-    return drops_in(text, port)
-
-
-def drops_in(proc_net_udp: str, port: int) -> int | None:
-    """The ``drops`` column (the last) summed over the rows whose local port is ``port``."""
-    rows = [line.split() for line in proc_net_udp.splitlines()]
-    found = [int(f[-1]) for f in rows if len(f) > 2 and f[1].endswith(f":{port:04X}")]
-    return sum(found) if found else None
+    """The ``drops`` of the UDP socket bound to ``port`` in the network namespace of ``pid``
+    (the dns service's own reading of it, from its process's /proc view)."""
+    return receive.drops(port, Path(f"/proc/{pid}/net"))
 
 
 def rcvbuf_errors(pid: int) -> int | None:

@@ -292,18 +292,9 @@ def test_report_puts_the_guard_on_top(tmp_path: Path) -> None:
 # -- the resolver's bursts (bench/burst.py) --------------------------------------------
 
 
-def _udp_row(port_hex: str, drops: int) -> str:
-    # a row of /proc/net/udp: sl, local, remote, st, queues, ..., inode, ref, pointer, drops
-    fields = ["120:", f"0100007F:{port_hex}", "00000000:0000", "07", "00000000:00000000"]
-    return " ".join([*fields, "00:00000000 00000000 0 0 4242 2 0000000000000000", str(drops)])
-
-
-def test_burst_reads_the_drops_of_the_dns_socket_and_judges_phases() -> None:
+def test_burst_judges_its_phases() -> None:
     from bench import burst
 
-    table = "\n".join(["sl local_address ... drops", _udp_row("6A11", 24), _udp_row("6A12", 7)])
-    assert burst.drops_in(table, 0x6A11) == 24
-    assert burst.drops_in(table, 0x6A13) is None
     assert burst.rcvbuf_errors_in("Udp: InDatagrams RcvbufErrors\nUdp: 10 88\n") == 88
     quiet = burst.Phase("quiet", 0.35, 2, [burst.Request(0.2, 0, 150, 180)] * 2, drops=0)
     loaded = burst.Phase("loaded", 0.5, 2, [burst.Request(0.3, 0, 200, 250)] * 2, drops=3)
