@@ -5,8 +5,8 @@
     .venv/bin/python -m bench.profile web --route /api/fanout --seconds 5 --top 30
     .venv/bin/python -m bench.profile dns                   # dnsperf, the bench's query mix
     .venv/bin/python -m bench.profile pywsgi|names|aiohttp  # the minimal programs, same loads
-    .venv/bin/python -m bench.profile tcp_echo|book              # the C echo client, 10 connections
-    .venv/bin/python -m bench.profile udp_echo|asyncio-udp       # the same over UDP, 10 sockets
+    .venv/bin/python -m bench.profile tcp_echo|book         # the C echo client, 10 connections
+    .venv/bin/python -m bench.profile udp_echo|asyncio-udp  # the same over UDP, 10 sockets
 
 Starts the services the route needs as local processes (bench/stack.py), the profiled
 one under ``bench/profiled.py``; warms up, profiles ``--seconds`` of wrk load, then
