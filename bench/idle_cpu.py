@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -52,9 +53,10 @@ def container_reader(container_id: str) -> Callable[[], float] | None:
 
 def containers(project: str) -> dict[str, Callable[[], float]]:
     """Each running service container of the compose ``project``, by service name."""
+    docker = shutil.which("docker") or "docker"
     out = subprocess.run(  # noqa: S603 - fixed argv
         [
-            "docker",
+            docker,
             "ps",
             "--no-trunc",
             "--filter",
