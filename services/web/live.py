@@ -46,6 +46,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
+from services.common.loops.asyncio import loop_name
 from services.web.health import check_backends
 from services.web.keys import CONFIG, STATS
 from services.web.operations import answer, operation, websocket
@@ -255,7 +256,12 @@ def live_picture(app: web.Application) -> dict[str, Any]:
     """What the dashboard shows, as ``GET /api/live`` returns it."""
     return {
         "services": services_picture(app),
-        "front": {"stats": app[STATS].snapshot(), "backends": app[LIVE].backends},
+        "front": {
+            "stats": app[STATS].snapshot(),
+            "backends": app[LIVE].backends,
+            # whose event loop serves the front: "asyncio" or "uvloop" (WEB_LOOP)
+            "loop": loop_name(asyncio.get_running_loop()),
+        },
         "ts": time.time(),
     }
 
