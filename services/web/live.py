@@ -51,6 +51,7 @@ from services.web.health import check_backends
 from services.web.keys import CONFIG, STATS
 from services.web.operations import answer, operation, websocket
 from services.web.scrape import SCRAPER, scrape_ctx
+from services.web.security import SECURITY_HEADERS
 from services.web.steady import STEADY, off_picture
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -215,6 +216,8 @@ async def subscribe(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(
         heartbeat=30.0, max_msg_size=feed.max_message, timeout=feed.send_timeout, compress=False
     )
+    # prepared here, not by the front's middleware: the handshake gets them before it goes
+    ws.headers.update(SECURITY_HEADERS)
     if len(feed.subscribers) >= feed.max_clients:
         feed.refused()
         await ws.prepare(request)
