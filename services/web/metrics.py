@@ -19,7 +19,6 @@ backends, ``BackendCall``'s outcomes), so the tables stay small.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 
 from aiohttp import web
@@ -31,32 +30,8 @@ from prometheus_client.core import (
     Metric,
 )
 
+from services.common.counts import Timings
 from services.web.backends import Backend
-
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-_BOUNDS = (*(repr(float(b)) for b in LATENCY_BUCKETS), "+Inf")
-
-
-class Timings:
-    """Durations as a Prometheus histogram of ``LATENCY_BUCKETS``, in plain integers:
-    ``counts[i]`` observations fell in bucket ``i`` alone (the last: above every bound)."""
-
-    __slots__ = ("counts", "total")
-
-    def __init__(self) -> None:
-        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)
-        self.total = 0.0
-
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.total += seconds
-
-    def buckets(self) -> list[tuple[str, float]]:
-        cumulative, out = 0, []
-        for bound, count in zip(_BOUNDS, list(self.counts), strict=True):
-            cumulative += count
-            out.append((bound, cumulative))
-        return out
 
 
 class BackendCounts:
