@@ -5,6 +5,9 @@ Compiles the C client and server into build/bench/, starts each server on a free
 and keeps the median, then writes reports/bench/report.md (+ echo.png, results.json)
 and prints the table. ``--quick`` is a fast smoke run; ``--only tcp,udp`` picks parts
 (``--only cpu --quick``: CPU per request of every service, in under a minute).
+The CPU part is compared with the previous run's (``bench/guard.py``: a row more than
+15 % dearer is flagged at the top of the report); the ``burst`` part sends the resolver
+bursts of 256 slow names, quiet and beside a Locust run (``bench/burst.py``).
 Every server it started is stopped at the end, even on failure or Ctrl-C.
 """
 
@@ -12,15 +15,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import platform
 import sys
 import time
 from pathlib import Path
 
-from bench import build, cpu, echo, loadtools, metrics_cost, pypy, report
+from bench import build, burst, cpu, echo, guard, loadtools, metrics_cost, pypy, report
 from bench.procs import ROOT, cores
 
-PARTS = ("tcp", "udp", "http", "dns", "resolver", "cpu", "pypy", "metrics")
+PARTS = ("tcp", "udp", "http", "dns", "resolver", "cpu", "burst", "pypy", "metrics")
 LOG = logging.getLogger("bench")
 
 
@@ -48,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     started = time.monotonic()
+    load_before = _load()
     tools = build.prepare(want_pypy="tcp" in args.parts and not args.quick)
     logs = args.out / "logs"
     server_cpus, client_cpus = cores()
@@ -77,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     cpu_part = None
     if "cpu" in args.parts:
         cpu_part = cpu.run(tools, args.repeats, args.duration, logs)
+    burst_phases = []
+    if "burst" in args.parts:  # the stack unpinned, beside a Locust run: last of the timed parts
+        burst_phases = burst.run(logs, requests=5 if args.quick else burst.REQUESTS)
     pypy_lines, pypy_raw = [], {}
     if "pypy" in args.parts:
         pypy_lines, pypy_raw = pypy.run(tools, args.repeats, args.duration, args.quick, logs)
@@ -92,15 +100,39 @@ def main(argv: list[str] | None = None) -> int:
         "cells": f"median of {args.repeats} run(s) x {args.duration:g} s after {args.warmup:g} s "
         "warm-up; servers measured round-robin",
         "took": f"{time.monotonic() - started:.0f} s",
+        # the machine is shared: how busy it was, at the start and at the end
+        "load average": f"{load_before} at the start, {_load()} at the end (1/5/15 min)",
     }
+    guard_top, guard_table = [], []
+    if cpu_part is not None and cpu_part.rows:
+        kept = guard.path_for(args.out, args.quick)
+        previous = guard.load(kept)
+        current = guard.snapshot(cpu_part, meta)
+        changes = guard.compare(current, previous)
+        guard_top = guard.flag_lines(changes, previous)
+        guard_table = guard.table(changes, previous)
+        guard.save(kept, current)
     markdown = report.write(
-        results, meta, tools.missing, args.out, pypy_lines, pypy_raw, cpu_part=cpu_part
+        results,
+        meta,
+        tools.missing,
+        args.out,
+        pypy_lines,
+        pypy_raw,
+        cpu_part=cpu_part,
+        burst_phases=burst_phases,
+        guard_top=guard_top,
+        guard_table=guard_table,
     )
     sys.stdout.write(markdown + "\n")
     if metrics_lines:
         metrics_cost.write(metrics_lines, args.out)
     sys.stdout.write(f"\nreport: {args.out / 'report.md'}\n")
     return 0
+
+
+def _load() -> str:
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 if __name__ == "__main__":

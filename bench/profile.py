@@ -5,6 +5,8 @@
     .venv/bin/python -m bench.profile web --route /api/fanout --seconds 5 --top 30
     .venv/bin/python -m bench.profile dns                   # dnsperf, the bench's query mix
     .venv/bin/python -m bench.profile pywsgi|names|aiohttp  # the minimal programs, same loads
+    .venv/bin/python -m bench.profile tcp_echo|book         # the C echo client, 10 connections
+    .venv/bin/python -m bench.profile udp_echo|asyncio-udp  # the same over UDP, 10 sockets
 
 Starts the services the route needs as local processes (bench/stack.py), the profiled
 one under ``bench/profiled.py``; warms up, profiles ``--seconds`` of wrk load, then
@@ -27,9 +29,19 @@ import sys
 import time
 from pathlib import Path
 
-from bench.cpu import PY, cpu_seconds, dns_answers, dnsperf_load, http_ok, warm, wrk_load
+from bench import build
+from bench.cpu import (
+    PY,
+    cpu_seconds,
+    dns_answers,
+    dnsperf_load,
+    echo_load,
+    http_ok,
+    warm,
+    wrk_load,
+)
 from bench.loadtools import query_file
-from bench.procs import ROOT, Servers, cores, free_port, tcp_ready
+from bench.procs import ROOT, Servers, cores, free_port, tcp_ready, udp_echo_ready
 from bench.stack import start
 
 ALL = ("dns", "tcp_echo", "udp_echo", "resolver")
@@ -41,6 +53,10 @@ TARGETS = {
     "pywsgi": ("resolver", (), "bench/servers/pywsgi_resolve.py"),
     "names": ("dns", (), "bench/servers/twisted_names.py"),
     "aiohttp": ("web", ALL, "bench/servers/aiohttp_proxy.py"),
+    "tcp_echo": ("tcp", (), ""),
+    "book": ("tcp", (), "bench/servers/book_echo.py"),
+    "udp_echo": ("udp", (), ""),
+    "asyncio-udp": ("udp", (), "bench/servers/asyncio_udp_echo.py"),
 }
 
 SCRIPTS = {
@@ -89,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
             servers.wait_until(args.service, lambda: dns_answers(port))
             load, command = dnsperf_load(_tool("dnsperf"), port, queries)
             route = "dnsperf"
+        elif kind in ("tcp", "udp"):
+            udp = kind == "udp"
+            servers.wait_until(
+                args.service, lambda: udp_echo_ready(port) if udp else tcp_ready(port)
+            )
+            load, command = echo_load(build.compile_c()[0], port, udp)
+            route = f"{kind} echo"
         else:
             # the minimal pywsgi program answers POST /resolve only: a connect is its sign
             up = (

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import cpu
+from bench import burst, cpu
 from bench.echo import Cell
 
 
@@ -153,16 +153,22 @@ def write(
     pypy_raw: dict | None = None,
     *,
     cpu_part: cpu.CpuPart | None = None,
+    burst_phases: list[burst.Phase] | None = None,
+    guard_top: list[str] | None = None,
+    guard_table: list[str] | None = None,
 ) -> str:
     """Write report.md, results.json and echo.png under out_dir; return the markdown.
 
-    ``pypy_lines``/``pypy_raw``: the CPython-vs-PyPy section of bench/pypy.py, if run."""
+    ``pypy_lines``/``pypy_raw``: the CPython-vs-PyPy section of bench/pypy.py, if run;
+    ``guard_top``/``guard_table``: bench/guard.py's flags (at the top) and its table (after
+    the CPU part)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tcp, udp = results.get("tcp", []), results.get("udp", [])
     lines = ["# polyloop bench", ""]
     lines += [f"- {key}: {value}" for key, value in meta.items()]
     lines += [f"- missing: {m}" for m in missing]
     lines += ["", "Ratios are what matter: the machine is shared, absolute figures are noisy.", ""]
+    lines += guard_top or []
     if tcp:
         lines += ["## TCP echo (round trips/s, 1 KiB, one message in flight per connection)", ""]
         lines += [*echo_table(tcp, "book", "book"), ""]
@@ -183,6 +189,8 @@ def write(
         ]
     if cpu_part is not None:
         lines += cpu.section(cpu_part)
+        lines += guard_table or []
+    lines += burst.section(burst_phases or [])
     lines += pypy_lines or []
     goal_lines = goals(tcp, udp, results.get("resolver", []))
     if goal_lines:
@@ -197,5 +205,7 @@ def write(
         dump["pypy"] = pypy_raw
     if cpu_part is not None:
         dump["cpu"] = cpu.as_json(cpu_part)
+    if burst_phases:
+        dump["burst"] = burst.as_json(burst_phases)
     (out_dir / "results.json").write_text(json.dumps({"meta": meta, "results": dump}, indent=1))
     return markdown

@@ -43,14 +43,19 @@ class Ports:
 
 
 def start(
-    servers: Servers, only: tuple[str, ...], extra_env: dict[str, str] | None = None
+    servers: Servers,
+    only: tuple[str, ...],
+    extra_env: dict[str, str] | None = None,
+    *,
+    pinned: bool = True,
 ) -> Ports:
-    """Start the named services (and nothing else), each once its own healthcheck passes."""
+    """Start the named services (and nothing else), each once its own healthcheck passes;
+    on the server core, unless ``pinned`` is False (then on every core)."""
     ports = Ports.free()
     env = {**ports.env(), **(extra_env or {})}
     for name in SERVICES:  # devstack's start order: dependencies first
         if name in only:
-            servers.start_service(name, env, cores()[0])
+            servers.start_service(name, env, cores()[0] if pinned else None)
     return ports
 
 

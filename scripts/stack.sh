@@ -55,6 +55,15 @@ up_docker() {
         bash scripts/base-image.sh --pypy
         bash scripts/wheelhouse.sh --pypy
     fi
+    # an engine from 25 on (API 1.44) checks a starting container every start_interval
+    # (compose refuses the key on older ones, Debian's 20.10: they check after 30 s)
+    local api
+    api=$(docker version --format '{{.Server.APIVersion}}' 2>/dev/null || echo 0)
+    if printf '1.44\n%s\n' "$api" | sort -V -C; then
+        export COMPOSE_FILE=${COMPOSE_FILE:-compose.yaml}:deploy/compose.start-interval.yaml
+    else
+        log "Docker Engine API $api (before 25): each service is healthy at its first check, after 30 s"
+    fi
     log "building images"
     docker compose build --quiet
     log "starting containers and waiting until every service is healthy"

@@ -17,6 +17,7 @@ from twisted.internet import defer, error, interfaces, task
 
 from services.common.logging import forward_twisted_logs
 from services.common.loops import twisted as loop_watch
+from services.dns import receive
 from services.dns.config import DnsConfig
 from services.dns.metrics import DnsCollector
 from services.dns.server import ServerDatagramProtocol, build_factory
@@ -45,17 +46,26 @@ def main(reactor: interfaces.IReactorCore, config: DnsConfig) -> defer.Deferred:
     except error.CannotListenError as exc:
         log.error("cannot listen", extra={**where, "error": str(exc)})
         return defer.fail(SystemExit(1))
+    buffer = receive.size_buffer(udp.getHandle(), config.udp_receive_buffer)
+    if buffer < 2 * config.udp_receive_buffer:
+        log.warning(
+            "UDP receive buffer capped by the host's net.core.rmem_max",
+            extra={"asked": config.udp_receive_buffer, "given": buffer},
+        )
     try:
         loop_watch.start(
             reactor,
             config,
-            DnsCollector(factory),
+            DnsCollector(factory, udp_port=udp.getHost().port, receive_buffer=buffer),
             faults=factory.faults,
         )
     except OSError as exc:
         log.error("cannot serve metrics", extra={"port": config.metrics_port, "error": str(exc)})
         return defer.fail(SystemExit(1))
-    log.info("serving polyloop.test", extra={**where, "zone_file": str(config.zone_file)})
+    log.info(
+        "serving polyloop.test",
+        extra={**where, "zone_file": str(config.zone_file), "udp_receive_buffer": buffer},
+    )
     stopped: defer.Deferred = defer.Deferred()
 
     def stop_listening() -> defer.Deferred:

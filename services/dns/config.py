@@ -48,6 +48,15 @@ class DnsConfig(ServiceConfig, service=DNS):
         minimum=0.1,
         maximum=3600.0,
     )
+    udp_receive_buffer: int = setting(
+        "DNS_UDP_RECEIVE_BUFFER",
+        1 << 20,
+        "bytes asked for the UDP socket's receive buffer, so a burst of queries waits there"
+        " instead of being dropped (Linux doubles it, capped by the host's"
+        " net.core.rmem_max; the size given is logged at start)",
+        minimum=4096,
+        maximum=1 << 28,
+    )
     stats_interval: float = setting(
         "DNS_STATS_INTERVAL",
         10.0,

@@ -12,14 +12,24 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from services.dns import receive
 from services.dns.server import REFUSED_REASONS, AuthoritativeServerFactory
 
 
 class DnsCollector:
-    """Samples of one ``AuthoritativeServerFactory``'s counts (README "Metrics")."""
+    """Samples of one ``AuthoritativeServerFactory``'s counts (README "Metrics"), and, given
+    the UDP port, what the kernel dropped at that socket (``receive.drops``)."""
 
-    def __init__(self, factory: AuthoritativeServerFactory) -> None:
+    def __init__(
+        self,
+        factory: AuthoritativeServerFactory,
+        *,
+        udp_port: int | None = None,
+        receive_buffer: int | None = None,
+    ) -> None:
         self.factory = factory
+        self.udp_port = udp_port
+        self.receive_buffer = receive_buffer
 
     def collect(self) -> Iterator[Metric]:
         f = self.factory
@@ -55,3 +65,17 @@ class DnsCollector:
         yield GaugeMetricFamily(
             "polyloop_dns_delayed_pending", "Delayed answers (X.delay-N) waiting now.", pending
         )
+        dropped = receive.drops(self.udp_port) if self.udp_port is not None else None
+        if dropped is not None:
+            yield CounterMetricFamily(
+                "polyloop_dns_udp_drops",
+                "Queries the kernel dropped at the UDP socket before the reactor read them"
+                " (its receive buffer was full).",
+                dropped,
+            )
+        if self.receive_buffer is not None:
+            yield GaugeMetricFamily(
+                "polyloop_dns_udp_receive_buffer_bytes",
+                "The UDP socket's receive buffer, as the kernel sized it.",
+                self.receive_buffer,
+            )

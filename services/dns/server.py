@@ -66,17 +66,6 @@ ENOTAUTH = 9  # RFC 8945: NOTAUTH
 TSIG_BADKEY = 17  # RFC 8945: the TSIG RR's error field
 # "short": no header, nothing to answer; the others are answered FORMERR
 MALFORMED_REASONS = ("short", "truncated", "bad_name", "bad_pointer", "bad_edns", "bad_tsig")
-# the rcodes this server ever sends (a closed set, for counting replies by rcode)
-REPLY_RCODES = (
-    dns.OK,
-    dns.EFORMAT,
-    dns.ESERVER,
-    dns.ENAME,
-    dns.ENOTIMP,
-    dns.EREFUSED,
-    ENOTAUTH,
-    EBADVERS,
-)
 # the label values of polyloop_dns_queries_total and _refused_total: closed sets
 RCODE_NAMES = {
     dns.OK: "NOERROR",
@@ -137,6 +126,23 @@ class Reply(dns._EDNSMessage):
         return wire
 
 
+class PlainReply(dns.Message):
+    """The reply to a query without EDNS: a plain ``Message`` (no OPT to add, so none of
+    ``_EDNSMessage``'s conversion, a third of the cost of answering), cut the same way as
+    ``Reply`` when it does not fit ``limit``."""
+
+    limit = 0  # octets; 0: none (TCP)
+
+    def toStr(self) -> bytes:
+        self.maxSize = 0
+        wire = super().toStr()
+        if self.limit and len(wire) > self.limit:
+            self.answers, self.authority, self.additional = [], [], []
+            self.trunc = True
+            wire = super().toStr()
+        return wire
+
+
 class ServerDatagramProtocol(dns.DNSDatagramProtocol):
     """DNS over UDP for a server: every datagram goes to the controller as bytes, so it
     decides what a malformed one gets (Twisted's client-side parsing would drop it)."""
@@ -174,7 +180,6 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
     """
 
     protocol = IdleTimeoutDNSProtocol
-    _messageFactory = Reply
 
     def __init__(
         self,
@@ -192,7 +197,6 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
         self.malformed = CountSummary(
             "malformed DNS messages", MALFORMED_REASONS, clock, stats_interval, log
         )
-        self.replies = dict.fromkeys(REPLY_RCODES, 0)
         # replies by (rcode name, qtype name), refusals by reason: plain counts read by
         # metrics.DnsCollector at scrape time
         self.answered: dict[tuple[str, str], int] = {}
@@ -208,11 +212,12 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
         if len(data) < HEADER.size:
             self.malformed.count("short")
             return
-        if HEADER.unpack_from(data)[1] & QR_BIT:
+        _, flags, *counts = HEADER.unpack_from(data)
+        if flags & QR_BIT:
             return  # a response: never answered (no ping-pong between two servers)
         message = dns.Message()
         try:
-            decode(message, data)
+            decode(message, data, counts)
         except Malformed as bad:
             self._reply_malformed(message, proto, address, bad.reason)
             return
@@ -227,8 +232,6 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
             except Malformed as bad:
                 self._reply_malformed(message, proto, address, bad.reason)
                 return
-        # Twisted's sendReply() computes the processing time from this, verbose or not
-        message.timeReceived = time.time()
         if message.opCode != dns.OP_QUERY:
             self._reply(message, proto, address, dns.ENOTIMP)
         elif message.ednsVersion is not None and message.ednsVersion > 0:
@@ -242,7 +245,9 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
         elif self.faults.active:  # the one check the hot path pays for the faults
             self._faulty(message, proto, address)
         else:
-            super().messageReceived(message, proto, address)
+            # Twisted's messageReceived would ask allowQuery and dispatch on the opcode:
+            # both decided above
+            self.handleQuery(message, proto, address)
 
     def _faulty(self, message: dns.Message, proto, address) -> None:
         """A fault is set: answer SERVFAIL (fail), or look up after its latency."""
@@ -251,20 +256,9 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
             self._reply(message, proto, address, dns.ESERVER)
         elif spec is not None and spec.latency_ms:
             # the reactor's own timer: this query waits, every other one is answered
-            self.clock.callLater(
-                spec.latency_s,
-                server.DNSServerFactory.messageReceived,
-                self,
-                message,
-                proto,
-                address,
-            )
+            self.clock.callLater(spec.latency_s, self.handleQuery, message, proto, address)
         else:
-            server.DNSServerFactory.messageReceived(self, message, proto, address)
-
-    def allowQuery(self, message: dns.Message, protocol, address) -> bool:
-        # messageReceived() already answered what Twisted's default would refuse
-        return True
+            self.handleQuery(message, proto, address)
 
     def gotResolverError(self, failure, protocol, message, address) -> None:
         if failure.check(error.AuthoritativeDomainError):
@@ -282,27 +276,35 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
             )
             self._reply(message, protocol, address, dns.ESERVER)
 
-    def sendReply(self, protocol, message: Reply, address) -> None:
-        # over TCP a reply is never truncated; over UDP it fits what the requester takes
+    def sendReply(self, protocol, message: Reply | PlainReply, address) -> None:
+        """Write the reply and count it (Twisted's own also formats a line for its verbose
+        log on every reply, verbose or not)."""
         if address is None:
-            message.limit = 0
-        if message.rCode in self.replies:
-            self.replies[message.rCode] += 1
-        self._count(message)
-        super().sendReply(protocol, message, address)
-
-    def _count(self, message: dns.Message) -> None:
+            message.limit = 0  # over TCP a reply is never truncated
+            protocol.writeMessage(message)
+        else:
+            protocol.writeMessage(message, address)
         query = message.queries[0] if message.queries else None
         if query is not None and probes.is_probe_name(query.name.name):
             # the stack's own question (healthcheck, the front's probes): never served
             self.probes += 1
             return
-        rcode = RCODE_NAMES.get(message.rCode, "other")
-        qtype = "none" if query is None else QTYPE_NAMES.get(query.type, "other")
-        key = (rcode, qtype)
+        rcode = message.rCode
+        key = (
+            RCODE_NAMES.get(rcode, "other"),
+            "none" if query is None else QTYPE_NAMES.get(query.type, "other"),
+        )
         self.answered[key] = self.answered.get(key, 0) + 1
-        if message.rCode == dns.EREFUSED:
+        if rcode == dns.EREFUSED:
             self.refused[self._refused_reason(query)] += 1
+
+    @property
+    def replies(self) -> dict[int, int]:
+        """Replies sent so far, by rcode (summed from ``answered``)."""
+        by_name = dict.fromkeys(RCODE_NAMES.values(), 0)
+        for (rcode, _), count in list(self.answered.items()):
+            by_name[rcode] = by_name.get(rcode, 0) + count
+        return {rcode: by_name[name] for rcode, name in RCODE_NAMES.items()}
 
     def _refused_reason(self, query: dns.Query | None) -> str:
         if query is not None and query.type in (dns.AXFR, dns.IXFR):
@@ -325,17 +327,28 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
             if isinstance(saturated, CountSummary):
                 saturated.flush()
 
-    def _responseFromMessage(self, message, rCode=dns.OK, **sections) -> Reply:
-        response = super()._responseFromMessage(message, rCode=rCode, **sections)
-        # RD means something in a QUERY only; the reply to a QUERY repeats it (RFC 1035)
-        response.recDes = message.recDes and message.opCode == dns.OP_QUERY
-        # NODATA (no answer, the zone's SOA in authority) is an authoritative answer too
-        response.auth = response.auth or any(r.isAuthoritative() for r in response.authority)
-        response.opCode = message.opCode
+    def _responseFromMessage(
+        self, message, rCode=dns.OK, answers=None, authority=None, additional=None
+    ) -> Reply | PlainReply:
+        """Twisted's own (``server.DNSServerFactory._responseFromMessage``), with an EDNS
+        reply only for an EDNS query and this server's rules for RD, AA and the size."""
         requested = getattr(message, "ednsVersion", None)
+        answers, authority = answers or [], authority or []
+        response = dns._responseFromMessage(
+            PlainReply if requested is None else Reply,
+            message,
+            rCode=rCode,
+            recAv=self.canRecurse,
+            # NODATA (no answer, the zone's SOA in authority) is an authoritative answer too
+            auth=any(r.auth for r in answers) or any(r.auth for r in authority),
+            # RD means something in a QUERY only; the reply to a QUERY repeats it (RFC 1035)
+            recDes=message.recDes and message.opCode == dns.OP_QUERY,
+            opCode=message.opCode,
+        )
+        response.answers, response.authority = answers, authority
+        response.additional = additional or []
         if requested is None:
-            response.ednsVersion = None  # no OPT in the query: none in the reply
-            response.limit = PLAIN_UDP_PAYLOAD
+            response.limit = PLAIN_UDP_PAYLOAD  # no OPT in the query: none in the reply
         else:
             response.ednsVersion = 0  # the only version there is (BADVERS says so too)
             response.dnssecOK = message.dnssecOK  # RFC 3225 section 3: DO is copied
@@ -354,15 +367,13 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
         not be parsed is never repeated, and an OPT that may be broken gets none back."""
         self.malformed.count(reason)
         query = message.opCode == dns.OP_QUERY
-        reply = Reply(
+        reply = PlainReply(
             id=message.id,
             answer=True,
             opCode=message.opCode,
             recDes=message.recDes and query,
             rCode=dns.EFORMAT if query else dns.ENOTIMP,
-            ednsVersion=None,
         )
-        reply.timeReceived = time.time()
         self.sendReply(proto, reply, address)
 
     def _reply_badkey(self, message, proto, address) -> None:
@@ -391,10 +402,11 @@ class AuthoritativeServerFactory(server.DNSServerFactory):
         return []
 
 
-def decode(message: dns.Message, data: bytes) -> None:
+def decode(message: dns.Message, data: bytes, counts: list[int] | None = None) -> None:
     """Decode ``data`` (at least a header long) into ``message``, then check it; raise
     ``Malformed`` with the reason. The header is decoded first, so even a malformed
-    ``message`` has its id, opcode and flags for the FORMERR.
+    ``message`` has its id, opcode and flags for the FORMERR. ``counts``: the header's four
+    section counts, when the caller already unpacked them.
 
     Stricter than ``Message.fromStr``, which stops quietly where a section is cut short
     and accepts labels over 63 octets (and would write them back in a reply).
@@ -405,8 +417,15 @@ def decode(message: dns.Message, data: bytes) -> None:
         raise Malformed("bad_pointer") from exc
     except EOFError as exc:
         raise Malformed("truncated") from exc
-    sections = (message.queries, message.answers, message.authority, message.additional)
-    if tuple(len(section) for section in sections) != HEADER.unpack_from(data)[2:]:
+    if counts is None:
+        counts = list(HEADER.unpack_from(data)[2:])
+    found = [
+        len(message.queries),
+        len(message.answers),
+        len(message.authority),
+        len(message.additional),
+    ]
+    if found != counts:
         raise Malformed("truncated")
 
 

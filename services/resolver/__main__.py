@@ -45,6 +45,7 @@ def main() -> int:
         cache_size=config.cache_size,
         max_lookups=config.max_lookups,
         external=config.external,
+        retry_after=config.retry_after,
     )
     app = ResolverApp(
         resolver,
@@ -95,6 +96,7 @@ def main() -> int:
             "cache_size": config.cache_size,
             "max_lookups": config.max_lookups,
             "external": config.external,
+            "retry_after": config.retry_after,
         },
     )
     server.serve_forever(stop_timeout=config.drain_seconds)

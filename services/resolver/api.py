@@ -21,10 +21,10 @@ Try it::
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
@@ -74,15 +74,13 @@ class ResolverApp:
         except Exception:  # the last guard: logged with its traceback, answered 500 without
             log.exception("request failed", extra={"method": method[:40], "path": path[:200]})
             status, content_type, body, headers = _problem(Problem(500, "internal error"))
-        self.metrics.child(
-            self.metrics.requests,
+        self.metrics.count_request(
             method if method in METHODS else "other",
             path if path in ROUTES else "other",
             str(status),
-        ).inc()
-        phrase = HTTPStatus(status).phrase
+        )
         start_response(
-            f"{status} {phrase}",
+            _status_line(status),
             [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers],
         )
         return [b"" if method == "HEAD" else body]
@@ -117,14 +115,21 @@ class ResolverApp:
                 self.probe_requests += 1
             else:
                 self.resolve_requests += 1
+        metrics = self.metrics
         started = time.monotonic()
-        with self.metrics.in_flight.track_inprogress():
+        metrics.in_flight += 1
+        try:
             results = self.resolver.resolve_many(request.names, request.timeout, request.mode)
+        finally:
+            metrics.in_flight -= 1
         elapsed = time.monotonic() - started
-        self.metrics.child(self.metrics.latency, request.mode).observe(elapsed)
-        outcomes = Counter(result["error"] or "ok" for result in results)
+        metrics.time_resolve(request.mode, elapsed)
+        outcomes: dict[str, int] = {}
+        for result in results:
+            outcome = result["error"] or "ok"
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
         for outcome, count in outcomes.items():
-            self.metrics.child(self.metrics.names, outcome).inc(count)
+            metrics.count_names(outcome, count)
         if log.isEnabledFor(logging.INFO):  # the record's fields cost even when dropped
             log.info(
                 "resolved",
@@ -180,6 +185,12 @@ class _MethodNotAllowed(Problem):
         shown = method if method in METHODS else f"{method[:20]!r}"
         super().__init__(405, f"{shown} is not allowed on {path}; use {', '.join(allowed)}")
         self.allowed = allowed
+
+
+@functools.cache
+def _status_line(status: int) -> str:
+    # HTTPStatus(status) is an enum lookup each time: a status line is made once
+    return f"{status} {HTTPStatus(status).phrase}"
 
 
 def _json(status: int, document: dict[str, Any]) -> Response:

@@ -8,10 +8,14 @@
   ten (``make bench`` and the README compare the two).
 
 A zone question is one datagram and one answer, waited for until the request's deadline
-and no longer: no retry (the dns service is on the same network; a lost datagram is a
-timeout), so a name that answers in N ms resolves whenever N is below what is left of the
-budget. Names outside the zone, when ``RESOLVER_EXTERNAL=1`` allows them, go to the
-system resolver (``getaddrinfo``) the same two ways.
+and no longer, so a name that answers in N ms resolves whenever N is below what is left of
+the budget. A datagram can still be lost (a receive buffer overflowing in a burst): a
+question silent for ``RESOLVER_RETRY_AFTER`` seconds is sent once more, but only when the
+server has meanwhile answered a question sent after it (``Heard``): it is up and hearing us,
+so this one was most likely lost. A slow ``delay-N`` name asked alone is never asked twice
+(each ask is a pending timer on the dns service); in a batch of faster names it may be, once.
+Names outside the zone, when ``RESOLVER_EXTERNAL=1`` allows them, go to the system resolver
+(``getaddrinfo``) the same two ways.
 
 The nameserver must be an IP address: a host name as nameserver can hang gevent's
 resolvers (``resolve.server_address`` turns ``DNS_HOST`` into one at start).
@@ -34,6 +38,8 @@ import dns.rdatatype
 import gevent
 import gevent.socket
 from gevent import monkey
+
+from services.resolver.config import RETRY_AFTER
 
 # every ``error`` a result can carry: a closed set (it is also a metrics label)
 ERRORS = (
@@ -78,6 +84,20 @@ class Answer:
     not_found: bool = False
 
 
+class Heard:
+    """What the name server has answered lately, shared by every question of the process:
+    the send time of the newest question it answered, and how many were sent again."""
+
+    def __init__(self, retry_after: float = RETRY_AFTER) -> None:
+        self.retry_after = retry_after
+        self.newest_answered = float("-inf")  # monotonic send time
+        self.resent = 0
+
+    def answered(self, sent_at: float) -> None:
+        if sent_at > self.newest_answered:
+            self.newest_answered = sent_at
+
+
 def ask(
     socket_class: Callable[..., Any],
     server: tuple[str, int],
@@ -85,25 +105,50 @@ def ask(
     name: str,
     rdtype: str,
     deadline: float,
+    heard: Heard | None = None,
 ) -> Answer:
-    """One question to ``server``, one answer awaited until ``deadline``; raises ResolveError."""
+    """One question to ``server``, its answer awaited until ``deadline``; raises ResolveError.
+
+    With ``heard``, a question silent for ``heard.retry_after`` seconds is sent again, once,
+    as soon as a question sent after it has been answered (checked at growing intervals).
+    """
     query = dns.message.make_query(name, rdtype)
+    wire = query.to_wire()
     try:
         with socket_class(family, stdlib_socket.SOCK_DGRAM) as sock:
-            sock.sendto(query.to_wire(), server)
+            sent_at = time.monotonic()
+            sock.sendto(wire, server)
+            wait = heard.retry_after if heard is not None else 0.0
+            check_at = sent_at + wait
             while True:
-                sock.settimeout(remaining(deadline))
-                wire = sock.recv(65535)
+                left = remaining(deadline)
+                if heard is not None and wait:
+                    now = time.monotonic()
+                    if now >= check_at:
+                        if heard.newest_answered > sent_at:
+                            sock.sendto(wire, server)
+                            heard.resent += 1
+                            wait = 0.0  # once: from now on only the deadline
+                        else:
+                            wait *= 2
+                            check_at = now + wait
+                    if wait:
+                        left = min(left, check_at - now)
+                sock.settimeout(left)
                 try:
-                    response = dns.message.from_wire(wire)
+                    reply = sock.recv(65535)
+                except TimeoutError:
+                    continue  # the deadline (remaining() raises) or the next check
+                try:
+                    response = dns.message.from_wire(reply)
                 except dns.exception.DNSException:
                     continue  # not an answer: wait for the real one
                 if query.is_response(response):
                     break
-    except TimeoutError:
-        raise ResolveError("timeout") from None
     except OSError as exc:
         raise ResolveError(socket_error(exc)) from None
+    if heard is not None:
+        heard.answered(sent_at)
     return _answer(response, dns.rdatatype.from_text(rdtype))
 
 
@@ -156,9 +201,15 @@ class Cooperative:
     name = "dnspython"
 
     def ask(
-        self, server: tuple[str, int], family: int, name: str, rdtype: str, deadline: float
+        self,
+        server: tuple[str, int],
+        family: int,
+        name: str,
+        rdtype: str,
+        deadline: float,
+        heard: Heard | None = None,
     ) -> Answer:
-        return ask(gevent.socket.socket, server, family, name, rdtype, deadline)
+        return ask(gevent.socket.socket, server, family, name, rdtype, deadline, heard)
 
     def system(self, name: str, deadline: float) -> list[str]:
         with gevent.Timeout(remaining(deadline), ResolveError("timeout")):
@@ -172,10 +223,16 @@ class InThreads:
     name = "threadpool"
 
     def ask(
-        self, server: tuple[str, int], family: int, name: str, rdtype: str, deadline: float
+        self,
+        server: tuple[str, int],
+        family: int,
+        name: str,
+        rdtype: str,
+        deadline: float,
+        heard: Heard | None = None,
     ) -> Answer:
         # a task queued behind the ten threads may start late: ask() checks the deadline first
-        return _in_thread(ask, NativeSocket, server, family, name, rdtype, deadline)
+        return _in_thread(ask, NativeSocket, server, family, name, rdtype, deadline, heard)
 
     def system(self, name: str, deadline: float) -> list[str]:
         with gevent.Timeout(remaining(deadline), ResolveError("timeout")):

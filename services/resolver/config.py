@@ -21,6 +21,8 @@ from services.common.settings import declare, setting
 
 RESOLVER = service("resolver")
 DNS = service("dns")
+# above a quick answer's round trip on a busy machine, far below a request's budget
+RETRY_AFTER = 0.25
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,15 @@ class ResolverConfig(ServiceConfig, service=RESOLVER):
         " one) are never stored",
         minimum=0,
         maximum=1_000_000,
+    )
+    retry_after: float = setting(
+        "RESOLVER_RETRY_AFTER",
+        RETRY_AFTER,
+        "seconds a zone question may stay unanswered before it is sent again, once, and only"
+        " when the dns service has meanwhile answered a newer one (a lost datagram, not a"
+        " slow name)",
+        minimum=0.01,
+        maximum=30.0,
     )
     max_names: int = declare(RESOLVER_MAX_NAMES)
     max_timeout: float = declare(RESOLVER_MAX_TIMEOUT)

@@ -23,15 +23,22 @@ from collections import OrderedDict
 
 import gevent
 
-from services.resolver.backends import BACKENDS, Answer, ResolveError
+from services.resolver.backends import BACKENDS, RETRY_AFTER, Answer, Heard, ResolveError
 
 ZONE = "polyloop.test"
 RDTYPES = ("A", "AAAA")
 
 
+_DOT_ZONE = "." + ZONE
+
+
 def in_zone(name: str) -> bool:
-    name = name.rstrip(".").lower()
-    return name == ZONE or name.endswith("." + ZONE)
+    return _in_zone(name.rstrip(".").lower())
+
+
+def _in_zone(key: str) -> bool:
+    # key: the name without its final dot, in lower case
+    return key == ZONE or key.endswith(_DOT_ZONE)
 
 
 class AnswerCache:
@@ -75,11 +82,13 @@ class Lookups:
         backend: str = "dnspython",
         cache_size: int = 0,
         external: bool = False,
+        retry_after: float = RETRY_AFTER,
     ) -> None:
         self.dns_port = dns_port
         self.backend = BACKENDS[backend]
         self.cache = AnswerCache(cache_size)
         self.external = external
+        self.heard = Heard(retry_after)  # what the dns service answered: when to ask again
         self.use_server(dns_ip)
 
     def use_server(self, dns_ip: str) -> None:
@@ -97,11 +106,11 @@ class Lookups:
     def known(self, name: str) -> list[str] | None:
         """The addresses of ``name`` when no question is needed (both answers cached), else
         None; ``ResolveError("refused")`` for a name outside the zone that may not leave."""
-        if not in_zone(name):
+        key = name.rstrip(".").lower()
+        if not _in_zone(key):
             if self.external:
                 return None
             raise ResolveError("refused")
-        key = name.rstrip(".").lower()
         a, aaaa = self.cache.get((key, "A")), self.cache.get((key, "AAAA"))
         if a is None or aaaa is None:
             return None
@@ -109,9 +118,9 @@ class Lookups:
 
     def ask(self, name: str, deadline: float) -> list[str]:
         """The addresses of ``name`` (IPv4 first), or ResolveError; ends by ``deadline``."""
-        if not in_zone(name):
-            return self.backend.system(name, deadline)
         key = name.rstrip(".").lower()
+        if not _in_zone(key):
+            return self.backend.system(name, deadline)
         # A in a greenlet of its own, AAAA in this one: both questions in flight at once
         a = gevent.spawn(self._answer, key, "A", deadline)
         try:
@@ -131,7 +140,7 @@ class Lookups:
         if answer is not None:
             return answer
         try:
-            answer = self.backend.ask(self._server, self._family, key, rdtype, deadline)
+            answer = self.backend.ask(self._server, self._family, key, rdtype, deadline, self.heard)
         except ResolveError as exc:
             return exc
         self.cache.put((key, rdtype), answer)

@@ -31,7 +31,7 @@ from gevent.monkey import get_original
 from gevent.pool import Pool
 
 from services.common.faults import Faults
-from services.resolver.backends import NativeSocket, ResolveError, ask
+from services.resolver.backends import RETRY_AFTER, NativeSocket, ResolveError, ask
 from services.resolver.lookup import Lookups
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class Resolver:
     ``dns_ip`` must be an IP address (see ``server_address``); ``backend`` is ``dnspython``
     or ``threadpool`` (``backends.py``); ``pool_size`` bounds the names of one request in
     flight, ``max_lookups`` those of every request together; ``external`` lets names
-    outside the zone go to the system resolver.
+    outside the zone go to the system resolver; ``retry_after``: see ``backends.Heard``.
     """
 
     def __init__(
@@ -60,11 +60,17 @@ class Resolver:
         cache_size: int = 0,
         max_lookups: int = 256,
         external: bool = False,
+        retry_after: float = RETRY_AFTER,
     ) -> None:
         self.backend = backend
         self.pool_size = pool_size
         self.lookups = Lookups(
-            dns_ip, dns_port, backend=backend, cache_size=cache_size, external=external
+            dns_ip,
+            dns_port,
+            backend=backend,
+            cache_size=cache_size,
+            external=external,
+            retry_after=retry_after,
         )
         self.slots = BoundedSemaphore(max_lookups)
         self.lookups_in_flight = 0  # a plain count, read by the metrics collector

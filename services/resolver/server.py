@@ -155,7 +155,7 @@ class ResolverServer(WSGIServer):
         self.max_connections = max_connections
         self.client_timeout = client_timeout
         self.request_timeout = request_timeout
-        self.shed_counter = app.metrics.connections_shed
+        self.shed_counts = app.metrics.shed
         self.open: set[Handler] = set()
         # insertion-ordered: the first is the one waiting the longest
         self.idle: dict[Handler, None] = {}
@@ -205,7 +205,7 @@ class ResolverServer(WSGIServer):
                 sock.sendall(raw_problem(503, detail, "Retry-After: 1"))
 
     def shed(self, reason: str) -> None:
-        self.shed_counter.labels(reason).inc()
+        self.shed_counts[reason] += 1
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop accepting, end idle connections, give requests in flight ``timeout`` s."""

@@ -16,7 +16,6 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable
 
 from services.common.loops import asyncio as loop_watch
 from services.udp_echo.config import UdpEchoConfig
@@ -74,7 +73,7 @@ async def main(config: UdpEchoConfig) -> None:
 def run() -> int:
     config = UdpEchoConfig.load()
     try:
-        with asyncio.Runner(loop_factory=loop_factory(config.loop)) as runner:
+        with asyncio.Runner(loop_factory=loop_watch.loop_factory(config.loop)) as runner:
             runner.run(main(config))
     except OSError as exc:
         log.error(
@@ -83,15 +82,6 @@ def run() -> int:
         )
         return 1
     return 0
-
-
-def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The event loop to run on: None is asyncio's own."""
-    if name == "uvloop":
-        import uvloop  # only where chosen: the stdlib loop needs no extra package
-
-        return uvloop.new_event_loop
-    return None
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """Is udp-echo answering? One real echo round trip to 127.0.0.1:UDP_ECHO_PORT (a random
-payload, marked as the stack's own probe, must come back unchanged), two tries of one second
-each. A TCP connect would prove nothing for a UDP service.
+payload, marked as the stack's own probe, must come back unchanged), two tries of half
+``healthcheck.TIMEOUT`` each (each longer than any block a fault can put on the loop: a
+datagram waits in the socket meanwhile; the second try is for one that was lost). A TCP
+connect would prove nothing for UDP.
 
 Run: ``python -m services.udp_echo.healthcheck`` — exit 0 if healthy, else 1 and one JSON
 line saying why (compose uses it as the container's healthcheck; the contract is in
@@ -17,7 +19,7 @@ import time
 from services.common import healthcheck, probes
 
 TRIES = 2
-TIMEOUT = 1.0
+TIMEOUT = healthcheck.TIMEOUT / TRIES
 
 
 def try_echo(host: str, port: int, timeout: float = TIMEOUT) -> None:

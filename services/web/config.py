@@ -155,6 +155,13 @@ class WebConfig(ServiceConfig, service=WEB):
         minimum=0.1,
         maximum=3600.0,
     )
+    loop: str = setting(
+        "WEB_LOOP",
+        "asyncio",
+        "the stdlib loop, or uvloop: the same app on libuv (`make bench` compares each route's"
+        " CPU on both)",
+        choices=("asyncio", "uvloop"),
+    )
     # every service's control port, read every second (services/web/scrape.py); its own is
     # metrics_port
     web_host: str = declare(settings.host(WEB))

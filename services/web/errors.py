@@ -1,7 +1,8 @@
 """RFC 9457 problem details: every error the front answers is ``application/problem+json``.
 
 Handlers raise a ``Problem`` (or let aiohttp raise its ``HTTPException``s: 404, 405, 413);
-``problem_middleware`` turns both into ``{"type", "title", "status", "detail", "instance"}``.
+``error_response`` (called by the front's one middleware, ``app.front_middleware``) turns both
+into ``{"type", "title", "status", "detail", "instance"}``.
 Anything else is a bug: logged once with the request's context, answered as a bare 500
 that names nothing internal.
 
@@ -15,7 +16,6 @@ from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from services.common.problem import ABOUT_BLANK, FIELD_TITLE, INVALID_FIELD, encode, problem
 from services.common.problem import CONTENT_TYPE as PROBLEM_CONTENT_TYPE
@@ -194,31 +194,30 @@ def _from_http_exception(exc: web.HTTPException) -> Problem:
     return Problem(detail, status=exc.status)
 
 
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The one place errors become responses."""
-    try:
-        return await handler(request)
-    except Problem as error:
-        if error.status >= 500:
+def error_response(request: web.Request, exc: Exception) -> web.Response:
+    """The one place errors become responses (the front's middleware calls it with what a
+    handler raised; an ``HTTPException`` below 400, a redirect, is for it to re-raise)."""
+    if isinstance(exc, Problem):
+        if exc.status >= 500:
             log.warning(
                 "backend call failed",
-                extra={"path": request.path, "status": error.status, "detail": error.detail},
+                extra={"path": request.path, "status": exc.status, "detail": exc.detail},
             )
-        response = problem_response(error, request.path)
-        if error.close:
+        response = problem_response(exc, request.path)
+        if exc.close:
             response.force_close()
         return response
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
+    if isinstance(exc, web.HTTPException):
         response = problem_response(_from_http_exception(exc), request.path)
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         if exc.status == 413:  # aiohttp's own, for a body that grew past the limit
             response.force_close()
         return response
-    except Exception:
-        # a bug: the client gets a bare 500, the log gets the traceback, once
-        log.exception("unhandled error", extra={"method": request.method, "path": request.path})
-        return problem_response(Unexpected("the server hit an unexpected error"), request.path)
+    # a bug: the client gets a bare 500, the log gets the traceback, once
+    log.error(
+        "unhandled error",
+        exc_info=exc,
+        extra={"method": request.method, "path": request.path},
+    )
+    return problem_response(Unexpected("the server hit an unexpected error"), request.path)

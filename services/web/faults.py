@@ -8,7 +8,7 @@
   The front validates (422 naming the field), then passes the spec to the service's
   metrics port with ``POLYLOOP_ADMIN_TOKEN`` (the compose network or 127.0.0.1, never a
   published port). ``web`` is the front itself: applied here, to its own API routes
-  (``fault_middleware``), its own loop for a block.
+  (``own_faults``, awaited by the front's middleware), its own loop for a block.
 
 Who may: whoever reaches the front, so the API is off (403) when the front is published
 beyond loopback (``POLYLOOP_BIND`` other than 127.0.0.1) unless ``WEB_FAULTS=1``; and
@@ -30,7 +30,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from services.common import catalogue
 from services.common.catalogue import NAMES
@@ -64,9 +63,9 @@ SERVICE = {"service": {"enum": list(SERVICES)}}
 CHANGE_PROBLEMS = (FaultsOff, NotFound, BadBackendReply, BackendUnavailable, BackendTimeout)
 
 
-def setup_faults(app: web.Application) -> None:
-    """The front's own ``Faults`` (its loop's hooks set at startup) and the client session."""
-    app[FAULTS] = Faults()
+def setup_faults(app: web.Application, faults: Faults) -> None:
+    """The front's own ``faults`` (its loop's hooks set at startup) and the client session."""
+    app[FAULTS] = faults
     app.cleanup_ctx.append(_faults_ctx)
 
 
@@ -79,17 +78,15 @@ async def _faults_ctx(app: web.Application) -> AsyncIterator[None]:
     app[FAULTS].clear()
 
 
-@web.middleware
-async def fault_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The front's own faults on its client-facing API routes: one check when none is set."""
-    faults = request.app[FAULTS]
-    if faults.active and request.path.startswith(FAULTY_PREFIXES):
+async def own_faults(request: web.Request, faults: Faults) -> None:
+    """The front's own faults on its client-facing API routes (the front's middleware awaits
+    this only while ``faults.active``): fail at once, or wait their latency."""
+    if request.path.startswith(FAULTY_PREFIXES):
         spec = faults.current()
         if spec is not None and faults.should_fail(spec):
             raise InjectedFailure("web: failed on purpose (a fail-X % fault of the front)")
         if spec is not None and spec.latency_ms:
             await asyncio.sleep(spec.latency_s)  # this request waits; the loop serves others
-    return await handler(request)
 
 
 def ensure_enabled(app: web.Application) -> None:

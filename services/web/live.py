@@ -46,10 +46,12 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
+from services.common.loops.asyncio import loop_name
 from services.web.health import check_backends
 from services.web.keys import CONFIG, STATS
 from services.web.operations import answer, operation, websocket
 from services.web.scrape import SCRAPER, scrape_ctx
+from services.web.security import SECURITY_HEADERS
 from services.web.steady import STEADY, off_picture
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -214,6 +216,8 @@ async def subscribe(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(
         heartbeat=30.0, max_msg_size=feed.max_message, timeout=feed.send_timeout, compress=False
     )
+    # prepared here, not by the front's middleware: the handshake gets them before it goes
+    ws.headers.update(SECURITY_HEADERS)
     if len(feed.subscribers) >= feed.max_clients:
         feed.refused()
         await ws.prepare(request)
@@ -255,7 +259,12 @@ def live_picture(app: web.Application) -> dict[str, Any]:
     """What the dashboard shows, as ``GET /api/live`` returns it."""
     return {
         "services": services_picture(app),
-        "front": {"stats": app[STATS].snapshot(), "backends": app[LIVE].backends},
+        "front": {
+            "stats": app[STATS].snapshot(),
+            "backends": app[LIVE].backends,
+            # whose event loop serves the front: "asyncio" or "uvloop" (WEB_LOOP)
+            "loop": loop_name(asyncio.get_running_loop()),
+        },
         "ts": time.time(),
     }
 

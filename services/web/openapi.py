@@ -28,7 +28,7 @@ from services.web.operations import JSON, Operation, WebSocket, ref, spec_of
 from services.web.routes import routes
 from services.web.schemas import schemas
 
-# what any route can answer, whatever its handler does (problem_middleware)
+# what any route can answer, whatever its handler does (errors.error_response)
 EVERY_ROUTE = (MethodNotAllowed, Unexpected)
 
 

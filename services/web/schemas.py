@@ -217,12 +217,16 @@ def schemas(config: WebConfig) -> dict[str, Any]:
                 "front": {
                     "type": "object",
                     "description": "The front's own measurements of its backend calls",
-                    "required": ["stats", "backends"],
+                    "required": ["stats", "backends", "loop"],
                     "properties": {
                         "stats": {"type": "object"},
                         "backends": {
                             "type": "object",
                             "additionalProperties": ref("BackendState"),
+                        },
+                        "loop": {
+                            "enum": ["asyncio", "uvloop"],
+                            "description": "the event loop serving the front (`WEB_LOOP`)",
                         },
                     },
                 },

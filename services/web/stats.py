@@ -34,7 +34,7 @@ class BackendStats:
 
     def record(self, backend: Backend, seconds: float, ok: bool) -> None:
         """One finished call to `backend` that took `seconds`; `ok` False for any failure."""
-        series = self._series.setdefault(backend, _Series())
+        series = self._series[backend]
         series.samples.append((self.clock(), seconds, ok))
         series.total += 1
         if not ok:

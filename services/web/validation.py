@@ -38,7 +38,9 @@ async def json_object(request: web.Request, config: WebConfig) -> dict[str, Any]
         except TimeoutError:
             raise BodyTimeout(config.body_timeout) from None
     try:
-        body = json.loads(raw)
+        # an object starts with "{" in UTF-8: decoded here, json skips guessing the encoding
+        # (any other start, a BOM or UTF-16 included, is json's to read, or to refuse)
+        body = json.loads(raw.decode() if raw[:1] == b"{" else raw)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
         raise MalformedJson(f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):

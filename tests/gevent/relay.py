@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 from collections import Counter
+from collections.abc import Iterable
 
 import dns.message
 import dns.rdatatype
@@ -15,16 +16,20 @@ class CountingRelay:
     """Forwards each datagram to ``upstream_port`` and its answer back; counts questions.
 
     ``queries`` counts every datagram, ``by_type`` the questions by record type ("A",
-    "AAAA"), ``most_in_flight`` the most questions waiting for their answer at once.
+    "AAAA"), ``asked`` by (name, type), ``most_in_flight`` the most questions waiting for
+    their answer at once. The first question of each (name, type) in ``lose_first`` is
+    dropped, as a full receive buffer would drop it.
     """
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, lose_first: Iterable[tuple[str, str]] = ()) -> None:
         self.upstream = ("127.0.0.1", upstream_port)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.queries = 0
         self.by_type: Counter[str] = Counter()
+        self.asked: Counter[tuple[str, str]] = Counter()
+        self.lose_first = set(lose_first)
         self.in_flight = 0
         self.most_in_flight = 0
         self._loop = gevent.spawn(self._serve)
@@ -33,8 +38,13 @@ class CountingRelay:
         while True:
             query, client = self.sock.recvfrom(65535)
             self.queries += 1
-            rdtype = dns.message.from_wire(query).question[0].rdtype
-            self.by_type[dns.rdatatype.to_text(rdtype)] += 1
+            question = dns.message.from_wire(query).question[0]
+            rdtype = dns.rdatatype.to_text(question.rdtype)
+            self.by_type[rdtype] += 1
+            key = (question.name.to_text(omit_final_dot=True), rdtype)
+            self.asked[key] += 1
+            if key in self.lose_first and self.asked[key] == 1:
+                continue
             gevent.spawn(self._forward, query, client)
 
     def _forward(self, query: bytes, client: tuple[str, int]) -> None:

@@ -270,34 +270,6 @@ def test_over_http_a_declared_oversize_body_is_413_at_once(server: str) -> None:
     assert json.loads(body)["status"] == 413
 
 
-def test_metric_children_are_looked_up_once_and_still_count(
-    app: ResolverApp, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # labels() checks its arguments and takes a lock each call: the app keeps its children
-    post_resolve(app, {"names": ["www.polyloop.test"]})
-    looked_up: list[tuple] = []
-    for metric in (app.metrics.requests, app.metrics.latency, app.metrics.names):
-        original = metric.labels
-        monkeypatch.setattr(
-            metric, "labels", lambda *labels, _o=original: looked_up.append(labels) or _o(*labels)
-        )
-    for _ in range(3):
-        assert post_resolve(app, {"names": ["www.polyloop.test"]}).status == 200
-    assert looked_up == []
-    registry = app.metrics.registry
-    assert (
-        registry.get_sample_value(
-            "resolver_http_requests_total", {"method": "POST", "route": "/resolve", "status": "200"}
-        )
-        == 4
-    )
-    assert registry.get_sample_value("resolver_names_resolved_total", {"outcome": "ok"}) == 4
-    assert (
-        registry.get_sample_value("resolver_resolve_duration_seconds_count", {"mode": "concurrent"})
-        == 4
-    )
-
-
 def test_bodies_are_parsed_without_a_decoder_per_request(
     app: ResolverApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -316,20 +288,6 @@ def test_bodies_are_parsed_without_a_decoder_per_request(
     nan = b'{"names": ["www.polyloop.test"], "timeout": NaN}'
     assert call(app, "POST", "/resolve", nan).status == 400
     assert built == []
-
-
-def test_metric_values_take_the_threads_own_lock(app: ResolverApp) -> None:
-    # gevent's patched Lock costs more than the increment it guards; nothing inside switches
-    import threading
-
-    from gevent import monkey
-
-    post_resolve(app, {"names": ["www.polyloop.test"]})
-    native = type(monkey.get_original("threading", "Lock")())
-    assert threading.Lock is not monkey.get_original("threading", "Lock")  # patched here
-    child = app.metrics.child(app.metrics.names, "ok")
-    assert type(child._value._lock) is native
-    assert type(app.metrics.requests._lock) is native
 
 
 def test_the_stacks_probe_is_answered_and_counted_apart(app: ResolverApp) -> None:

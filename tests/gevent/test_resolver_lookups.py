@@ -21,6 +21,7 @@ import gevent.socket
 import pytest
 
 from services.resolver.api import ResolverApp
+from services.resolver.metrics import ResolverCollector
 from services.resolver.request import Limits
 from services.resolver.resolve import Resolver
 from tests.gevent.conftest import post_resolve
@@ -62,6 +63,33 @@ def test_a_name_slower_than_two_seconds_resolves_with_one_query_per_type(
     assert (result["error"], result["addresses"]) == (None, ["192.0.2.254"])
     assert 2.4 <= elapsed < 4.0
     assert relay.by_type == {"A": 1, "AAAA": 1}
+
+
+def test_a_lost_question_is_asked_again_once_a_newer_one_was_answered(dns_port: int) -> None:
+    # host-7's A is dropped; the names asked after it are answered: it was lost, not slow
+    relay = CountingRelay(dns_port, lose_first=[("host-7.polyloop.test", "A")])
+    try:
+        resolver = Resolver("127.0.0.1", relay.port, retry_after=0.05)
+        results = resolver.resolve_many(["host-7.polyloop.test", *distinct(20, 10)], 5.0)
+    finally:
+        relay.close()
+    assert [result["error"] for result in results] == [None] * 21
+    assert results[0]["addresses"] == ["192.0.2.7", "2001:db8::7"]
+    assert relay.asked["host-7.polyloop.test", "A"] == 2
+    assert relay.asked["host-7.polyloop.test", "AAAA"] == 1
+    assert resolver.lookups.heard.resent == 1
+    collected = ResolverCollector(ResolverApp(resolver, Limits()), resolver).collect()
+    samples = {s.name: s.value for family in collected for s in family.samples}
+    assert samples["polyloop_resolver_questions_resent_total"] == 1
+
+
+def test_a_slow_name_asked_alone_is_never_asked_again(relay: CountingRelay) -> None:
+    # silent for far longer than retry_after, but nothing newer was answered meanwhile
+    resolver = Resolver("127.0.0.1", relay.port, retry_after=0.05)
+    [result] = resolver.resolve_many(distinct(1, 600), 5.0)
+    assert result["error"] is None
+    assert relay.by_type == {"A": 1, "AAAA": 1}
+    assert resolver.lookups.heard.resent == 0
 
 
 def test_a_name_past_the_timeout_is_asked_once_and_ends_at_the_timeout(

@@ -237,3 +237,70 @@ def test_profile_sums_own_time_by_library() -> None:
         }
     )
     assert next(iter(by_group(FakeStats()))) == ("aiohttp client", 0.3)  # type: ignore[arg-type]
+
+
+# -- the regression guard (bench/guard.py) ---------------------------------------------
+
+
+def _part(web_us: float, minimal_us: float):
+    from bench.cpu import CpuPart, Row, Run
+
+    minimal = Row("aiohttp-echo-tcp", "minimal aiohttp", "aiohttp", ("aiohttp",), "wrk")
+    minimal.runs = [Run(1000, 1000.0, {"aiohttp": minimal_us / 1000})]
+    web = Row("echo-tcp", "web POST /api/echo/tcp", "web", ("web",), "wrk", peer=minimal.key)
+    web.runs = [Run(1000, 1000.0, {"web": web_us / 1000})]
+    return CpuPart([minimal, web])
+
+
+def test_guard_flags_a_row_whose_ratio_grew_past_the_threshold(tmp_path: Path) -> None:
+    from bench import guard
+
+    kept = guard.path_for(tmp_path, quick=False)
+    assert guard.load(kept) is None
+    first = guard.snapshot(_part(web_us=120, minimal_us=100), {"date": "day 1"})
+    assert guard.flag_lines(guard.compare(first, None), None)[2].startswith("No previous run")
+    guard.save(kept, first)
+    # the machine got 10 % slower for everything (no flag), then the route alone 30 % dearer
+    slower = guard.compare(guard.snapshot(_part(132, 110), {"date": "day 2"}), guard.load(kept))
+    assert not any(c.flagged for c in slower)
+    dearer = guard.compare(guard.snapshot(_part(156, 100), {"date": "day 3"}), guard.load(kept))
+    web = next(c for c in dearer if c.key == "echo-tcp")
+    assert web.flagged and web.change == pytest.approx(0.30)
+    top = "\n".join(guard.flag_lines(dearer, guard.load(kept)))
+    assert "**1 row(s) more than 15% dearer**" in top
+    assert "web POST /api/echo/tcp**: 1.20x → 1.56x of aiohttp-echo-tcp (+30%" in top
+    table = "\n".join(guard.table(dearer, guard.load(kept)))
+    assert "| minimal aiohttp | — | — | — | — | 100 | 100 | +0% |" in table
+    assert "| +30% **flagged** |" in table
+
+
+def test_guard_never_flags_the_yardsticks_themselves(tmp_path: Path) -> None:
+    from bench import guard
+
+    before = guard.snapshot(_part(120, 100), {"date": "day 1"})
+    changes = guard.compare(guard.snapshot(_part(240, 200), {"date": "day 2"}), before)
+    minimal = next(c for c in changes if c.key == "aiohttp-echo-tcp")
+    assert minimal.change == pytest.approx(1.0) and not minimal.flagged
+
+
+def test_report_puts_the_guard_on_top(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    markdown = report.write({}, {"date": "now"}, [], tmp_path, guard_top=["## Regression guard"])
+    assert markdown.index("## Regression guard") < 200
+
+
+# -- the resolver's bursts (bench/burst.py) --------------------------------------------
+
+
+def test_burst_judges_its_phases() -> None:
+    from bench import burst
+
+    assert burst.rcvbuf_errors_in("Udp: InDatagrams RcvbufErrors\nUdp: 10 88\n") == 88
+    quiet = burst.Phase("quiet", 0.35, 2, [burst.Request(0.2, 0, 150, 180)] * 2, drops=0)
+    loaded = burst.Phase("loaded", 0.5, 2, [burst.Request(0.3, 0, 200, 250)] * 2, drops=3)
+    late = burst.Phase("late", 0.5, 2, [burst.Request(5.0, 4, 200, 5000, {"timeout": 4})] * 2)
+    assert quiet.reached and not loaded.reached and not late.reached
+    text = "\n".join(burst.section([quiet, loaded, late]))
+    assert "| quiet | 2/2 ≤ 0.35 s | 0.200 | 0.200 | 0.200 | 0 | 150 / 180 | 0 | — |  |" in text
+    assert "- burst, loaded: 2/2 within 0.5 s (≥ 2 wanted), 3 dropped at the dns socket" in text
+    assert "- burst, late: 0/2 within 0.5 s (≥ 2 wanted) — NOT reached" in text

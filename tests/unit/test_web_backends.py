@@ -161,3 +161,52 @@ async def test_the_resolver_pool_never_takes_every_resolver_slot(
     responses = await asyncio.gather(*calls)
     assert [r.status for r in responses] == [200] * 30
     assert peak == 10
+
+
+# ---- the guard's deadlines (backends/call.py)
+
+
+def _guard(timeout: float = 5.0):
+    from services.web.backends import Backend
+    from services.web.backends.call import BackendCall
+    from services.web.metrics import Metrics
+    from services.web.stats import BackendStats
+
+    metrics = Metrics()
+    call = BackendCall(
+        Backend.TCP_ECHO, timeout=timeout, concurrency=None, stats=BackendStats(), metrics=metrics
+    )
+    return call, metrics.backends[Backend.TCP_ECHO]
+
+
+async def test_a_call_past_its_deadline_is_a_timeout_and_frees_the_task() -> None:
+    from services.web.errors import BackendTimeout
+
+    call, counts = _guard(timeout=0.1)
+    with pytest.raises(BackendTimeout):
+        await call.run(lambda: asyncio.sleep(30))
+    assert counts.errors == {"timeout": 1}
+    assert asyncio.current_task().cancelling() == 0  # the deadline's cancel was taken back
+    assert await call.run(lambda: asyncio.sleep(0, "in time")) == "in time"
+    # nothing in flight: the sweeps stop (the last one finds nothing and does not re-arm)
+    deadline = asyncio.get_running_loop().time() + 2
+    while call._deadlines._timer is not None and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    assert call._deadlines._timer is None
+
+
+async def test_a_cancelled_caller_stays_cancelled() -> None:
+    # a client gone mid-request cancels its handler: that is not a backend timeout
+    call, counts = _guard(timeout=5.0)
+    started = asyncio.Event()
+
+    async def slow() -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    task = asyncio.create_task(call.run(slow))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert counts.errors == {"cancelled": 1}

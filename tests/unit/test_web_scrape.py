@@ -210,7 +210,8 @@ async def test_api_live_shows_every_service_up_or_down(aiohttp_client, service) 
     for name in ("udp-echo", "resolver", "dns", "web"):
         assert body["services"][name]["state"] == "down", name
         assert body["services"][name]["error"] == "connection refused"
-    assert set(body["front"]) == {"stats", "backends"}
+    assert set(body["front"]) == {"stats", "backends", "loop"}
+    assert body["front"]["loop"] == "asyncio"  # the test's own loop
     assert "tcp-echo" in body["front"]["stats"]
     assert isinstance(body["ts"], float)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -45,6 +46,21 @@ class AsyncioLagTimer:
     def _tick(self) -> None:
         self.monitor.tick(self.loop.time() - self._due)
         self._arm()
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop a service runs on, by its setting's name (``UDP_ECHO_LOOP``,
+    ``WEB_LOOP``), for ``asyncio.Runner``: None is asyncio's own."""
+    if name == "uvloop":
+        import uvloop  # only where chosen: the stdlib loop needs no extra package
+
+        return uvloop.new_event_loop
+    return None
+
+
+def loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """``"uvloop"`` or ``"asyncio"``: whose loop this is, as the settings name it."""
+    return "uvloop" if type(loop).__module__.split(".")[0] == "uvloop" else "asyncio"
 
 
 def hooks(loop: asyncio.AbstractEventLoop) -> LoopHooks:

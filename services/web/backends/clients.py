@@ -46,11 +46,14 @@ class BackendClients:
     def open(cls, config: WebConfig, stats: BackendStats, metrics: Metrics) -> BackendClients:
         """Create the clients (connections are opened lazily, on first use) and start the
         replica watcher (so: from a running loop)."""
+        # the echo pools bound their own calls (a call holds a connection or an endpoint):
+        # the guard's semaphore would be a second one on the same calls
+        pooled = (Backend.TCP_ECHO, Backend.UDP_ECHO)
         calls = {
             backend: BackendCall(
                 backend,
                 timeout=config.backend_timeout,
-                concurrency=config.backend_concurrency,
+                concurrency=None if backend in pooled else config.backend_concurrency,
                 stats=stats,
                 metrics=metrics,
             )
@@ -68,6 +71,7 @@ class BackendClients:
                 config.tcp_pool_size,
                 replicas[Backend.TCP_ECHO],
                 config.connect_timeout,
+                max_calls=config.backend_concurrency,
             ),
             udp=UdpEchoPool(
                 config.udp_echo_host,
@@ -76,6 +80,7 @@ class BackendClients:
                 try_timeout=config.udp_try_timeout,
                 retries=config.udp_retries,
                 replicas=replicas[Backend.UDP_ECHO],
+                max_calls=config.backend_concurrency,
             ),
             # never every one of the resolver's RESOLVER_MAX_CONNECTIONS: its healthcheck
             # and its direct clients must still get a connection while the front is busy

@@ -117,6 +117,7 @@ class ReplicaSet:
         self._turn = 0
         self._resolved = False
         self.resolve_error: str | None = None
+        self.changes = 0  # refreshes that added or removed a replica (pools purge on it)
 
     @property
     def addresses(self) -> list[str]:
@@ -154,6 +155,7 @@ class ReplicaSet:
         self._replicas = replicas
         self._resolved = True
         if added or removed:
+            self.changes += 1
             log.info(
                 "replicas changed",
                 extra={
@@ -164,6 +166,11 @@ class ReplicaSet:
                 },
             )
         return self.addresses
+
+    @property
+    def ready(self) -> bool:
+        """Resolved at least once, with at least one replica: ``pick()`` has one to give."""
+        return self._resolved and bool(self._replicas)
 
     async def choose(self) -> str:
         """The next replica for a call, resolving first if the set was never filled or is empty.
@@ -176,6 +183,11 @@ class ReplicaSet:
 
     def pick(self, avoid: Iterable[str] = ()) -> str:
         """Round-robin over the replicas that are up (all of them when none is), minus `avoid`."""
+        if not avoid and len(self._replicas) == 1:
+            # one replica (every local stack, an unscaled compose one): no round to make
+            (replica,) = self._replicas.values()
+            replica.calls += 1
+            return replica.address
         skip = set(avoid)
         candidates = [a for a in self.up() if a not in skip]
         if not candidates and not skip:
@@ -260,7 +272,8 @@ async def call_on_replica(
 ) -> T:
     """Run the idempotent `attempt(address)` on the next replica; on a network failure take
     that replica out and try once more on another one that is up (if there is one)."""
-    address = await replicas.choose()
+    # resolved and not empty (every call but the first): no coroutine for choose()
+    address = replicas.pick() if replicas.ready else await replicas.choose()
     try:
         result = await attempt(address)
     except retry_on as exc:

@@ -34,6 +34,8 @@ class TcpEchoPool:
         size: int,
         replicas: ReplicaSet | None = None,
         connect_timeout: float = CONNECT_TIMEOUT,
+        *,
+        max_calls: int | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -41,7 +43,9 @@ class TcpEchoPool:
         self.replicas = replicas or ReplicaSet("tcp-echo", host, port)
         self.connect_timeout = connect_timeout
         self._idle: list[tuple[str, Connection]] = []  # (replica address, connection)
-        self._slots = asyncio.Semaphore(size)
+        # calls at once: one connection each, and never more than WEB_BACKEND_CONCURRENCY
+        self._slots = asyncio.Semaphore(min(size, max_calls or size))
+        self._seen_changes = self.replicas.changes
         self.opened = 0  # connections opened over the pool's life, for tests and logs
 
     async def echo(self, data: bytes) -> bytes:
@@ -53,7 +57,10 @@ class TcpEchoPool:
         conn = self._take_idle(address)
         if conn is not None:
             try:
-                reply = await self._round_trip(conn, data)
+                # no drain(): one message in flight per connection, at most WEB_MAX_MESSAGE
+                # bytes buffered, and its echo is awaited right after
+                conn[1].write(data)
+                reply = await conn[0].readexactly(len(data))
             except (OSError, asyncio.IncompleteReadError):
                 _close(conn)  # dead while idle (tcp-echo's idle timeout): a fresh one decides
             except BaseException:  # cancelled mid-exchange: the stream state is unknown
@@ -64,7 +71,8 @@ class TcpEchoPool:
                 return reply
         conn = await self._open(address)
         try:
-            reply = await self._round_trip(conn, data)
+            conn[1].write(data)
+            reply = await conn[0].readexactly(len(data))
         except BaseException:
             _close(conn)
             raise
@@ -80,16 +88,24 @@ class TcpEchoPool:
                 await writer.wait_closed()
 
     def _take_idle(self, address: str) -> Connection | None:
-        keep: list[tuple[str, Connection]] = []
-        for owner, (reader, writer) in self._idle:
-            if owner not in self.replicas or reader.at_eof() or writer.is_closing():
-                _close((reader, writer))  # its replica left the set, or it died while idle
-            else:
-                keep.append((owner, (reader, writer)))
-        self._idle = keep
-        for i in range(len(keep) - 1, -1, -1):
-            if keep[i][0] == address:
-                return keep.pop(i)[1]
+        """The most recently parked live connection to `address`, or None. Only the one
+        taken is looked at (a call on every idle connection would cost each echo more than
+        the rest of the pool); those of replicas gone from the set go when the set changes."""
+        if self._seen_changes != self.replicas.changes:
+            self._seen_changes = self.replicas.changes
+            keep = [(owner, conn) for owner, conn in self._idle if owner in self.replicas]
+            for owner, conn in self._idle:
+                if owner not in self.replicas:
+                    _close(conn)
+            self._idle = keep
+        idle = self._idle
+        for i in range(len(idle) - 1, -1, -1):
+            if idle[i][0] != address:
+                continue
+            reader, writer = conn = idle.pop(i)[1]
+            if not (reader.at_eof() or writer.is_closing()):
+                return conn
+            _close(conn)  # it died while idle (tcp-echo's idle timeout)
         return None
 
     def _park(self, address: str, conn: Connection) -> None:
@@ -107,13 +123,6 @@ class TcpEchoPool:
             raise ReplicaUnreachable(address, self.port, self.connect_timeout) from None
         self.opened += 1
         return conn
-
-    @staticmethod
-    async def _round_trip(conn: Connection, data: bytes) -> bytes:
-        reader, writer = conn
-        writer.write(data)
-        await writer.drain()
-        return await reader.readexactly(len(data))
 
 
 def _close(conn: Connection) -> None:

@@ -33,6 +33,12 @@ class _EchoEndpoint(asyncio.DatagramProtocol):
         self.expected: bytes | None = None
         self.reply: asyncio.Future[bytes] | None = None
         self.lost = False
+        # the try in progress: its timer, the retries left, the task of a retry under way
+        self._timer: asyncio.TimerHandle | None = None
+        self._retries = 0
+        self._try_timeout = 0.0
+        self._on_silence: Callable[[], Awaitable[None]] | None = None
+        self._retrying: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -58,26 +64,51 @@ class _EchoEndpoint(asyncio.DatagramProtocol):
         retries: int,
         on_silence: Callable[[], Awaitable[None]],
     ) -> bytes:
-        """The echo of `data`; `on_silence` is awaited before each retry (it may raise)."""
+        """The echo of `data`; `on_silence` is awaited before each retry (it may raise).
+
+        One future for the echo and the loop's own timer per try (``_silent``): the common
+        case, an echo before the first timer, costs neither a task nor a ``wait_for``."""
         assert self.transport is not None
         loop = asyncio.get_running_loop()
         self.expected = data
-        self.reply = loop.create_future()
+        self.reply = reply = loop.create_future()
+        self._retries, self._try_timeout, self._on_silence = retries, try_timeout, on_silence
+        self.transport.sendto(data)
+        self._timer = loop.call_later(try_timeout, self._silent)
         try:
-            for attempt in range(retries + 1):
-                self.transport.sendto(data)
-                try:
-                    return await asyncio.wait_for(asyncio.shield(self.reply), try_timeout)
-                except TimeoutError:
-                    if attempt == retries:
-                        raise
-                    await on_silence()
-            raise AssertionError("unreachable")
+            return await reply
         finally:
-            if not self.reply.done():
-                self.reply.cancel()
-            self.reply = None
-            self.expected = None
+            self._timer.cancel()
+            if self._retrying is not None:
+                self._retrying.cancel()
+                self._retrying = None
+            if not reply.done():
+                reply.cancel()
+            self.reply = self.expected = self._on_silence = None
+
+    def _silent(self) -> None:
+        """A try went unanswered: the last one fails the call, else a retry begins."""
+        reply = self.reply
+        if reply is None or reply.done():
+            return
+        if self._retries <= 0:
+            reply.set_exception(TimeoutError("no echo"))
+            return
+        self._retries -= 1
+        self._retrying = asyncio.ensure_future(self._retry(reply))
+
+    async def _retry(self, reply: asyncio.Future[bytes]) -> None:
+        assert self._on_silence is not None and self.transport is not None
+        try:
+            await self._on_silence()
+        except Exception as exc:  # noqa: BLE001 - handed to the caller, through its future
+            if not reply.done():
+                reply.set_exception(exc)
+            return
+        if reply.done() or self.expected is None:
+            return
+        self.transport.sendto(self.expected)
+        self._timer = asyncio.get_running_loop().call_later(self._try_timeout, self._silent)
 
 
 class UdpEchoPool:
@@ -90,6 +121,7 @@ class UdpEchoPool:
         try_timeout: float,
         retries: int,
         replicas: ReplicaSet | None = None,
+        max_calls: int | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -98,7 +130,9 @@ class UdpEchoPool:
         self.retries = retries
         self.replicas = replicas or ReplicaSet("udp-echo", host, port, socktype=socket.SOCK_DGRAM)
         self._idle: list[tuple[str, _EchoEndpoint]] = []  # (replica address, endpoint)
-        self._slots = asyncio.Semaphore(size)
+        # calls at once: one endpoint each, and never more than WEB_BACKEND_CONCURRENCY
+        self._slots = asyncio.Semaphore(min(size, max_calls or size))
+        self._seen_changes = self.replicas.changes
 
     async def echo(self, data: bytes) -> bytes:
         """Send one datagram to udp-echo and return its echo (retrying lost datagrams)."""
@@ -132,16 +166,22 @@ class UdpEchoPool:
             raise ConnectionRefusedError(f"{self.host} moved to {addresses}")
 
     def _take_idle(self, address: str) -> _EchoEndpoint | None:
-        keep: list[tuple[str, _EchoEndpoint]] = []
-        for owner, endpoint in self._idle:
-            if owner not in self.replicas or endpoint.lost:
-                _close(endpoint)  # its replica left the set, or it failed
-            else:
-                keep.append((owner, endpoint))
-        self._idle = keep
-        for i in range(len(keep) - 1, -1, -1):
-            if keep[i][0] == address:
-                return keep.pop(i)[1]
+        """The most recently parked live endpoint to `address`, or None (as the TCP pool:
+        only the one taken is looked at; a changed replica set purges the others)."""
+        if self._seen_changes != self.replicas.changes:
+            self._seen_changes = self.replicas.changes
+            for owner, endpoint in self._idle:
+                if owner not in self.replicas:
+                    _close(endpoint)
+            self._idle = [(owner, e) for owner, e in self._idle if owner in self.replicas]
+        idle = self._idle
+        for i in range(len(idle) - 1, -1, -1):
+            if idle[i][0] != address:
+                continue
+            endpoint = idle.pop(i)[1]
+            if not endpoint.lost:
+                return endpoint
+            _close(endpoint)  # it failed while idle
         return None
 
     async def _open(self, address: str) -> _EchoEndpoint:
