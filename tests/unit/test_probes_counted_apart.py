@@ -98,7 +98,7 @@ def test_a_delayed_udp_probe_is_counted_apart_too() -> None:
 def test_a_dns_question_for_the_probe_name_is_answered_and_counted_apart() -> None:
     factory = build_factory(DnsConfig(tcp_idle_timeout=5.0), task.Clock())
     udp = UdpServer(factory)
-    udp.send(dns_probe.question().to_wire())
+    udp.send(dns_probe.question())
     udp.send(query_bytes("PROBE.polyloop.test", dns.AAAA))
     udp.send(query_bytes("www.polyloop.test"))
     replies = udp.replies()
