@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 
 from devstack import ROOT, SERVICES, service_env
+from services.common.throttle import LogThrottle
 from services.web import server
 from services.web.app import create_app
 from services.web.config import WebConfig
 from services.web.server import RunningFront, start
-from services.web.throttle import LogThrottle
 from tests.unit.web_fakes import HOST, FakeBackends
 
 DEADLINE = 5.0
