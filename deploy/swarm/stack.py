@@ -22,7 +22,9 @@ What changes from compose.yaml, and why (README "Docker Swarm" says the same):
   and with dnsrr the service name resolves to every task, which is what the front needs.
 - Only the front (and Locust's UI with ``--load``) is published, in ``mode: host``
   (``SWARM_WEB_PORT``, ``SWARM_LOCUST_PORT``), at most one task per node (the port binds
-  once): the backends' host ports of compose are not published.
+  once): the backends' host ports of compose are not published. A host-mode port binds
+  every interface of the node, so the front is told so (``WEB_PUBLISHED_HOST=0.0.0.0``):
+  its fault API is off unless the deploying shell sets ``WEB_FAULTS=1``.
 - A value-less ``environment:`` entry (compose passes the host's value through) becomes
   ``${NAME:-}``: stack deploy interpolates it from the deploying shell; empty means the
   service's own default.
@@ -58,6 +60,9 @@ PUBLISHED = {
     "locust-master": (8089, "SWARM_LOCUST_PORT", 8090),
 }
 LOAD_SERVICES = ("locust-master", "locust-worker")
+# what a service is told differently from compose: where the front is reached (every
+# interface of the node, its host-mode port) decides its fault API's default
+SWARM_ENV = {"web": {"WEB_PUBLISHED_HOST": "0.0.0.0"}}
 NETWORK = "polyloop"
 # compose keys stack deploy ignores or rejects (README: what swarm cannot apply)
 DROPPED = ("build", "depends_on", "security_opt", "pids_limit", "profiles", "restart")
@@ -109,6 +114,7 @@ def swarm_service(name: str, service: dict[str, Any]) -> dict[str, Any]:
     out = {"image": f"${{SWARM_IMAGE_PREFIX:-polyloop-}}{name}:${{SWARM_IMAGE_TAG:-latest}}", **out}
     env = out.get("environment") or {}
     out["environment"] = {k: passthrough(k) if v is None else str(v) for k, v in env.items()}
+    out["environment"].update(SWARM_ENV.get(name, {}))
     out.pop("ports", None)
     # stack deploy ignores the `tmpfs:` key; a volume of type tmpfs is its way to the same
     tmpfs = out.pop("tmpfs", [])

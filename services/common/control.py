@@ -319,7 +319,7 @@ def faults_app(faults: Faults, token: str | None) -> WsgiApp:
             return _problem(start_response, refused, detail)
         if method == "DELETE":
             faults.clear()
-            return _json(start_response, 200, faults.describe())
+            return _json(start_response, 200, {**faults.describe(), "token": "accepted"})
         if environ.get("HTTP_TRANSFER_ENCODING") or not environ.get("CONTENT_LENGTH"):
             return _problem(start_response, 411, "send the fault spec with a Content-Length")
         try:
@@ -338,7 +338,7 @@ def faults_app(faults: Faults, token: str | None) -> WsgiApp:
         except RecursionError:
             return _problem(start_response, 422, "nested too deeply", field="body")
         faults.apply(spec)
-        return _json(start_response, 200, faults.describe())
+        return _json(start_response, 200, {**faults.describe(), "token": "accepted"})
 
     return app
 

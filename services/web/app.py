@@ -23,6 +23,7 @@ from services.web.keys import CLIENTS, CONFIG, FAULTS, METRICS, OPENAPI, STATS, 
 from services.web.live import setup_live
 from services.web.metrics import Metrics, WebCollector, metrics_middleware
 from services.web.openapi import openapi_document
+from services.web.origin import origin_middleware
 from services.web.routes import routes
 from services.web.stats import BackendStats
 from services.web.steady import steady_ctx
@@ -55,8 +56,14 @@ def create_app(
     metrics = Metrics()
     app = web.Application(
         client_max_size=config.max_body,
-        # fault_middleware inside problem_middleware: an injected failure is problem+json
-        middlewares=[metrics_middleware(metrics), problem_middleware, fault_middleware],
+        # inside problem_middleware: a refusal or an injected failure is problem+json; the
+        # origin check first: a foreign page's request never reaches a fault
+        middlewares=[
+            metrics_middleware(metrics),
+            problem_middleware,
+            origin_middleware,
+            fault_middleware,
+        ],
     )
     app[CONFIG] = config
     app[STATS] = BackendStats()

@@ -146,6 +146,25 @@ class ExperimentRunning(Problem):
     title = "An experiment is running"
 
 
+class ForeignHost(Problem):
+    """A change (or a ``/ws/live`` subscription) whose ``Host`` names none of the names the
+    front is served as (127.0.0.1, localhost, [::1], ``WEB_HOST``, ``WEB_ALLOWED_HOSTS``):
+    refused against DNS rebinding."""
+
+    status = 421
+    type = URN + "foreign-host"
+    title = "Not a name of this front"
+
+
+class ForeignOrigin(Problem):
+    """A change (or a ``/ws/live`` subscription) from a web page of another origin than the
+    front's own (its ``Origin`` header)."""
+
+    status = 403
+    type = URN + "foreign-origin"
+    title = "Not from this front's pages"
+
+
 class InjectedFailure(Problem):
     """The front's own fail-X % fault: answered at once, never a hang."""
 

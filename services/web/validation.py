@@ -1,7 +1,8 @@
 """Validating request bodies at the edge: malformed JSON is a 400, the wrong shape a 422
-naming the field, a body over ``WEB_MAX_BODY`` a 413 (at once when its ``Content-Length``
-says so, else raised by aiohttp as it grows past), a body still incomplete after
-``WEB_BODY_TIMEOUT`` a 408. Both close the connection: the rest is never read.
+naming the field (JSON nested too deep for the parser too), a body over ``WEB_MAX_BODY`` a
+413 (at once when its ``Content-Length`` says so, else raised by aiohttp as it grows past),
+a body still incomplete after ``WEB_BODY_TIMEOUT`` a 408. Both close the connection: the
+rest is never read.
 
 The limits are the backends' own, from ``WebConfig`` (``RESOLVER_MAX_NAMES``,
 ``RESOLVER_MAX_TIMEOUT``, ``UDP_ECHO_MAX_DATAGRAM``), and the host-name rule is the
@@ -39,8 +40,10 @@ async def json_object(request: web.Request, config: WebConfig) -> dict[str, Any]
             raise BodyTimeout(config.body_timeout) from None
     try:
         body = json.loads(raw)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
+    except ValueError as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
         raise MalformedJson(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:  # valid JSON, deeper than the parser goes: no request needs it
+        raise InvalidField("body", "nested too deeply") from None
     if not isinstance(body, dict):
         raise InvalidField("body", "expected a JSON object")
     return body

@@ -62,6 +62,7 @@ def test_each_service_keeps_what_swarm_supports(name: str, compose: dict) -> Non
     ]
     for key, value in source["environment"].items():
         expected = f"${{{key}:-}}" if value is None else str(value)
+        expected = swarm.SWARM_ENV.get(name, {}).get(key, expected)
         assert out["environment"][key] == expected
 
 
@@ -143,3 +144,15 @@ def test_docker_rejects_what_the_generator_removes(tmp_path: Path) -> None:
     done = docker_stack_config(path, {})
     assert done.returncode != 0
     assert "forbidden" in done.stderr
+
+
+def test_the_fronts_fault_api_is_off_by_default_on_swarm(compose: dict) -> None:
+    """The front's host-mode port binds every interface of the node: beyond loopback."""
+    from services.web.config import WebConfig
+
+    env = swarm.stack(compose)["services"]["web"]["environment"]
+    assert env["WEB_PUBLISHED_HOST"] == "0.0.0.0"
+    assert env["WEB_FAULTS"] == "${WEB_FAULTS:-}"  # WEB_FAULTS=1 from the deploying shell
+    deployed = {"LISTEN_HOST": env["LISTEN_HOST"], "WEB_PUBLISHED_HOST": "0.0.0.0"}
+    assert WebConfig.from_env(deployed).faults_enabled is False
+    assert WebConfig.from_env({**deployed, "WEB_FAULTS": "1"}).faults_enabled is True

@@ -103,7 +103,7 @@ async def poll(condition: Callable[[], bool], what: str) -> None:
 def post(path: str, length: int, body: bytes = b"", **headers: str) -> bytes:
     extra = "".join(f"{k.replace('_', '-')}: {v}\r\n" for k, v in headers.items())
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: front\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Content-Length: {length}\r\n{extra}\r\n"
     )
     return head.encode() + body
