@@ -26,9 +26,9 @@ The clock and the random source are injected, so tests drive expiry and ratios w
 sleeping. Changing faults needs ``POLYLOOP_ADMIN_TOKEN`` (``Authorization: Bearer ...``,
 compared in constant time); with no token configured, changing faults is refused.
 
-Try it (tcp-echo running, token in .run/admin-token)::
+Try it (tcp-echo running, the token in .env: ``.venv/bin/python -m devstack token``)::
 
-    curl -s -X PUT -H "Authorization: Bearer $(cat .run/admin-token)" \\
+    curl -s -X PUT -H "Authorization: Bearer $(.venv/bin/python -m devstack token)" \\
         -d '{"latency_ms": 500, "duration_s": 30}' 127.0.0.1:9101/faults
 """
 
