@@ -36,7 +36,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
 
-from services.common.control_server import BoundedControlServer, ControlHandler, ShedCollector
+from services.common.control_server import (
+    BoundedControlServer,
+    ControlHandler,
+    ShedCollector,
+    shared_for_anonymous,
+)
 from services.common.faults import MAX_BODY, FaultError, Faults, parse_spec
 from services.common.problem import FIELD_TITLE, INVALID_FIELD, wsgi_answer
 from services.common.settings import ADMIN_TOKEN, Settings, declare, setting
@@ -92,8 +97,7 @@ class ControlSettings(Settings):
         16,
         "requests without the token each control port serves at once (beyond: 503); 4 more"
         " connections are kept for the front's calls, which carry the token. When a new"
-        " connection needs room, the one idle the longest, else the one sending its request"
-        " the longest, is closed",
+        " connection needs room, the oldest one whose request is not in yet is closed",
         minimum=1,
         maximum=1024,
     )
@@ -138,7 +142,9 @@ class ControlServer:
         token: str | None = None,
         routes: Mapping[str, WsgiApp] | None = None,
     ) -> None:
-        self.routes: dict[str, WsgiApp] = {"/metrics": make_wsgi_app(registry)}
+        self.routes: dict[str, WsgiApp] = {
+            "/metrics": shared_for_anonymous(make_wsgi_app(registry))
+        }
         self.routes.update(routes or {})
         self.host = host
         self.requested_port = port

@@ -9,9 +9,10 @@ with these rules, in the spirit of the resolver's server (``services.resolver.se
   (one clock per connection, not per read); past it a 408 and the connection ends. The
   answer then gets as long again to be taken (a client that never reads cannot hold it).
 - **Eviction**: at most ``max_connections + RESERVED`` connections are open. When a new
-  one needs room, the one idle the longest (no byte yet) is closed, else the one that has
-  been arriving the longest (a slow client); a connection whose request is in is never cut.
-  So slow sockets cannot lock the port: each newcomer pushes the oldest of them out.
+  one needs room, the oldest connection whose request is not in yet is closed (silent or
+  trickling: it had the longest to send it); a connection whose request is in is never cut.
+  So slow sockets cannot lock the port: each newcomer pushes the oldest of them out, and a
+  newcomer is the last in line (its request may already wait in the kernel, unread).
 - **Room for the front**: requests without the stack's token (``Authorization: Bearer``,
   the ``POLYLOOP_ADMIN_TOKEN`` the front sends on every call) are served at most
   ``max_connections`` at once, beyond it a 503 at once; the ``RESERVED`` other slots only
@@ -19,6 +20,10 @@ with these rules, in the spirit of the resolver's server (``services.resolver.se
   every client is 127.0.0.1, like the front); the token is what only the front holds. A
   flood of complete anonymous requests therefore leaves the front its slots, and a flood of
   incomplete ones is evicted by the front's own connection.
+- **The front's scrape is never queued behind a flood's CPU**: an anonymous ``GET
+  /metrics`` is answered from the exposition made for the last one, while it is younger
+  than ``SHARED_FOR``: a flood of complete requests then costs a copy each, not the
+  collection of every metric, and a request with the token always gets a fresh one.
 - Parser refusals (a request line over 8 KiB: 414, a bad request line or header: 400,
   too many or too long headers: 431) and an app's unexpected error (500) are problem+json;
   nothing is written to stderr, and the log lines of a flood are throttled
@@ -37,7 +42,7 @@ import socket
 import socketserver
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler
 
@@ -49,11 +54,15 @@ from services.common.throttle import LogThrottle
 
 log = logging.getLogger(__name__)
 
+WsgiApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
+
 # slots for requests that carry the token (the front's scrapes and fault calls): per
 # replica the front has two reads a second and a change now and then in flight
 RESERVED = 4
 MAX_LINE = 8192  # bytes of the request line
 LOG_INTERVAL = 10.0  # seconds between two log lines of one kind (WEB_LOG_INTERVAL's default)
+SHARED_FOR = 0.5  # seconds an anonymous /metrics answer is served again to the next ones
+TRUSTED = "polyloop.trusted"  # the WSGI environ's key: the request carries the token
 # why a connection ended before its answer: the label of the shed counter (a closed set)
 SHED_REASONS = ("idle", "slow", "deadline", "busy", "full")
 # a read past its time: socket.timeout is TimeoutError from 3.10, an OSError apart on PyPy 3.9
@@ -138,6 +147,7 @@ class ControlHandler(WSGIRequestHandler):
         # the answer's own deadline: a client that does not read cannot hold the slot
         self.connection.settimeout(self.server.request_timeout)
         environ = self.get_environ()
+        environ[TRUSTED] = self.slot.trusted
         handler = ServerHandler(
             io.BytesIO(body), self.wfile, _NoStderr(), environ, multithread=True
         )
@@ -232,9 +242,10 @@ class BoundedControlServer(ThreadingWSGIServer):
         self.lock = threading.Lock()
         self.open = 0
         self.anonymous = 0  # requests without the token being served
-        # insertion-ordered: the first is the one waiting the longest
-        self.idle: dict[Slot, None] = {}
-        self.arriving: dict[Slot, None] = {}
+        # the connections whose request is not in yet, in accept order: the first is the
+        # one that has had the longest to send it (never the newcomer, such as the front's
+        # connection whose request is in the kernel but not read yet)
+        self.waiting: dict[Slot, None] = {}
         self.shed_total = dict.fromkeys(SHED_REASONS, 0)
         self.throttle = LogThrottle(log, LOG_INTERVAL)
         super().__init__(address, handler)
@@ -266,20 +277,18 @@ class BoundedControlServer(ThreadingWSGIServer):
     def _admit(self, request: Any) -> Slot | None:
         with self.lock:
             if self.open >= self.capacity:
-                for waiting, reason in ((self.idle, "idle"), (self.arriving, "slow")):
-                    if waiting:
-                        victim = next(iter(waiting))
-                        del waiting[victim]
-                        victim.cut()
-                        self.open -= 1
-                        self._count(reason)
-                        break
-                else:  # every slot serves a request: only the front's fill the last ones
+                if not self.waiting:  # every slot serves a request: the front's fill the last
                     self._count("full")
                     return None
+                victim = next(iter(self.waiting))
+                del self.waiting[victim]
+                reason = "idle" if victim.state == "idle" else "slow"
+                victim.cut()
+                self.open -= 1
+                self._count(reason)
             self.open += 1
             slot = Slot(request, time.monotonic() + self.request_timeout)
-            self.idle[slot] = None
+            self.waiting[slot] = None
             return slot
 
     def _serve(self, request: Any, client_address: Any, slot: Slot) -> None:
@@ -296,10 +305,8 @@ class BoundedControlServer(ThreadingWSGIServer):
 
     def first_byte(self, slot: Slot) -> None:
         with self.lock:
-            if slot in self.idle:
-                del self.idle[slot]
+            if slot.state == "idle":
                 slot.state = "arriving"
-                self.arriving[slot] = None
 
     def begin(self, slot: Slot, authorization: str | None) -> bool:
         """The request is in: serve it (True), or refuse it (False: cut, or too many
@@ -308,8 +315,7 @@ class BoundedControlServer(ThreadingWSGIServer):
         with self.lock:
             if slot.state == "cut":
                 return False
-            self.idle.pop(slot, None)
-            self.arriving.pop(slot, None)
+            self.waiting.pop(slot, None)
             if not trusted and self.anonymous >= self.max_connections:
                 return False
             slot.state, slot.trusted = "busy", trusted
@@ -320,8 +326,7 @@ class BoundedControlServer(ThreadingWSGIServer):
         with self.lock:
             if slot.state == "cut":
                 return  # counted out when it was cut
-            self.idle.pop(slot, None)
-            self.arriving.pop(slot, None)
+            self.waiting.pop(slot, None)
             if slot.state == "busy" and not slot.trusted:
                 self.anonymous -= 1
             slot.state = "cut"
@@ -344,6 +349,36 @@ class BoundedControlServer(ThreadingWSGIServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         # socketserver's default prints a traceback to stderr for each
         self.throttle.log("accept", logging.ERROR, "control port error", exc_info=True)
+
+
+def shared_for_anonymous(app: WsgiApp, max_age: float = SHARED_FOR) -> WsgiApp:
+    """``app`` (prometheus-client's ``/metrics``), whose answer to a request without the
+    token is made once per ``max_age`` per kind (gzip or not, OpenMetrics or not) and
+    shared by the anonymous requests meanwhile; a request with the token, or asking a
+    subset (``?name[]=``), is always answered fresh."""
+    lock = threading.Lock()
+    made: dict[tuple[bool, bool], tuple[float, str, list[tuple[str, str]], bytes]] = {}
+
+    def shared(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get(TRUSTED) or environ.get("QUERY_STRING"):
+            return app(environ, start_response)
+        kind = (
+            "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""),
+            "openmetrics" in environ.get("HTTP_ACCEPT", ""),
+        )
+        with lock:
+            now = time.monotonic()
+            known = made.get(kind)
+            if known is None or now - known[0] > max_age:
+                answer: list[Any] = []
+                body = b"".join(
+                    app(environ, lambda status, headers, *_: answer.extend((status, headers)))
+                )
+                known = made[kind] = (now, answer[0], list(answer[1]), body)
+        start_response(known[1], known[2])
+        return [known[3]]
+
+    return shared
 
 
 class ShedCollector:

@@ -85,6 +85,17 @@ class BodyTimeout(Problem):
         super().__init__(f"the request body did not arrive within {seconds:g} s")
 
 
+class BodyLost(Problem):
+    """The connection was lost before the body arrived whole (the client went away: this
+    answer is for the log and the access line, nobody reads it)."""
+
+    status = 400
+    close = True
+
+    def __init__(self) -> None:
+        super().__init__("the connection was lost before the body arrived whole")
+
+
 class InvalidField(Problem):
     """Valid JSON of the wrong shape; ``field`` names the culprit (``names[3]``)."""
 

@@ -18,11 +18,11 @@ from aiohttp import web
 
 from services.common.hostname import is_host_name
 from services.web.config import WebConfig
-from services.web.errors import BodyTimeout, BodyTooLarge, InvalidField, MalformedJson
+from services.web.errors import BodyLost, BodyTimeout, BodyTooLarge, InvalidField, MalformedJson
 
 MODES = ("concurrent", "sequential")
 # every problem reading and checking a body can raise (the OpenAPI document lists them)
-PROBLEMS = (MalformedJson, BodyTimeout, BodyTooLarge, InvalidField)
+PROBLEMS = (MalformedJson, BodyLost, BodyTimeout, BodyTooLarge, InvalidField)
 
 
 async def json_object(request: web.Request, config: WebConfig) -> dict[str, Any]:
@@ -38,6 +38,8 @@ async def json_object(request: web.Request, config: WebConfig) -> dict[str, Any]
                 raw = await request.read()
         except TimeoutError:
             raise BodyTimeout(config.body_timeout) from None
+        except ConnectionError:  # gone mid-body: a refusal, never a 500 and a traceback
+            raise BodyLost from None
     try:
         body = json.loads(raw)
     except ValueError as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors

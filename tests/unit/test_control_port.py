@@ -206,3 +206,34 @@ def test_a_route_that_fails_is_a_bare_500_problem(caplog) -> None:
         server.close()
     # a flood of them is one line (and a count of the rest), never a traceback each
     assert len([r for r in caplog.records if r.message == "control port route failed"]) == 1
+
+
+class CountedCollector:
+    """A collector that counts how often the exposition is made."""
+
+    def __init__(self) -> None:
+        self.made = 0
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        self.made += 1
+        yield GaugeMetricFamily("polyloop_made", "how often the exposition was made", self.made)
+
+
+def test_a_flood_of_anonymous_scrapes_shares_one_exposition() -> None:
+    """Forty anonymous GET /metrics cost one collection (each copies it); a request with
+    the token is always collected afresh, so the front's figures are never stale."""
+    counted = CountedCollector()
+    server = ControlServer(new_registry(counted), "127.0.0.1", 0, token=TOKEN)
+    server.start()
+    try:
+        bodies = {get(server.port, "/metrics")[1] for _ in range(40)}
+        assert counted.made <= 2  # one, or two if the half second turned meanwhile
+        assert len(bodies) <= 2
+        for _ in range(3):
+            assert get(server.port, "/metrics", token=TOKEN)[0] == 200
+        assert counted.made <= 5
+        assert counted.made >= 4
+    finally:
+        server.close()

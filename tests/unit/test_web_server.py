@@ -133,6 +133,24 @@ async def test_a_slow_body_is_cut_at_the_body_deadline(serve: StartFront) -> Non
         writer.close()
 
 
+@pytest.mark.parametrize("path", ["/api/echo/tcp", "/api/faults/web"])
+async def test_clients_gone_mid_body_cost_no_traceback(serve: StartFront, caplog, path) -> None:
+    """Fifty clients that send half a body and reset: each is refused (400, its access
+    line), never a 500 with a traceback each."""
+    front = await serve(body_timeout=5.0)
+    with caplog.at_level(logging.INFO):
+        for _ in range(50):
+            _reader, writer = await asyncio.open_connection(HOST, front.port)
+            writer.write(
+                post(path, 100, b'{"mess').replace(b"POST", b"PUT" if "faults" in path else b"POST")
+            )
+            await writer.drain()
+            writer.transport.abort()  # a reset, mid-body
+        await poll(lambda: front.limiter.open == 0, "every connection gone")
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    assert not [r for r in caplog.records if getattr(r, "status", None) == 500]
+
+
 async def test_a_content_length_over_the_limit_is_413_before_the_body(serve: StartFront) -> None:
     # the attack: Content-Length: 10 MB, then nothing; the front waited for the body
     front = await serve(max_body=2048)
