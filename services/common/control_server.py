@@ -20,10 +20,10 @@ with these rules, in the spirit of the resolver's server (``services.resolver.se
   every client is 127.0.0.1, like the front); the token is what only the front holds. A
   flood of complete anonymous requests therefore leaves the front its slots, and a flood of
   incomplete ones is evicted by the front's own connection.
-- **The front's scrape is never queued behind a flood's CPU**: an anonymous ``GET
-  /metrics`` is answered from the exposition made for the last one, while it is younger
-  than ``SHARED_FOR``: a flood of complete requests then costs a copy each, not the
-  collection of every metric, and a request with the token always gets a fresh one.
+- **The front's scrape is never queued behind a flood's CPU**: requests without the token
+  get at most ``ANONYMOUS_COLLECTIONS`` fresh ``/metrics`` collections a second, beyond it
+  the last one again (``shared_for_anonymous``): a flood of complete requests costs a copy
+  each, not the collection of every metric; a request with the token always gets its own.
 - Parser refusals (a request line over 8 KiB: 414, a bad request line or header: 400,
   too many or too long headers: 431) and an app's unexpected error (500) are problem+json;
   nothing is written to stderr, and the log lines of a flood are throttled
@@ -61,7 +61,7 @@ WsgiApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 RESERVED = 4
 MAX_LINE = 8192  # bytes of the request line
 LOG_INTERVAL = 10.0  # seconds between two log lines of one kind (WEB_LOG_INTERVAL's default)
-SHARED_FOR = 0.5  # seconds an anonymous /metrics answer is served again to the next ones
+ANONYMOUS_COLLECTIONS = 10.0  # /metrics collections a second for requests without the token
 TRUSTED = "polyloop.trusted"  # the WSGI environ's key: the request carries the token
 # why a connection ended before its answer: the label of the shed counter (a closed set)
 SHED_REASONS = ("idle", "slow", "deadline", "busy", "full")
@@ -351,13 +351,20 @@ class BoundedControlServer(ThreadingWSGIServer):
         self.throttle.log("accept", logging.ERROR, "control port error", exc_info=True)
 
 
-def shared_for_anonymous(app: WsgiApp, max_age: float = SHARED_FOR) -> WsgiApp:
-    """``app`` (prometheus-client's ``/metrics``), whose answer to a request without the
-    token is made once per ``max_age`` per kind (gzip or not, OpenMetrics or not) and
-    shared by the anonymous requests meanwhile; a request with the token, or asking a
-    subset (``?name[]=``), is always answered fresh."""
+def shared_for_anonymous(
+    app: WsgiApp,
+    per_second: float = ANONYMOUS_COLLECTIONS,
+    clock: Callable[[], float] = time.monotonic,
+) -> WsgiApp:
+    """``app`` (prometheus-client's ``/metrics``), collected for requests without the token
+    at most ``per_second`` times a second (a burst of as many): beyond, such a request gets
+    the last collection of its kind (gzip or not, OpenMetrics or not) again. A scraper (a
+    Prometheus every 15 s, a test) always gets a fresh one; a flood costs a copy per
+    request, not a collection of every metric. A request with the token, or asking a subset
+    (``?name[]=``), is always collected for itself."""
     lock = threading.Lock()
-    made: dict[tuple[bool, bool], tuple[float, str, list[tuple[str, str]], bytes]] = {}
+    last: dict[tuple[bool, bool], tuple[str, list[tuple[str, str]], bytes]] = {}
+    bucket = {"tokens": per_second, "at": clock()}
 
     def shared(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get(TRUSTED) or environ.get("QUERY_STRING"):
@@ -367,16 +374,23 @@ def shared_for_anonymous(app: WsgiApp, max_age: float = SHARED_FOR) -> WsgiApp:
             "openmetrics" in environ.get("HTTP_ACCEPT", ""),
         )
         with lock:
-            now = time.monotonic()
-            known = made.get(kind)
-            if known is None or now - known[0] > max_age:
-                answer: list[Any] = []
-                body = b"".join(
-                    app(environ, lambda status, headers, *_: answer.extend((status, headers)))
-                )
-                known = made[kind] = (now, answer[0], list(answer[1]), body)
-        start_response(known[1], known[2])
-        return [known[3]]
+            now = clock()
+            tokens = min(per_second, bucket["tokens"] + (now - bucket["at"]) * per_second)
+            bucket["at"] = now
+            known = last.get(kind)
+            collect = tokens >= 1 or known is None
+            bucket["tokens"] = tokens - 1 if collect else tokens
+        if collect:
+            head: list[Any] = []
+            body = b"".join(
+                app(environ, lambda status, headers, *_: head.extend((status, headers)))
+            )
+            known = (head[0], list(head[1]), body)
+            with lock:
+                last[kind] = known
+        assert known is not None
+        start_response(known[0], known[1])
+        return [known[2]]
 
     return shared
 
