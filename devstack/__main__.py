@@ -25,6 +25,8 @@ from pathlib import Path
 from devstack import ROOT, SERVICES, STOP_GRACE, Service, StartError, start
 
 RUN = ROOT / ".run"
+ENV_FILE = ROOT / ".env"  # compose's own: every `docker compose` command here reads it
+TOKEN_VARIABLE = "POLYLOOP_ADMIN_TOKEN"  # noqa: S105 - the variable's name, not a value
 PYPY = ROOT / "build" / "pypy-venv" / "bin" / "python"
 
 
@@ -61,32 +63,42 @@ def stack_env() -> dict[str, str]:
             env[variable] = os.environ.get(variable, "").strip() or str(default)
     # as in the PyPy images (services/Dockerfile says why)
     env["PYPY_GC_NURSERY"] = os.environ.get("PYPY_GC_NURSERY", "4MB")
-    env["POLYLOOP_ADMIN_TOKEN"] = admin_token()
+    env[TOKEN_VARIABLE] = admin_token()
     return env
 
 
-def admin_token(run: Path = RUN) -> str:
-    """``POLYLOOP_ADMIN_TOKEN`` when set, else the one in ``.run/admin-token``, made once.
+def admin_token(env_file: Path = ENV_FILE) -> str:
+    """``POLYLOOP_ADMIN_TOKEN`` when set, else the one in ``.env``, made once and written there.
 
-    The shared secret that changes faults: random, readable by its owner only,
-    kept out of git (.run/ is ignored), the same for every service of the stack and across
-    ``make up`` runs (so a shell that read it once keeps working).
+    The shared secret that changes faults: random, the same for every service of the stack
+    and across ``make up`` runs (so a shell that read it once keeps working). ``.env`` in
+    the project folder is compose's own file: every ``docker compose`` command run there
+    reads it, so each of them (``--scale``, ``--profile load up``...) passes the same token
+    and recreates nothing. It is gitignored and outside the images' build context, and
+    readable by its owner only; the other lines of a ``.env`` the user keeps stay as they
+    are. A token an earlier version left in ``.run/admin-token`` is taken over.
     """
-    given = os.environ.get("POLYLOOP_ADMIN_TOKEN", "").strip()
+    given = os.environ.get(TOKEN_VARIABLE, "").strip()
     if given:
         return given
-    path = run / "admin-token"
-    try:
-        token = path.read_text().strip()
-    except FileNotFoundError:
-        token = ""
-    if not token:
-        run.mkdir(exist_ok=True)
-        token = secrets.token_urlsafe(32)
-        # created owner-only from the start: never a moment where others may read it
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as file:
-            file.write(token + "\n")
+    lines = env_file.read_text().splitlines() if env_file.exists() else []
+    for line in lines:
+        name, _, value = line.partition("=")
+        if name.strip() == TOKEN_VARIABLE and value.strip().strip("'\""):
+            return value.strip().strip("'\"")
+    legacy = env_file.parent / ".run" / "admin-token"
+    token = legacy.read_text().strip() if legacy.exists() else ""
+    token = token or secrets.token_urlsafe(32)
+    kept = [line for line in lines if line.partition("=")[0].strip() != TOKEN_VARIABLE]
+    note = "# the stack's secret that changes faults (written by make up; never commit it)"
+    text = "\n".join([*kept, note, f"{TOKEN_VARIABLE}={token}"])
+    # written whole beside it, owner-only from the start, then moved in place: never a
+    # moment where others may read the token, nor a half-written .env
+    temporary = env_file.with_name(f".env.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text + "\n")
+    os.replace(temporary, env_file)
     return token
 
 
@@ -165,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def token() -> int:
-    """Print the stack's admin token (made if needed): ``scripts/stack.sh`` passes it to compose."""
+    """Print the stack's admin token (made and written into ``.env`` if needed): ``make up``
+    calls it first; ``kubectl create secret`` and ``scripts/swarm.sh`` read it from here."""
     print(admin_token())
     return 0
 

@@ -81,8 +81,8 @@ up_local() {
     urls
 }
 
-# the secret that changes faults, made once in .run/admin-token (gitignored) when
-# POLYLOOP_ADMIN_TOKEN is unset; compose and devstack pass it to every service
+# the secret that changes faults, made once into .env (gitignored) when POLYLOOP_ADMIN_TOKEN
+# is unset: compose reads .env on every command, devstack passes it to every process
 admin_token() {
     [ -x "$PY" ] || return 0
     POLYLOOP_ADMIN_TOKEN=$("$PY" -m devstack token)

@@ -55,6 +55,20 @@ ensure_swarm() {
     esac
 }
 
+# the stack's token as a swarm secret (deploy/swarm/stack.py mounts it in every service):
+# made once from the stack's own (.env, written by make up), kept by every later deploy;
+# a secret cannot change while a service uses it, so an existing one is left as it is
+# (swarm-down removes it with the stack)
+ensure_secret() {
+    if docker secret inspect polyloop_admin_token >/dev/null 2>&1; then
+        log "secret polyloop_admin_token: present (kept)"
+        return
+    fi
+    "$PY" -m devstack token | tr -d '\n' \
+        | docker secret create polyloop_admin_token - >/dev/null
+    log "secret polyloop_admin_token: created from the stack's token (.env)"
+}
+
 build_images() {
     local prefix=$PROJECT- services=(dns tcp-echo udp-echo resolver web)
     if load; then services+=(locust-master locust-worker); fi
@@ -121,6 +135,7 @@ up() {
     check_ipvs
     ensure_swarm
     build_images
+    ensure_secret
     mkdir -p build/swarm
     local args=()
     if load; then args+=(--load); fi
@@ -152,6 +167,8 @@ down() {
             fi
             sleep 1
         done
+        # unused now: the next swarm-up makes it again from the stack's token of the day
+        docker secret rm polyloop_admin_token >/dev/null 2>&1 || true
     fi
     if [ -f "$CREATED" ]; then
         log "leaving the single-node swarm this project created"

@@ -92,16 +92,12 @@ def stack_mode() -> str:
 def compose_env() -> dict[str, str]:
     """The environment for `docker compose`: the compose files `make up` started the stack
     with (.run/compose-file, e.g. compose.yaml:compose.pypy.yaml) unless COMPOSE_FILE is set,
-    so a test restarting a service restarts the variant that runs; and the admin token
-    `make up` gave the services (.run/admin-token), so a `compose up` of one more service
-    (Locust's) does not see changed configs and recreate the stack without it."""
+    so a test restarting a service restarts the variant that runs. The admin token needs
+    nothing: compose reads it from .env (written by `make up`), as any user's command does."""
     env = dict(os.environ)
     recorded = ROOT / ".run" / "compose-file"
     if not env.get("COMPOSE_FILE") and recorded.exists():
         env["COMPOSE_FILE"] = recorded.read_text().strip()
-    token = ROOT / ".run" / "admin-token"
-    if not env.get("POLYLOOP_ADMIN_TOKEN") and token.exists():
-        env["POLYLOOP_ADMIN_TOKEN"] = token.read_text().strip()
     return env
 
 

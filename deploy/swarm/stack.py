@@ -22,7 +22,14 @@ What changes from compose.yaml, and why (README "Docker Swarm" says the same):
   and with dnsrr the service name resolves to every task, which is what the front needs.
 - Only the front (and Locust's UI with ``--load``) is published, in ``mode: host``
   (``SWARM_WEB_PORT``, ``SWARM_LOCUST_PORT``), at most one task per node (the port binds
-  once): the backends' host ports of compose are not published.
+  once): the backends' host ports of compose are not published. A host-mode port binds
+  every interface of the node, so the front is told so (``WEB_PUBLISHED_HOST=0.0.0.0``):
+  its fault API is off unless the deploying shell sets ``WEB_FAULTS=1``.
+- The admin token is a Swarm secret (``polyloop_admin_token``, made by
+  ``scripts/swarm.sh`` from the stack's token before deploying: every ``docker stack
+  deploy`` keeps it), mounted in each of the stack's services at
+  ``/run/secrets/polyloop_admin_token``, readable by the service's user only, and named by
+  ``POLYLOOP_ADMIN_TOKEN_FILE``; no service gets it as a variable.
 - A value-less ``environment:`` entry (compose passes the host's value through) becomes
   ``${NAME:-}``: stack deploy interpolates it from the deploying shell; empty means the
   service's own default.
@@ -38,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from services.common.catalogue import NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"
@@ -58,6 +67,12 @@ PUBLISHED = {
     "locust-master": (8089, "SWARM_LOCUST_PORT", 8090),
 }
 LOAD_SERVICES = ("locust-master", "locust-worker")
+# what a service is told differently from compose: where the front is reached (every
+# interface of the node, its host-mode port) decides its fault API's default
+SWARM_ENV = {"web": {"WEB_PUBLISHED_HOST": "0.0.0.0"}}
+# the stack's token, a secret of the swarm (scripts/swarm.sh creates it), for the services
+SECRET = "polyloop_admin_token"  # noqa: S105 - the secret's name, not its value
+TOKEN_FILE = f"/run/secrets/{SECRET}"
 NETWORK = "polyloop"
 # compose keys stack deploy ignores or rejects (README: what swarm cannot apply)
 DROPPED = ("build", "depends_on", "security_opt", "pids_limit", "profiles", "restart")
@@ -110,6 +125,14 @@ def swarm_service(name: str, service: dict[str, Any]) -> dict[str, Any]:
     out = {"image": f"${{SWARM_IMAGE_PREFIX:-polyloop-}}{name}:${{SWARM_IMAGE_TAG:-latest}}", **out}
     env = out.get("environment") or {}
     out["environment"] = {k: passthrough(k) if v is None else str(v) for k, v in env.items()}
+    out["environment"].update(SWARM_ENV.get(name, {}))
+    out["environment"].pop("POLYLOOP_ADMIN_TOKEN", None)
+    if name in NAMES:
+        out["environment"]["POLYLOOP_ADMIN_TOKEN_FILE"] = TOKEN_FILE
+        uid, _, gid = str(service.get("user", "0:0")).partition(":")
+        out["secrets"] = [
+            {"source": SECRET, "target": SECRET, "uid": uid, "gid": gid or uid, "mode": 0o400}
+        ]
     out.pop("ports", None)
     # stack deploy ignores the `tmpfs:` key; a volume of type tmpfs is its way to the same
     tmpfs = out.pop("tmpfs", [])
@@ -157,6 +180,7 @@ def stack(compose: dict[str, Any], *, load: bool = False) -> dict[str, Any]:
     return {
         "services": services,
         "networks": {NETWORK: {"driver": "overlay", "attachable": True}},
+        "secrets": {SECRET: {"external": True}},
     }
 
 

@@ -13,11 +13,12 @@ network only, 127.0.0.1 in local mode, never published):
 It is served by prometheus-client's ``ThreadingWSGIServer`` on a thread of its own, OUTSIDE
 the event loop, so it still answers while the loop is blocked: that is what makes "blocked
 now" and the fault API work when the loop is stuck. Each loop's ``start`` (in
-``services.common.loops``) calls ``serve``.
+``services.common.loops``) calls ``serve``. Slow or silent clients cannot hold it, and the
+front (which sends the token on every call) always finds room: ``control_server.py``.
 
 Try it (tcp-echo running): ``curl -s 127.0.0.1:9101/metrics``;
-``curl -s -X PUT -H "Authorization: Bearer $(cat .run/admin-token)" -d '{"latency_ms": 500}'
-127.0.0.1:9101/faults``
+``curl -s -X PUT -H "Authorization: Bearer $POLYLOOP_ADMIN_TOKEN" -d '{"latency_ms": 500}'
+127.0.0.1:9101/faults`` (the token: ``.venv/bin/python -m devstack token``)
 """
 
 from __future__ import annotations
@@ -25,21 +26,26 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import socketserver
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer
 
+from services.common.control_server import (
+    BoundedControlServer,
+    ControlHandler,
+    ShedCollector,
+    shared_for_anonymous,
+)
 from services.common.faults import MAX_BODY, FaultError, Faults, parse_spec
 from services.common.problem import FIELD_TITLE, INVALID_FIELD, wsgi_answer
 from services.common.settings import ADMIN_TOKEN, Settings, declare, setting
+from services.common.throttle import LogThrottle
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +95,19 @@ class ControlSettings(Settings):
     max_connections: int = setting(
         "POLYLOOP_METRICS_MAX_CONNECTIONS",
         16,
-        "connections each control port serves at once; beyond it a new one is closed",
+        "requests without the token each control port serves at once (beyond: 503); 4 more"
+        " connections are kept for the front's calls, which carry the token. When a new"
+        " connection needs room, the oldest one whose request is not in yet is closed",
         minimum=1,
         maximum=1024,
+    )
+    request_timeout: float = setting(
+        "POLYLOOP_METRICS_REQUEST_TIMEOUT",
+        2.0,
+        "seconds a control port connection has, from its accept, to send its whole request"
+        " however slowly it trickles (past it a 408), and again to take its answer",
+        minimum=0.1,
+        maximum=60.0,
     )
     admin_token: str | None = declare(ADMIN_TOKEN)
 
@@ -103,48 +119,6 @@ def new_registry(*collectors: Any) -> CollectorRegistry:
     for collector in collectors:
         registry.register(collector)
     return registry
-
-
-class _QuietHandler(WSGIRequestHandler):
-    # a silent client holds its thread this long at most (the port is internal, still bounded)
-    timeout = 5.0
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # one line per scrape every second would drown the service's own log
-        pass
-
-
-class _BoundedServer(ThreadingWSGIServer):
-    """prometheus-client's thread-per-request server, with a bound on threads at once."""
-
-    def __init__(self, address: tuple[str, int], handler: type, max_connections: int) -> None:
-        self.slots = threading.BoundedSemaphore(max_connections)
-        self.refused = 0
-        super().__init__(address, handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer's own asks socket.getfqdn(host): a reverse DNS lookup at start, which
-        # under gevent's dnspython resolver cannot even run on a thread of its own
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-        self.setup_environ()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self.slots.acquire(blocking=False):
-            self.refused += 1
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except Exception:
-            self.slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
 
 
 class ControlServer:
@@ -164,14 +138,22 @@ class ControlServer:
         port: int,
         *,
         max_connections: int = 16,
+        request_timeout: float = 2.0,
+        token: str | None = None,
         routes: Mapping[str, WsgiApp] | None = None,
     ) -> None:
-        self.routes: dict[str, WsgiApp] = {"/metrics": make_wsgi_app(registry)}
+        self.routes: dict[str, WsgiApp] = {
+            "/metrics": shared_for_anonymous(make_wsgi_app(registry))
+        }
         self.routes.update(routes or {})
         self.host = host
         self.requested_port = port
         self.max_connections = max_connections
-        self.server: ThreadingWSGIServer | None = None
+        self.request_timeout = request_timeout
+        self.token = token
+        self.server: BoundedControlServer | None = None
+        self.throttle = LogThrottle(log, 10.0)
+        registry.register(ShedCollector(lambda: self.server))
         self.thread_ident: int | None = None
         self._error: OSError | None = None
 
@@ -182,7 +164,8 @@ class ControlServer:
 
     def app(self, environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
         """Dispatch on the path; an unknown one is a 404 (never the loop's business)."""
-        route = self.routes.get(environ.get("PATH_INFO") or "/")
+        path = environ.get("PATH_INFO") or "/"
+        route = self.routes.get(path)
         if route is None:
             body = b"not found; try GET /metrics\n"
             start_response(
@@ -190,7 +173,13 @@ class ControlServer:
                 [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
             )
             return [body]
-        return route(environ, start_response)
+        try:
+            return list(route(environ, start_response))
+        except Exception as exc:  # noqa: BLE001 - a bug: one throttled line, a bare 500
+            self.throttle.log(path, logging.ERROR, "control port route failed", exc_info=exc)
+            line, head, data = wsgi_answer(500, "the control port hit an unexpected error")
+            start_response(line, head, sys.exc_info())
+            return [data]
 
     def start(
         self,
@@ -215,15 +204,17 @@ class ControlServer:
     def _bind_and_serve(self) -> None:
         self.thread_ident = threading.get_ident()
         try:
-            server = make_server(
-                self.host,
-                self.requested_port,
-                self.app,
-                server_class=lambda addr, handler: _BoundedServer(
-                    addr, handler, self.max_connections
+            server = BoundedControlServer(
+                (self.host, self.requested_port),
+                ControlHandler,
+                max_connections=self.max_connections,
+                request_timeout=self.request_timeout,
+                max_body=MAX_BODY,
+                trusted=lambda header: (
+                    self.token is not None and check_token(header, self.token) is None
                 ),
-                handler_class=_QuietHandler,
             )
+            server.set_app(self.app)
         except Exception as exc:  # noqa: BLE001 - handed to start(), raised in the caller
             self._error = exc if isinstance(exc, OSError) else OSError(repr(exc))
             return
@@ -262,7 +253,13 @@ def serve(
     if stalls is not None:
         routes["/stalls"] = stalls_app(stalls)
     server = ControlServer(
-        registry, host, port, max_connections=settings.max_connections, routes=routes
+        registry,
+        host,
+        port,
+        max_connections=settings.max_connections,
+        request_timeout=settings.request_timeout,
+        token=settings.admin_token,
+        routes=routes,
     )
     server.start(start_thread)
     log.info(
@@ -279,27 +276,43 @@ def serve(
 def check_token(header: str | None, token: str | None) -> int | None:
     """None when ``header`` carries ``token``; else the HTTP status to refuse with.
 
-    401 without credentials, 403 with wrong ones or when no token is configured.
+    401 without credentials, 403 with wrong ones or when no token is configured. The
+    scheme is case-insensitive (RFC 9110 section 11.1): ``bearer`` is ``Bearer``.
     """
     if token is None:
         return 403
-    if not header or not header.startswith("Bearer "):
+    scheme, _, given = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
         return 401
-    given = header[len("Bearer ") :].strip().encode()
-    return None if hmac.compare_digest(given, token.encode()) else 403
+    return None if hmac.compare_digest(given.strip().encode(), token.encode()) else 403
+
+
+def token_state(header: str | None, token: str | None) -> str:
+    """What ``GET /faults`` says of the token: ``missing`` (this service holds none, so its
+    faults cannot be changed), else ``accepted`` / ``refused`` for the one the request
+    carried, or ``configured`` when it carried none."""
+    if token is None:
+        return "missing"
+    if not header:
+        return "configured"
+    return "accepted" if check_token(header, token) is None else "refused"
 
 
 def faults_app(faults: Faults, token: str | None) -> WsgiApp:
     """The ``/faults`` route of a metrics port: GET shows, PUT sets, DELETE clears.
 
-    GET is open like ``/metrics`` (the port is internal); PUT and DELETE need the token.
-    Errors are problem+json; a 422 names the bad field in ``field``.
+    GET is open like ``/metrics`` (the port is internal) and says in ``token`` whether
+    this service holds the stack's token (``token_state``); PUT and DELETE need it. A PUT
+    names its body's length (chunked: 411) and its body is a JSON object (an empty one is
+    no way to clear: DELETE is). Errors are problem+json; a 422 names the bad field in
+    ``field``.
     """
 
     def app(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         if method == "GET":
-            return _json(start_response, 200, faults.describe())
+            state = token_state(environ.get("HTTP_AUTHORIZATION"), token)
+            return _json(start_response, 200, {**faults.describe(), "token": state})
         if method not in ("PUT", "DELETE"):
             return _problem(start_response, 405, "use GET, PUT or DELETE")
         refused = check_token(environ.get("HTTP_AUTHORIZATION"), token)
@@ -312,22 +325,26 @@ def faults_app(faults: Faults, token: str | None) -> WsgiApp:
             return _problem(start_response, refused, detail)
         if method == "DELETE":
             faults.clear()
-            return _json(start_response, 200, faults.describe())
+            return _json(start_response, 200, {**faults.describe(), "token": "accepted"})
+        if environ.get("HTTP_TRANSFER_ENCODING") or not environ.get("CONTENT_LENGTH"):
+            return _problem(start_response, 411, "send the fault spec with a Content-Length")
         try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
+            length = int(environ["CONTENT_LENGTH"])
         except ValueError:
             length = -1
         if not 0 <= length <= MAX_BODY:
             return _problem(start_response, 413, f"a fault spec is at most {MAX_BODY} bytes")
         try:
-            data = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            data = json.loads(environ["wsgi.input"].read(length))
             spec = parse_spec(data, faults.kinds)
-        except ValueError as exc:  # json.JSONDecodeError and FaultError both are
-            field = exc.field if isinstance(exc, FaultError) else "body"
-            detail = exc.message if isinstance(exc, FaultError) else "not valid JSON"
-            return _problem(start_response, 422, detail, field=field)
+        except FaultError as exc:
+            return _problem(start_response, 422, exc.message, field=exc.field)
+        except ValueError:  # json.JSONDecodeError, bad UTF-8, an empty body
+            return _problem(start_response, 422, "not valid JSON", field="body")
+        except RecursionError:
+            return _problem(start_response, 422, "nested too deeply", field="body")
         faults.apply(spec)
-        return _json(start_response, 200, faults.describe())
+        return _json(start_response, 200, {**faults.describe(), "token": "accepted"})
 
     return app
 

@@ -26,9 +26,9 @@ The clock and the random source are injected, so tests drive expiry and ratios w
 sleeping. Changing faults needs ``POLYLOOP_ADMIN_TOKEN`` (``Authorization: Bearer ...``,
 compared in constant time); with no token configured, changing faults is refused.
 
-Try it (tcp-echo running, token in .run/admin-token)::
+Try it (tcp-echo running, the token in .env: ``.venv/bin/python -m devstack token``)::
 
-    curl -s -X PUT -H "Authorization: Bearer $(cat .run/admin-token)" \\
+    curl -s -X PUT -H "Authorization: Bearer $(.venv/bin/python -m devstack token)" \\
         -d '{"latency_ms": 500, "duration_s": 30}' 127.0.0.1:9101/faults
 """
 
@@ -37,13 +37,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
+from services.common.throttle import LogThrottle
+
 log = logging.getLogger(__name__)
+# a flood of PUTs sets a fault per request: one line per kind and interval, counting the rest
+LOG_INTERVAL = 10.0
 
 MAX_BLOCK_MS = 2000
 MAX_LATENCY_MS = 5000
@@ -140,9 +145,11 @@ def _number(
     value = data.get(field, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise FaultError(field, "expected a number")
+    if isinstance(value, float) and not math.isfinite(value):  # NaN, Infinity, 1e400
+        raise FaultError(field, f"expected a finite number, got {value!r}")
     if integer and value != int(value):
         raise FaultError(field, "expected a whole number")
-    if not low <= value <= high:  # also refuses NaN
+    if not low <= value <= high:
         raise FaultError(field, f"expected {low:g}..{high:g}, got {value!r}")
     return value
 
@@ -210,6 +217,7 @@ class Faults:
         self.active = False
         self.blocks = 0  # blocking calls made on the loop (read by tests and logs)
         self.failed = 0  # units of work failed on purpose
+        self.throttle = LogThrottle(log, LOG_INTERVAL, clock)
         self._state: _Active | None = None
         self._generation = 0
 
@@ -227,7 +235,7 @@ class Faults:
         state = _Active(spec, self.clock() + spec.duration_s, self._generation)
         self._state = state
         self.active = True
-        log.warning("fault set", extra={"fault": asdict(spec)})
+        self.throttle.log("set", logging.WARNING, "fault set", fault=asdict(spec))
         if spec.block_ms and self.hooks is not None:
             # a partial, not a lambda: the stall's stack goes straight to _block_step
             self.hooks.call_from_thread(functools.partial(self._block_step, state.generation))
@@ -239,7 +247,7 @@ class Faults:
         self._state = None
         self.active = False
         if was:
-            log.warning("faults cleared")
+            self.throttle.log("cleared", logging.WARNING, "faults cleared")
 
     def current(self) -> FaultSpec | None:
         """The active spec, or None (clearing the state once it has expired)."""

@@ -56,11 +56,27 @@ class Setting:
     choices: tuple[str, ...] = ()
     secret: bool = False  # never in a repr, a log or an error message
     doc_default: str | None = None  # the default as the docs say it, when not the value
+    # a variable naming a file that holds the value (Docker's ``_FILE`` convention, where a
+    # Swarm secret is mounted), read when the variable itself is unset or blank
+    file_variable: str | None = None
 
     def read(self, env: Mapping[str, str] | None = None) -> Any:
-        """The value in ``env`` (default: ``os.environ``), or the default when unset or blank."""
-        raw = (os.environ if env is None else env).get(self.variable, "").strip()
+        """The value in ``env`` (default: ``os.environ``), or the content of the file that
+        ``file_variable`` names, or the default when unset or blank."""
+        env = os.environ if env is None else env
+        raw = env.get(self.variable, "").strip()
+        if raw == "" and self.file_variable is not None:
+            raw = self._from_file(env.get(self.file_variable, "").strip())
         return self.default if raw == "" else self.parse(raw)
+
+    def _from_file(self, path: str) -> str:
+        if not path:
+            return ""
+        try:
+            with open(path, encoding="utf-8") as file:
+                return file.read(4096).strip()
+        except OSError as exc:  # its name, never its content
+            raise ConfigError(f"{self.file_variable}={path!r}: {exc.strerror}") from None
 
     def parse(self, raw: str) -> Any:
         """``raw`` as this setting's type, within its bounds, or ``ConfigError`` naming it."""
@@ -213,10 +229,11 @@ LOG_LEVEL = Setting(
 ADMIN_TOKEN = Setting(
     "POLYLOOP_ADMIN_TOKEN",
     None,
-    "the stack's shared secret that changes faults (`Authorization: Bearer`); unset: faults"
-    " cannot be changed",
+    "the stack's shared secret that changes faults (`Authorization: Bearer`); unset, and no"
+    " file named by `POLYLOOP_ADMIN_TOKEN_FILE` (a Swarm secret): faults cannot be changed",
     secret=True,
-    doc_default="unset (`make up` makes one in `.run/admin-token`)",
+    doc_default="unset (`make up` writes one into `.env`)",
+    file_variable="POLYLOOP_ADMIN_TOKEN_FILE",
 )
 
 

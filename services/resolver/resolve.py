@@ -154,16 +154,20 @@ class Resolver:
         return _result(name, addresses, None, batch.started[index])
 
     def _asked(self, batch: _Batch, index: int, name: str) -> list[str]:
-        batch.queued.add(index)
-        acquired = self.slots.acquire(timeout=max(0.0, batch.left()))
-        batch.queued.discard(index)
-        if not acquired:
-            raise ResolveError("overloaded")
+        # a free slot at once: whatever happens next, the service was not overloaded
+        waited = not self.slots.acquire(blocking=False)
+        if waited:
+            batch.queued.add(index)
+            acquired = self.slots.acquire(timeout=max(0.0, batch.left()))
+            batch.queued.discard(index)
+            if not acquired:
+                raise ResolveError("overloaded")
         if batch.left() <= 0:
-            # the slot came free only at the deadline (a name of this batch being killed
-            # released it): this name was never asked, so it is overloaded, not timed out
+            # never asked: its budget was spent before a slot was free (a slot that came free
+            # only at the deadline: overloaded), or before it even began (a timeout of
+            # 5e-324 s is spent on arrival: a timeout, never overload)
             self.slots.release()
-            raise ResolveError("overloaded")
+            raise ResolveError("overloaded" if waited else "timeout")
         self.lookups_in_flight += 1
         try:
             return self.lookups.ask(name, batch.deadline)

@@ -17,6 +17,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from services.common.faults import Faults
 from services.common.loops import asyncio as loop_watch
+from services.web import origin
 from services.web.backends.clients import BackendClients
 from services.web.config import WebConfig
 from services.web.errors import error_response
@@ -67,7 +68,8 @@ def create_app(
 
 def front_middleware(metrics: Metrics, faults: Faults) -> Middleware:
     """The front's one middleware, around every request: it counts and times it
-    (``metrics``), answers what a handler raised as problem+json (``errors.error_response``)
+    (``metrics``), refuses a change from a foreign Host or Origin (``origin.guard``),
+    answers what a handler raised as problem+json (``errors.error_response``)
     and applies the front's own faults to its API routes (``faults.own_faults``: one attribute
     read while none is set). One middleware rather than three: each costs aiohttp a wrapper,
     a coroutine and a context switch per request, more than the work it wraps."""
@@ -80,6 +82,7 @@ def front_middleware(metrics: Metrics, faults: Faults) -> Middleware:
         status = 500  # unless a response is made (a client gone mid-request: cancelled)
         try:
             try:
+                origin.guard(request)  # a change from a foreign page never reaches a fault
                 if faults.active:
                     await own_faults(request, faults)
                 response = await handler(request)

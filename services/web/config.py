@@ -10,6 +10,7 @@ Try a bad value to see the start fail cleanly: ``WEB_MAX_BODY=lots python -m ser
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from services.common import settings
@@ -26,8 +27,8 @@ from services.common.settings import declare, setting
 
 WEB, TCP_ECHO, UDP_ECHO = service("web"), service("tcp-echo"), service("udp-echo")
 RESOLVER, DNS = service("resolver"), service("dns")
-# where compose may publish the front and still leave its fault API on by default
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
+# the names a front on this machine is always served as (Host, Origin): see origin.py
+LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,14 @@ class WebConfig(ServiceConfig, service=WEB):
         minimum=64,
         maximum=2**20,
     )
+    live_max_per_source: int = setting(
+        "WEB_LIVE_MAX_PER_SOURCE",
+        10,
+        "`/ws/live` subscribers from one client address at once; the next one from there is"
+        " closed with code 1013, the others still get in",
+        minimum=1,
+        maximum=10_000,
+    )
     live_send_timeout: float = setting(
         "WEB_LIVE_SEND_TIMEOUT",
         2.0,
@@ -234,20 +243,29 @@ class WebConfig(ServiceConfig, service=WEB):
         minimum=1.0,
         maximum=30.0,
     )
-    # the fault API: anyone who reaches a front published beyond loopback could break the
-    # stack, so there it takes WEB_FAULTS=1
-    bind: str = setting(
-        "POLYLOOP_BIND",
-        "127.0.0.1",
-        "host address compose publishes the ports on; the front's fault API is on by default"
-        " only when it is loopback",
+    # who may change the stack: anyone who reaches the front, so the fault API is on by
+    # default only where that is loopback alone (services/web/faults.py)
+    published_host: str = setting(
+        "WEB_PUBLISHED_HOST",
+        "",
+        "where the front's port is published when it listens on every interface inside a"
+        " container (compose sets it from `POLYLOOP_BIND`); unset: the front is reached where"
+        " it listens (`LISTEN_HOST`)",
     )
     faults: bool | None = setting(
         "WEB_FAULTS",
         None,
-        "the front's fault API (`PUT`/`DELETE /api/faults/...`); 0: 403",
+        "the front's fault API (`PUT`/`DELETE /api/faults/...`, the experiments); 0: 403",
         kind=bool,
-        doc_default="`1` when `POLYLOOP_BIND` is loopback, else `0`",
+        doc_default="`1` when the front is reached from loopback only (`WEB_PUBLISHED_HOST`,"
+        " else `LISTEN_HOST`), else `0`",
+    )
+    allowed_hosts: str = setting(
+        "WEB_ALLOWED_HOSTS",
+        "",
+        "more names the front is served as, comma-separated (its own: 127.0.0.1, localhost,"
+        " [::1], `WEB_HOST`, a specific `LISTEN_HOST`): a change (POST, PUT, DELETE) or a"
+        " `/ws/live` subscription naming another in `Host` is refused (DNS rebinding)",
     )
 
     def address(self, name: str) -> tuple[str, int]:
@@ -265,9 +283,30 @@ class WebConfig(ServiceConfig, service=WEB):
         return getattr(self, f"{package}_host"), getattr(self, f"{package}_metrics_port")
 
     @property
+    def admin_token(self) -> str | None:
+        """The stack's token (``POLYLOOP_ADMIN_TOKEN``), sent on every control port call."""
+        return self.metrics.admin_token
+
+    @property
+    def reached_at(self) -> str:
+        """Where clients reach the front: where compose publishes it, else where it listens."""
+        return self.published_host or self.listen_host
+
+    @property
     def faults_enabled(self) -> bool:
-        """``WEB_FAULTS``; unset, on only when the front is published on loopback."""
-        return self.bind in LOOPBACK if self.faults is None else self.faults
+        """``WEB_FAULTS``; unset, on only when the front is reached from loopback alone (a
+        wildcard such as 0.0.0.0 is every interface: off)."""
+        return is_loopback(self.reached_at) if self.faults is None else self.faults
+
+    @property
+    def served_names(self) -> frozenset[str]:
+        """The host names (lower case, IPv6 without brackets) the front answers a change
+        for: the local ones, ``WEB_HOST``, a specific ``LISTEN_HOST``/``WEB_PUBLISHED_HOST``
+        and ``WEB_ALLOWED_HOSTS``."""
+        names = {*LOCAL_NAMES, self.web_host}
+        names |= {h for h in (self.listen_host, self.published_host) if h and not _wildcard(h)}
+        names |= {n.strip() for n in self.allowed_hosts.split(",") if n.strip()}
+        return frozenset(n.lower().strip("[]") for n in names)
 
     @property
     def udp_max_message(self) -> int:
@@ -283,3 +322,17 @@ class WebConfig(ServiceConfig, service=WEB):
         """Connections the front may hold to the resolver: half of its slots, so that its
         healthcheck and its direct clients always get one, however busy the front is."""
         return max(1, self.resolver_max_connections // 2)
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or an address of the loopback network (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _wildcard(host: str) -> bool:
+    return host.strip("[]") in ("0.0.0.0", "::", "")

@@ -85,6 +85,17 @@ class BodyTimeout(Problem):
         super().__init__(f"the request body did not arrive within {seconds:g} s")
 
 
+class BodyLost(Problem):
+    """The connection was lost before the body arrived whole (the client went away: this
+    answer is for the log and the access line, nobody reads it)."""
+
+    status = 400
+    close = True
+
+    def __init__(self) -> None:
+        super().__init__("the connection was lost before the body arrived whole")
+
+
 class InvalidField(Problem):
     """Valid JSON of the wrong shape; ``field`` names the culprit (``names[3]``)."""
 
@@ -144,6 +155,25 @@ class ExperimentRunning(Problem):
     status = 409
     type = URN + "experiment-running"
     title = "An experiment is running"
+
+
+class ForeignHost(Problem):
+    """A change (or a ``/ws/live`` subscription) whose ``Host`` names none of the names the
+    front is served as (127.0.0.1, localhost, [::1], ``WEB_HOST``, ``WEB_ALLOWED_HOSTS``):
+    refused against DNS rebinding."""
+
+    status = 421
+    type = URN + "foreign-host"
+    title = "Not a name of this front"
+
+
+class ForeignOrigin(Problem):
+    """A change (or a ``/ws/live`` subscription) from a web page of another origin than the
+    front's own (its ``Origin`` header)."""
+
+    status = 403
+    type = URN + "foreign-origin"
+    title = "Not from this front's pages"
 
 
 class InjectedFailure(Problem):

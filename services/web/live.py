@@ -23,11 +23,14 @@ client's round trips to it over the last second (``steady.py``).
 ``live_picture(app)`` is the same as one JSON object, served at ``GET /api/live``.
 ``setup_live(app, check=...)`` sets up the feed and its tasks.
 
-The feed is bounded: at most ``WEB_LIVE_MAX_CLIENTS`` subscribers (the next one is closed
-with 1013, try again later), a client message over ``WEB_LIVE_MAX_MESSAGE`` bytes closes it
-with 1009, and each subscriber has its own sender holding only the newest message, so a
-client that stops reading is dropped after ``WEB_LIVE_SEND_TIMEOUT`` without ever holding up
-the others.
+The feed is bounded: at most ``WEB_LIVE_MAX_CLIENTS`` subscribers, and at most
+``WEB_LIVE_MAX_PER_SOURCE`` from one client address, so one source cannot lock every
+dashboard out (the next one is closed with 1013, try again later); a client message over
+``WEB_LIVE_MAX_MESSAGE`` bytes closes it with 1009 (one of exactly that many is read), and
+each subscriber has its own sender holding only the newest message, so a client that stops
+reading is dropped after ``WEB_LIVE_SEND_TIMEOUT`` without ever holding up the others. A
+subscription from another site's page, or naming a foreign ``Host``, is refused before the
+handshake (``origin.py``).
 
 Try it: open http://127.0.0.1:8080/ in a browser; the feed alone:
 ``websocat ws://127.0.0.1:8080/ws/live``.
@@ -73,6 +76,7 @@ class Subscriber:
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request, timeout: float) -> None:
         self.ws = ws
+        self.source = request.remote or ""
         self._request = request
         self._timeout = timeout
         self._pending: str | None = None
@@ -141,10 +145,18 @@ class LiveFeed:
     """The subscribers, the last backend states, and the checker that refreshes them."""
 
     def __init__(
-        self, check: Checker, *, max_clients: int, max_message: int, send_timeout: float
+        self,
+        check: Checker,
+        *,
+        max_clients: int,
+        max_message: int,
+        send_timeout: float,
+        max_per_source: int | None = None,
     ) -> None:
         self.check = check
         self.max_clients = max_clients
+        self.max_per_source = max_per_source or max_clients
+        self.per_source: dict[str, int] = {}
         self.max_message = max_message
         self.send_timeout = send_timeout
         self.subscribers: set[Subscriber] = set()
@@ -153,12 +165,25 @@ class LiveFeed:
         self._refused = 0
         self._refused_logged_at = -REFUSED_LOG_EVERY
 
+    def full_for(self, source: str) -> bool:
+        """No room: the feed is full, or `source` has its share already."""
+        return (
+            len(self.subscribers) >= self.max_clients
+            or self.per_source.get(source, 0) >= self.max_per_source
+        )
+
     def add(self, subscriber: Subscriber) -> None:
         self.subscribers.add(subscriber)
+        self.per_source[subscriber.source] = self.per_source.get(subscriber.source, 0) + 1
         self.watched.set()
 
     def discard(self, subscriber: Subscriber) -> None:
+        if subscriber not in self.subscribers:
+            return
         self.subscribers.discard(subscriber)
+        left = self.per_source.pop(subscriber.source, 1) - 1
+        if left:
+            self.per_source[subscriber.source] = left
         if not self.subscribers:
             self.watched.clear()
 
@@ -174,7 +199,11 @@ class LiveFeed:
         if now - self._refused_logged_at >= REFUSED_LOG_EVERY:
             log.warning(
                 "live clients refused at the cap",
-                extra={"refused": self._refused, "max_clients": self.max_clients},
+                extra={
+                    "refused": self._refused,
+                    "max_clients": self.max_clients,
+                    "max_per_source": self.max_per_source,
+                },
             )
             self._refused = 0
             self._refused_logged_at = now
@@ -204,21 +233,26 @@ async def index(request: web.Request) -> web.FileResponse:
     '`{"type": "stats", "ts", "stats", "backends", "services"}` '
     "(`services` as in GET /api/live, each with `stalls`: the stall in progress and the "
     "last three, stacks cut to their innermost frames; `steady`: the steady client's "
-    "round trips of the last second). At most WEB_LIVE_MAX_CLIENTS clients "
-    "(the next is closed with 1013); a client message over "
-    "WEB_LIVE_MAX_MESSAGE bytes closes it with 1009."
+    "round trips of the last second). At most WEB_LIVE_MAX_CLIENTS clients, "
+    "WEB_LIVE_MAX_PER_SOURCE from one address (the next is closed with 1013); a client "
+    "message over WEB_LIVE_MAX_MESSAGE bytes closes it with 1009. A handshake naming a "
+    "foreign Host is refused with 421, one from another site's page (Origin) with 403."
 )
 async def subscribe(request: web.Request) -> web.WebSocketResponse:
     """Subscribe to the feed; the client only listens (what it sends is read and ignored)."""
     feed = request.app[LIVE]
     # compress=False: a deflate context costs ~256 KiB per client, and every client gets
-    # the same bytes anyway; timeout bounds the wait for a client's close reply
+    # the same bytes anyway; timeout bounds the wait for a client's close reply; aiohttp
+    # refuses a message AT max_msg_size, the limit is what may be sent: one more
     ws = web.WebSocketResponse(
-        heartbeat=30.0, max_msg_size=feed.max_message, timeout=feed.send_timeout, compress=False
+        heartbeat=30.0,
+        max_msg_size=feed.max_message + 1,
+        timeout=feed.send_timeout,
+        compress=False,
     )
     # prepared here, not by the front's middleware: the handshake gets them before it goes
     ws.headers.update(SECURITY_HEADERS)
-    if len(feed.subscribers) >= feed.max_clients:
+    if feed.full_for(request.remote or ""):
         feed.refused()
         await ws.prepare(request)
         await close_within(
@@ -338,6 +372,7 @@ def setup_live(app: web.Application, check: Checker = check_backends) -> None:
     app[LIVE] = LiveFeed(
         check,
         max_clients=config.live_max_clients,
+        max_per_source=config.live_max_per_source,
         max_message=config.live_max_message,
         send_timeout=config.live_send_timeout,
     )

@@ -4,7 +4,8 @@ Generated from the one route table (``routes.py``): each route's ``@operation`` 
 handler, see ``operations.py``) gives its summary, body and answers; every ``Problem`` it
 raises is documented under its status as ``application/problem+json`` (RFC 9457) with its
 ``type`` and its docstring; every route can also answer 405 and 500, and those the front's
-fault middleware applies to a 503 (``InjectedFailure``). The schemas are ``schemas.py``'s,
+fault middleware applies to a 503 (``InjectedFailure``), and every change (POST, PUT, DELETE)
+the origin check's 421 and 403 (``origin.py``). The schemas are ``schemas.py``'s,
 with the limits of the running config. Static files are not API; the WebSocket is described
 under ``x-websockets``.
 
@@ -22,14 +23,24 @@ from aiohttp import web
 
 from services.common.problem import CONTENT_TYPE as PROBLEM
 from services.web.config import WebConfig
-from services.web.errors import InjectedFailure, MethodNotAllowed, Problem, Unexpected
+from services.web.errors import (
+    ForeignHost,
+    ForeignOrigin,
+    InjectedFailure,
+    MethodNotAllowed,
+    Problem,
+    Unexpected,
+)
 from services.web.faults import FAULTY_PREFIXES
 from services.web.operations import JSON, Operation, WebSocket, ref, spec_of
+from services.web.origin import UNSAFE
 from services.web.routes import routes
 from services.web.schemas import schemas
 
-# what any route can answer, whatever its handler does (errors.error_response)
+# what any route can answer, whatever its handler does (errors.error_response), and
+# what a change can (services.web.origin)
 EVERY_ROUTE = (MethodNotAllowed, Unexpected)
+EVERY_CHANGE = (ForeignHost, ForeignOrigin)
 
 
 def openapi_document(config: WebConfig) -> dict[str, Any]:
@@ -43,7 +54,8 @@ def openapi_document(config: WebConfig) -> dict[str, Any]:
         if isinstance(spec, WebSocket):
             websockets[route.path] = {"description": spec.description}
         elif isinstance(spec, Operation):
-            paths.setdefault(route.path, {})[route.method.lower()] = _operation(route.path, spec)
+            method = route.method.lower()
+            paths.setdefault(route.path, {})[method] = _operation(route.path, method, spec)
         else:
             raise TypeError(f"{route.method} {route.path}: its handler has no @operation")
     return {
@@ -67,7 +79,7 @@ def openapi_document(config: WebConfig) -> dict[str, Any]:
     }
 
 
-def _operation(path: str, spec: Operation) -> dict[str, Any]:
+def _operation(path: str, method: str, spec: Operation) -> dict[str, Any]:
     operation: dict[str, Any] = {"summary": spec.summary}
     if spec.parameters:
         operation["parameters"] = [
@@ -77,6 +89,8 @@ def _operation(path: str, spec: Operation) -> dict[str, Any]:
     if spec.body is not None:
         operation["requestBody"] = {"required": True, "content": {JSON: {"schema": ref(spec.body)}}}
     problems = spec.problems + EVERY_ROUTE
+    if method.upper() in UNSAFE:
+        problems += EVERY_CHANGE
     if path.startswith(FAULTY_PREFIXES):
         problems += (InjectedFailure,)
     responses = {status: dict(answer) for status, answer in spec.answers.items()}

@@ -246,7 +246,7 @@ def _ms_since(start: float) -> float:
 # through it outlives the request, so whoever walks the document in order (a schema fuzzer)
 # meets every other route first
 routes.get("/api/faults", name="faults")(faults.list_faults)
-routes.put("/api/faults/{service}", name="fault_set")(faults.set_fault)
+routes.put("/api/faults/{service}", name="fault_set")(faults.put_fault)
 routes.delete("/api/faults/{service}", name="fault_clear")(faults.delete_fault)
 # the experiments (experiments.py) set faults too: after the fault API, stopping last
 routes.get("/api/experiments", name="experiments")(experiments.list_experiments)

@@ -146,6 +146,23 @@ def schemas(config: WebConfig) -> dict[str, Any]:
                     "description": "where its loop blocked (null: down, or not read yet)",
                 },
                 "steady": ref("Steady"),
+                "replicas": {
+                    "type": "array",
+                    "description": "Each replica's own (the service adds them up: rates and"
+                    " metrics summed, the worst lag and block)",
+                    "items": {
+                        "type": "object",
+                        "required": ["address", "state", "rate", "lag_p99_ms", "blocked_ms"],
+                        "properties": {
+                            "address": {"type": "string"},
+                            "state": {"enum": ["up", "down"]},
+                            "rate": {"type": "number", "minimum": 0},
+                            "lag_p99_ms": nullable_number,
+                            "blocked_ms": {"type": "number", "minimum": 0},
+                            "error": {"type": ["string", "null"]},
+                        },
+                    },
+                },
             },
         },
         "Steady": {
@@ -561,20 +578,55 @@ def _fault_schemas() -> dict[str, Any]:
         },
         "FaultState": {
             "type": "object",
-            "description": "What is active now; a service that does not answer is 'down'",
+            "description": "What is active now on the service's replicas (active while one"
+            " is); a service none of whose replicas answers is 'down'",
             "properties": {
                 "active": {"type": "boolean"},
                 "faults": {"type": "object"},
                 "remaining_s": {"type": "number", "minimum": 0},
                 "state": {"enum": ["down"]},
                 "detail": {"type": "string"},
+                "replicas": {"type": "array", "items": ref("ReplicaFaults")},
+            },
+        },
+        "ReplicaFaults": {
+            "type": "object",
+            "description": "One replica's faults, or why it did not answer",
+            "required": ["address", "state"],
+            "properties": {
+                "address": {"type": "string"},
+                "state": {"enum": ["up", "down"]},
+                "active": {"type": "boolean"},
+                "faults": {"type": "object"},
+                "remaining_s": {"type": "number", "minimum": 0},
+                "token": {
+                    "enum": ["accepted", "refused", "missing", "configured", None],
+                    "description": "whether it holds the front's token ('missing': none)",
+                },
+                "detail": {"type": ["string", "null"]},
             },
         },
         "Faults": {
             "type": "object",
-            "required": ["enabled", "services"],
+            "required": ["enabled", "token", "services"],
             "properties": {
-                "enabled": {"type": "boolean", "description": "PUT/DELETE allowed (WEB_FAULTS)"},
+                "enabled": {
+                    "type": "boolean",
+                    "description": "PUT/DELETE allowed (WEB_FAULTS; off where the front is"
+                    " reached beyond loopback)",
+                },
+                "token": {
+                    "type": "object",
+                    "required": ["state", "detail"],
+                    "description": "Whether the front and every replica hold the same"
+                    " POLYLOOP_ADMIN_TOKEN: 'ok'; 'missing' (one holds none: nothing can be"
+                    " changed there), 'mismatch' (one holds another), 'unknown' (not read"
+                    " yet); `detail` says it in words",
+                    "properties": {
+                        "state": {"enum": ["ok", "missing", "mismatch", "unknown"]},
+                        "detail": {"type": ["string", "null"]},
+                    },
+                },
                 "services": {
                     "type": "object",
                     "properties": {name: ref("FaultState") for name in FAULT_SERVICES},

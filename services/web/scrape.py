@@ -1,9 +1,15 @@
-"""Every service's own ``/metrics``, read once a second: the picture behind ``GET /api/live``.
+"""Every replica's own ``/metrics`` and ``/faults``, read once a second: the picture behind
+``GET /api/live`` and ``GET /api/faults``.
 
 Each service (tcp-echo, udp-echo, resolver, dns and this front itself) serves Prometheus
-text on its metrics port, from a thread outside its event loop (the control port). The
-front reads them all concurrently, each bounded by ``WEB_SCRAPE_TIMEOUT``, parses them with
-prometheus-client's own parser and keeps the last few scrapes per service, from which:
+text and its faults on its control port, from a thread outside its event loop. A service
+may run several replicas (compose ``--scale``, Swarm, Kubernetes): its name then resolves
+to each, and the front reads EVERY replica, each bounded by ``WEB_SCRAPE_TIMEOUT``, all
+concurrently (the addresses are the ones the front's replica sets hold,
+``backends/replicas.py``; the front itself is one). Each call carries the stack's token, so
+the control port serves it in the slots kept for the front (``services.common.control``)
+whatever outsiders do. prometheus-client's own parser reads the text; the last few scrapes
+per replica give:
 
 - ``rate``: ``polyloop_requests_total``'s increase per second between the last two scrapes
   (a counter that went down means the service restarted: its new value is the increase);
@@ -20,9 +26,16 @@ prometheus-client's own parser and keeps the last few scrapes per service, from 
   ``polyloop_event_loop_stalls_total`` differs from the stalls its last ``/stalls``
   accounted for, or a stall is in progress, so an idle stack costs no request beyond the
   scrape;
-- ``state``: ``down`` (with ``error``) when the last scrape failed, else ``up``.
+- ``state``: ``down`` (with ``error``) when the last scrape failed, else ``up``;
 
-``Scraper.stalls()`` reads every service's whole ``GET /stalls`` now (``GET /api/stalls``).
+and a service's picture adds its replicas up: the rates and the CPU are summed, the lag
+p99 and "blocked" are the worst replica's (its ``stalls`` those of that replica), the
+``metrics`` summed; it is ``up`` while one replica is, and ``replicas`` lists each one's
+own. Each replica's ``GET /faults`` answer is kept too (``FaultRead``), for ``GET
+/api/faults`` (``services.web.faults``).
+
+``Scraper.stalls()`` reads every service's whole ``GET /stalls`` now (``GET /api/stalls``;
+of a service with several replicas, its first).
 
 Try it: curl -s http://127.0.0.1:8080/api/live | python -m json.tool
 """
@@ -41,12 +54,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import yarl
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.common.catalogue import NAMES
+from services.web.backends import Backend
+from services.web.backends.replicas import url_host
 from services.web.config import WebConfig
-from services.web.keys import CONFIG
+from services.web.keys import CLIENTS, CONFIG
 
 REQUESTS = "polyloop_requests_total"
 LAG = "polyloop_event_loop_lag_seconds"
@@ -61,7 +77,9 @@ MAX_BYTES = 1 << 20  # a /metrics answer larger than this is a fault of that ser
 MAX_STALLS_BYTES = 4 << 20
 LIVE_EVENTS = 3  # the last stalls of each service in /api/live and /ws/live
 LIVE_FRAMES = 5  # the innermost frames of each of their stacks (the culprit and its callers)
+MAX_FAULTS_BYTES = 65536  # a /faults answer is a few hundred bytes
 MAX_EXTRAS = 64  # numbers passed through per service (its labels are from closed sets)
+MAX_CONNECTIONS = 64  # the scraper's connections at once (two or three per replica and second)
 # what is passed through as `metrics` besides the polyloop_* series
 PROCESS = ("process_resident_memory_bytes", "process_open_fds")
 
@@ -245,28 +263,166 @@ class ServiceSeries:
         }
 
 
+@dataclass
+class FaultRead:
+    """What one replica's ``/faults`` said, and when it was asked (monotonic seconds):
+    a newer read replaces an older one, whoever made it (a scrape, a PUT, a DELETE)."""
+
+    asked_at: float
+    answer: dict[str, Any] | None  # None: it did not answer (``detail`` says why)
+    detail: str | None = None
+
+    @property
+    def expires_at(self) -> float:
+        """When the faults it reported end by themselves."""
+        remaining = (self.answer or {}).get("remaining_s") or 0.0
+        return self.asked_at + float(remaining)
+
+
+@dataclass
+class Target:
+    """One service's control port: its host name and port, and where its replicas are."""
+
+    host: str
+    port: int
+    replicas: Callable[[], list[str]] | None = None  # the addresses now; None: just `host`
+
+    def addresses(self) -> list[str]:
+        found = self.replicas() if self.replicas is not None else []
+        return found or [self.host]
+
+    def url(self, address: str, path: str) -> str:
+        return f"http://{url_host(address)}:{self.port}{path}"
+
+    @classmethod
+    def from_url(cls, url: str) -> Target:
+        """``http://host:port/metrics`` as a target (one replica)."""
+        parsed = yarl.URL(url)
+        return cls(parsed.host or "", parsed.port or 80)
+
+
 def control_url(config: WebConfig, name: str, path: str) -> str:
     """``path`` on service ``name``'s control port (its host and metrics port variables)."""
     host, port = config.control_address(name)
-    return f"http://{host}:{port}{path}"
+    return f"http://{url_host(host)}:{port}{path}"
 
 
-def targets(config: WebConfig) -> dict[str, str]:
-    """Each service's metrics URL, in the catalogue's order."""
-    return {name: control_url(config, name, "/metrics") for name in NAMES}
+def targets(config: WebConfig, app: web.Application | None = None) -> dict[str, Target]:
+    """Each service's control port, in the catalogue's order; with ``app``, a backend's
+    replicas are the addresses its replica set holds (the front itself is one)."""
+    found = {}
+    for name in NAMES:
+        host, port = config.control_address(name)
+        replicas = None
+        if app is not None and name != "web":
+            replicas = _replica_addresses(app, Backend(name))
+        found[name] = Target(host, port, replicas)
+    return found
 
 
-async def fetch(url: str, limit: int) -> bytes:
+def _replica_addresses(app: web.Application, backend: Backend) -> Callable[[], list[str]]:
+    # an app without backend clients (a test of the feed alone) reads the host name itself
+    return lambda: app[CLIENTS].replicas[backend].addresses if CLIENTS in app else []
+
+
+@dataclass
+class ServiceScrape:
+    """One service: a series per replica address, and each replica's last fault read."""
+
+    target: Target
+    replicas: dict[str, ServiceSeries] = field(default_factory=dict)
+    faults: dict[str, FaultRead] = field(default_factory=dict)
+
+    def follow(self, addresses: list[str]) -> None:
+        """Keep the replicas at `addresses`: new ones start a series, gone ones are forgotten."""
+        for gone in self.replicas.keys() - set(addresses):
+            del self.replicas[gone]
+            self.faults.pop(gone, None)
+        for address in addresses:
+            if address not in self.replicas:
+                self.replicas[address] = ServiceSeries(
+                    self.target.url(address, "/metrics"),
+                    stalls_url=self.target.url(address, "/stalls"),
+                )
+
+    @property
+    def samples(self) -> list[Sample]:
+        """The service's last scrape as its replicas add up (one ``Sample``: the requests
+        and CPU summed, the lag histograms added bound by bound, the worst block), or none
+        while a replica has not answered: what the experiments measure between two moments."""
+        lasts = [series.samples[-1] for series in self.replicas.values() if series.samples]
+        if not lasts or len(lasts) < len(self.replicas):
+            return []
+        buckets: dict[float, float] = {}
+        for sample in lasts:
+            for bound, count in sample.lag_buckets:
+                buckets[bound] = buckets.get(bound, 0.0) + count
+
+        def total(values: list[float | None]) -> float | None:
+            return None if any(v is None for v in values) else sum(v or 0.0 for v in values)
+
+        blocked = [s.blocked for s in lasts if s.blocked is not None]
+        return [
+            Sample(
+                at=max(s.at for s in lasts),
+                requests=total([s.requests for s in lasts]),
+                lag_buckets=tuple(sorted(buckets.items())),
+                blocked=max(blocked) if blocked else None,
+                cpu=total([s.cpu for s in lasts]),
+                extras={},
+            )
+        ]
+
+    def record_faults(self, address: str, read: FaultRead) -> None:
+        """Keep `read` unless a newer one of that replica is already there."""
+        known = self.faults.get(address)
+        if known is None or read.asked_at >= known.asked_at:
+            self.faults[address] = read
+
+    def picture(self) -> dict[str, Any]:
+        """The service as the replicas add up (see the module docstring)."""
+        each = {address: series.picture() for address, series in self.replicas.items()}
+        replicas = [
+            {"address": address, **{k: p[k] for k in REPLICA_KEYS}} for address, p in each.items()
+        ]
+        up = [p for p in each.values() if p["state"] == "up"]
+        if not up:
+            down = next(iter(each.values()), ServiceSeries("").picture())
+            return {**down, "replicas": replicas}
+        lags = [p["lag_p99_ms"] for p in up if p["lag_p99_ms"] is not None]
+        worst = max(up, key=lambda p: p["blocked_ms"])  # the first of equals
+        metrics: dict[str, float] = {}
+        for p in up:
+            for key, number in p["metrics"].items():
+                metrics[key] = metrics.get(key, 0.0) + number
+        return {
+            "state": "up",
+            "rate": round(sum(p["rate"] for p in up), 3),
+            "lag_p99_ms": max(lags) if lags else None,
+            "blocked_ms": worst["blocked_ms"],
+            "error": None,
+            "metrics": metrics,
+            "stalls": worst["stalls"],
+            "replicas": replicas,
+        }
+
+
+REPLICA_KEYS = ("state", "rate", "lag_p99_ms", "blocked_ms", "error")  # each replica's own
+
+
+async def fetch(url: str, limit: int, headers: Mapping[str, str] | None = None) -> bytes:
     """The body of ``GET url`` when it answers 200, over a plain HTTP/1.0 stream: a control
     port answers one request per connection, so a client session (its pool, its cookie jar,
     its request objects) costs more each second than the request itself; ``ValueError`` for
-    another status, or a body over ``limit`` bytes."""
+    another status, or a body over ``limit`` bytes. ``headers`` go with the request."""
     _, _, rest = url.partition("://")
     address, _, path = rest.partition("/")
     host, _, port = address.rpartition(":")
     reader, writer = await asyncio.open_connection(host.strip("[]"), int(port))
     try:
-        writer.write(f"GET /{path} HTTP/1.0\r\nAccept-Encoding: identity\r\n\r\n".encode())
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+        request = f"GET /{path} HTTP/1.0\r\nAccept-Encoding: identity\r\n{extra}\r\n"
+        writer.write(request.encode())
         answer = await reader.read(limit + 64 * 1024)  # the headers: a few hundred bytes
         while not reader.at_eof() and len(answer) <= limit + 64 * 1024:
             more = await reader.read(limit + 64 * 1024)
@@ -285,31 +441,43 @@ async def fetch(url: str, limit: int) -> bytes:
 
 
 class Scraper:
-    """Reads every target's ``/metrics`` in one concurrent round; `picture()` says what it saw."""
+    """Reads every replica's ``/metrics`` and ``/faults`` in one concurrent round;
+    ``picture()`` says what it saw, ``services[name].faults`` what each replica's faults are."""
 
     def __init__(
         self,
-        urls: Mapping[str, str],
+        targets: Mapping[str, Target | str],
         session: aiohttp.ClientSession,
         timeout: float,
         clock: Callable[[], float] = time.monotonic,
+        token: str | None = None,
     ) -> None:
-        self.series = {
-            name: ServiceSeries(url, stalls_url=url.rsplit("/", 1)[0] + "/stalls")
-            for name, url in urls.items()
+        self.services = {
+            name: ServiceScrape(t if isinstance(t, Target) else Target.from_url(t))
+            for name, t in targets.items()
         }
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock
+        # the front proves itself with the token: the control ports keep slots for it
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.rounds = 0  # completed rounds (tests count the requests a round makes)
 
     async def scrape(self) -> None:
-        """One round: every target at once, each bounded by the timeout; never raises."""
-        await asyncio.gather(*(self._scrape_one(s) for s in self.series.values()))
+        """One round: every replica of every target at once, each bounded; never raises."""
+        calls = []
+        for service in self.services.values():
+            service.follow(service.target.addresses())
+            for address, series in service.replicas.items():
+                calls.append(self._scrape_one(series))
+                calls.append(self._read_faults(service, address))
+        await asyncio.gather(*calls)
+        self.rounds += 1
 
     async def _scrape_one(self, series: ServiceSeries) -> None:
         try:
             async with asyncio.timeout(self._timeout.total):
-                body = await fetch(series.url, MAX_BYTES)
+                body = await fetch(series.url, MAX_BYTES, self._headers)
             # parsed here: only the lines the picture uses reach the parser (about 0.2 ms a
             # service), where a thread for it cost its hand-over and a wake-up each time
             sample = parse(body.decode("utf-8", "replace"), self._clock())
@@ -337,7 +505,7 @@ class Scraper:
             log.debug("no stalls", extra={"url": series.stalls_url, "error": repr(exc)})
 
     async def _get_stalls(self, url: str) -> dict[str, Any]:
-        async with self._session.get(url, timeout=self._timeout) as response:
+        async with self._session.get(url, timeout=self._timeout, headers=self._headers) as response:
             if response.status != 200:
                 raise ValueError(f"HTTP {response.status} from /stalls")
             body = await response.content.read(MAX_STALLS_BYTES + 1)
@@ -349,13 +517,16 @@ class Scraper:
         return answer
 
     async def stalls(self, names: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
-        """Every service's whole ``GET /stalls`` now, read concurrently, each bounded by the
-        timeout; one that does not answer is ``{"state": "down", "detail"}``."""
-        wanted = [name for name in self.series if names is None or name in names]
+        """Every service's whole ``GET /stalls`` now (of its first replica), read
+        concurrently, each bounded by the timeout; one that does not answer is
+        ``{"state": "down", "detail"}``."""
+        wanted = [name for name in self.services if names is None or name in names]
 
         async def one(name: str) -> dict[str, Any]:
+            service = self.services[name]
+            address = next(iter(service.replicas), None) or service.target.addresses()[0]
             try:
-                return await self._get_stalls(self.series[name].stalls_url)
+                return await self._get_stalls(service.target.url(address, "/stalls"))
             except TimeoutError:
                 return {"state": "down", "detail": f"no answer within {self._timeout.total} s"}
             except (aiohttp.ClientError, ValueError) as exc:
@@ -364,8 +535,31 @@ class Scraper:
         answers = await asyncio.gather(*(one(name) for name in wanted))
         return dict(zip(wanted, answers, strict=True))
 
+    async def _read_faults(self, service: ServiceScrape, address: str) -> None:
+        asked_at = self._clock()
+        try:
+            async with self._session.get(
+                service.target.url(address, "/faults"), timeout=self._timeout, headers=self._headers
+            ) as response:
+                body = await response.content.read(MAX_FAULTS_BYTES + 1)
+                status = response.status
+            answer = json.loads(body) if len(body) <= MAX_FAULTS_BYTES else None
+            if status != 200 or not isinstance(answer, dict):
+                raise ValueError(f"its /faults answered {status}")
+            read = FaultRead(asked_at, answer)
+        except TimeoutError:
+            read = FaultRead(asked_at, None, f"no answer within {self._timeout.total} s")
+        except (aiohttp.ClientError, ValueError) as exc:
+            read = FaultRead(asked_at, None, f"its control port does not answer ({exc!s:.200})")
+        service.record_faults(address, read)
+
     def picture(self) -> dict[str, dict[str, Any]]:
-        return {name: series.picture() for name, series in self.series.items()}
+        return {name: service.picture() for name, service in self.services.items()}
+
+    @property
+    def series(self) -> dict[str, ServiceScrape]:
+        """Each service as its replicas add up (``picture()``, ``samples``), by name."""
+        return self.services
 
 
 SCRAPER = web.AppKey("scraper", Scraper)
@@ -382,18 +576,23 @@ async def _scrape_forever(scraper: Scraper) -> None:
 
 
 async def scrape_ctx(app: web.Application) -> AsyncIterator[None]:
-    """``cleanup_ctx``: scrape every second for as long as the app runs (needs app[CONFIG])."""
+    """``cleanup_ctx``: scrape every second for as long as the app runs (needs app[CONFIG]
+    and app[CLIENTS], whose replica sets say where each backend's replicas are)."""
     config = app[CONFIG]
-    connector = aiohttp.TCPConnector(limit=len(NAMES) * 2)
+    # two calls per replica a second; no cookies, no proxies from the environment;
     # identity: prometheus-client gzips its answer for a client that accepts it (aiohttp's
     # default), a cost on both sides every second for a few kilobytes on a local network
+    connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS)
     headers = {"Accept-Encoding": "identity"}
-    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-        scraper = Scraper(targets(config), session, config.scrape_timeout)
-        app[SCRAPER] = scraper
-        log.info(
-            "scraping metrics", extra={"targets": {n: s.url for n, s in scraper.series.items()}}
+    async with aiohttp.ClientSession(
+        connector=connector, headers=headers, trust_env=False
+    ) as session:
+        scraper = Scraper(
+            targets(config, app), session, config.scrape_timeout, token=config.admin_token
         )
+        app[SCRAPER] = scraper
+        where = {n: f"{s.target.host}:{s.target.port}" for n, s in scraper.services.items()}
+        log.info("scraping metrics", extra={"targets": where})
         task = asyncio.create_task(_scrape_forever(scraper))
         yield
         task.cancel()

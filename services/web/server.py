@@ -32,10 +32,10 @@ from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 
 from services.common.problem import CONTENT_TYPE as PROBLEM_CONTENT_TYPE
 from services.common.problem import encode, problem
+from services.common.throttle import LogThrottle
 from services.web.access_log import JsonAccessLogger
 from services.web.config import WebConfig
 from services.web.security import SECURITY_HEADERS
-from services.web.throttle import LogThrottle
 
 log = logging.getLogger("services.web.server")
 

@@ -1,7 +1,8 @@
 """Validating request bodies at the edge: malformed JSON is a 400, the wrong shape a 422
-naming the field, a body over ``WEB_MAX_BODY`` a 413 (at once when its ``Content-Length``
-says so, else raised by aiohttp as it grows past), a body still incomplete after
-``WEB_BODY_TIMEOUT`` a 408. Both close the connection: the rest is never read.
+naming the field (JSON nested too deep for the parser too), a body over ``WEB_MAX_BODY`` a
+413 (at once when its ``Content-Length`` says so, else raised by aiohttp as it grows past),
+a body still incomplete after ``WEB_BODY_TIMEOUT`` a 408. Both close the connection: the
+rest is never read.
 
 The limits are the backends' own, from ``WebConfig`` (``RESOLVER_MAX_NAMES``,
 ``RESOLVER_MAX_TIMEOUT``, ``UDP_ECHO_MAX_DATAGRAM``), and the host-name rule is the
@@ -17,11 +18,11 @@ from aiohttp import web
 
 from services.common.hostname import is_host_name
 from services.web.config import WebConfig
-from services.web.errors import BodyTimeout, BodyTooLarge, InvalidField, MalformedJson
+from services.web.errors import BodyLost, BodyTimeout, BodyTooLarge, InvalidField, MalformedJson
 
 MODES = ("concurrent", "sequential")
 # every problem reading and checking a body can raise (the OpenAPI document lists them)
-PROBLEMS = (MalformedJson, BodyTimeout, BodyTooLarge, InvalidField)
+PROBLEMS = (MalformedJson, BodyLost, BodyTimeout, BodyTooLarge, InvalidField)
 
 
 async def json_object(request: web.Request, config: WebConfig) -> dict[str, Any]:
@@ -37,12 +38,16 @@ async def json_object(request: web.Request, config: WebConfig) -> dict[str, Any]
                 raw = await request.read()
         except TimeoutError:
             raise BodyTimeout(config.body_timeout) from None
+        except ConnectionError:  # gone mid-body: a refusal, never a 500 and a traceback
+            raise BodyLost from None
     try:
         # an object starts with "{" in UTF-8: decoded here, json skips guessing the encoding
         # (any other start, a BOM or UTF-16 included, is json's to read, or to refuse)
         body = json.loads(raw.decode() if raw[:1] == b"{" else raw)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
+    except ValueError as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
         raise MalformedJson(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:  # valid JSON, deeper than the parser goes: no request needs it
+        raise InvalidField("body", "nested too deeply") from None
     if not isinstance(body, dict):
         raise InvalidField("body", "expected a JSON object")
     return body

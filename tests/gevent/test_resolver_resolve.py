@@ -74,6 +74,18 @@ def test_a_name_over_the_timeout_is_reported_while_the_others_return(app: Resolv
     assert elapsed < 2.5
 
 
+@pytest.mark.parametrize("timeout", [5e-324, 1e-9])
+@pytest.mark.parametrize("mode", ["concurrent", "sequential"])
+def test_a_budget_spent_on_arrival_is_a_timeout_not_overload(
+    app: ResolverApp, timeout, mode
+) -> None:
+    """Nothing else is running: no slot was ever waited for, so no name is "overloaded"."""
+    names = [*slow(2, 200), "host-3.polyloop.test"]
+    reply = post_resolve(app, {"names": names, "timeout": timeout, "mode": mode})
+    assert reply.status == 200
+    assert [result["error"] for result in reply.json()["results"]] == ["timeout"] * 3
+
+
 def test_sequential_gives_each_name_what_is_left_of_the_budget(resolver: Resolver) -> None:
     fast_slow, slow_one, never = slow(1, 200)[0], slow(1, 3000)[0], slow(1, 200)[0]
     names = ["www.polyloop.test", fast_slow, slow_one, never, "host-2.polyloop.test"]

@@ -104,7 +104,7 @@ def test_a_slow_body_is_cut_at_the_body_deadline(stack: Stack) -> None:
     # issue 8 item 8: a body at one byte per 10 s held its connection forever
     body_timeout = float(os.environ.get("WEB_BODY_TIMEOUT", "10"))
     head = (
-        b"POST /api/echo/tcp HTTP/1.1\r\nHost: front\r\nContent-Type: application/json\r\n"
+        b"POST /api/echo/tcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b'Content-Length: 100\r\n\r\n{"m'
     )
     socks = [socket.create_connection((stack.host, stack.web_port), timeout=DEADLINE)]
@@ -130,7 +130,7 @@ def test_a_content_length_over_the_limit_is_413_at_once(stack: Stack) -> None:
     start = time.monotonic()
     status, headers, body = exchange(
         stack,
-        b"POST /api/echo/tcp HTTP/1.1\r\nHost: front\r\nContent-Type: application/json\r\n"
+        b"POST /api/echo/tcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Content-Length: 100000000\r\n\r\n",
     )
     assert status.startswith("HTTP/1.1 413 ")

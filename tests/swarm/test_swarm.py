@@ -4,7 +4,8 @@ its overlay network and DNS, the images), nothing is stood in for.
 Needs: ``make test-swarm`` (scripts/swarm-test.sh) — it deploys the stack (``make swarm-up``
 with ``SWARM_WEB_PORT``, default 26080 in the test), sets ``POLYLOOP_SWARM=1``, runs this
 module and tears everything down. The tests run in file order: the last two kill a task and
-scale a service, and leave the stack as they found it.
+scale a service, and leave the stack as they found it. With ``WEB_FAULTS=1`` in the
+deploying shell the fault API is on and a fault is set and cleared on every replica.
 
 Which replica served a call is read from the front's own per-replica counters (``/readyz``:
 ``backends.<name>.replicas.replicas[].calls``), i.e. the replica addresses the front used.
@@ -192,6 +193,53 @@ def test_the_dashboard_map_shows_every_replica() -> None:
                 expect(line.locator('.dot[data-state="up"]')).to_have_count(count)
         finally:
             browser.close()
+
+
+async def faults_read(http: aiohttp.ClientSession) -> dict[str, Any]:
+    """GET /api/faults once the front has read every service's token state."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while True:
+        async with http.get("/api/faults") as response:
+            body = await response.json()
+        if body["token"]["state"] != "unknown":
+            return body
+        assert loop.time() < deadline, body
+        await asyncio.sleep(0.2)
+
+
+async def test_every_replica_holds_the_token_of_the_swarm_secret(
+    http: aiohttp.ClientSession,
+) -> None:
+    """The token is the swarm secret each task reads from its file: front and replicas
+    agree; the fault API is off (the front's host-mode port binds every interface) unless
+    the deploying shell said WEB_FAULTS=1."""
+    body = await faults_read(http)
+    assert body["token"] == {"state": "ok", "detail": None}, body["token"]
+    assert body["enabled"] is (os.environ.get("WEB_FAULTS") == "1")
+    replicas = body["services"]["tcp-echo"]["replicas"]
+    assert len(replicas) == EXPECTED["tcp-echo"], replicas
+
+
+async def test_a_fault_reaches_every_replica_and_is_cleared_on_every_one(
+    http: aiohttp.ClientSession,
+) -> None:
+    if os.environ.get("WEB_FAULTS") != "1":
+        pytest.skip("the fault API is off on swarm by default: WEB_FAULTS=1 make test-swarm")
+    for name in BACKENDS:
+        async with http.put(f"/api/faults/{name}", json={"latency_ms": 5}) as response:
+            answer = await response.json()
+            assert response.status == 200, answer
+        assert len(answer["replicas"]) == EXPECTED[name], answer
+        assert all(r["active"] for r in answer["replicas"]), answer
+        async with http.delete(f"/api/faults/{name}") as response:
+            answer = await response.json()
+            assert response.status == 200, answer
+        assert not any(r["active"] for r in answer["replicas"]), answer
+    # what the front reads from the services themselves agrees: nothing left anywhere
+    body = await faults_read(http)
+    for name in BACKENDS:
+        assert not body["services"][name]["active"], body["services"][name]
 
 
 async def test_killing_a_tcp_echo_task_under_load_costs_a_handful_of_calls(

@@ -102,15 +102,52 @@ def test_the_cli_refuses_an_unknown_command() -> None:
     assert "invalid choice: 'restart'" in done.stderr
 
 
-def test_the_admin_token_is_made_once_owner_only_and_an_explicit_one_wins(
+def test_the_admin_token_is_made_once_into_dotenv_owner_only_and_an_explicit_one_wins(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from devstack.__main__ import admin_token
 
     monkeypatch.delenv("POLYLOOP_ADMIN_TOKEN", raising=False)
-    first = admin_token(tmp_path)
+    env_file = tmp_path / ".env"
+    first = admin_token(env_file)
     assert len(first) >= 32
-    assert (tmp_path / "admin-token").stat().st_mode & 0o077 == 0
-    assert admin_token(tmp_path) == first  # kept across `make up` runs
+    assert env_file.stat().st_mode & 0o077 == 0
+    assert f"POLYLOOP_ADMIN_TOKEN={first}" in env_file.read_text().splitlines()
+    assert admin_token(env_file) == first  # kept across `make up` runs
     monkeypatch.setenv("POLYLOOP_ADMIN_TOKEN", "given-by-the-user")
-    assert admin_token(tmp_path) == "given-by-the-user"
+    assert admin_token(env_file) == "given-by-the-user"
+
+
+def test_the_users_own_dotenv_keeps_its_lines(tmp_path: Path, monkeypatch) -> None:
+    from devstack.__main__ import admin_token
+
+    monkeypatch.delenv("POLYLOOP_ADMIN_TOKEN", raising=False)
+    env_file = tmp_path / ".env"
+    env_file.write_text("POLYLOOP_BIND=127.0.0.1\nPOLYLOOP_ADMIN_TOKEN=\n")
+    token = admin_token(env_file)
+    assert env_file.read_text().splitlines()[0] == "POLYLOOP_BIND=127.0.0.1"
+    assert env_file.read_text().count("POLYLOOP_ADMIN_TOKEN=") == 1
+    assert admin_token(env_file) == token
+
+
+def test_a_token_left_in_the_run_folder_is_taken_over(tmp_path: Path, monkeypatch) -> None:
+    from devstack.__main__ import admin_token
+
+    monkeypatch.delenv("POLYLOOP_ADMIN_TOKEN", raising=False)
+    (tmp_path / ".run").mkdir()
+    (tmp_path / ".run" / "admin-token").write_text("the-running-stacks-token\n")
+    assert admin_token(tmp_path / ".env") == "the-running-stacks-token"
+
+
+def test_compose_reads_the_token_from_dotenv_and_git_never_sees_it() -> None:
+    """Every `docker compose` command interpolates POLYLOOP_ADMIN_TOKEN from .env, which
+    git ignores and the image build never sends."""
+    compose = (ROOT / "compose.yaml").read_text()
+    assert "POLYLOOP_ADMIN_TOKEN: ${POLYLOOP_ADMIN_TOKEN:-}" in compose
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", ".env"], cwd=ROOT, check=False, timeout=30
+    )
+    assert ignored.returncode == 0
+    dockerignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert dockerignore[0:1] == ["*"] or "*" in dockerignore  # everything, then exceptions
+    assert not [line for line in dockerignore if ".env" in line and line.startswith("!")]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import secrets
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -99,6 +101,10 @@ def test_the_failure_ratio_follows_the_random_draw() -> None:
         ({"fail_percent": 100.1}, "fail_percent"),
         ({"fail_percent": True}, "fail_percent"),
         ({"fail_percent": float("nan")}, "fail_percent"),
+        ({"block_ms": float("nan")}, "block_ms"),
+        ({"latency_ms": float("inf")}, "latency_ms"),
+        ({"block_ms": float("-inf")}, "block_ms"),
+        ({"duration_s": float("inf")}, "duration_s"),
         ({"duration_s": 601}, "duration_s"),
         ({"duration_s": 0}, "duration_s"),
         ({"block_every_second": 1}, "block_every_second"),
@@ -280,6 +286,9 @@ def test_a_newer_block_replaces_the_repeating_one() -> None:
         (f"Bearer {TOKEN}", TOKEN, None),
         (None, TOKEN, 401),
         ("Basic abc", TOKEN, 401),
+        (f"bearer {TOKEN}", TOKEN, None),
+        (f"BEARER  {TOKEN} ", TOKEN, None),
+        ("Bearer", TOKEN, 401),
         ("Bearer nope", TOKEN, 403),
         (f"Bearer {TOKEN}", None, 403),
     ],
@@ -380,3 +389,75 @@ def test_a_bad_body_is_a_422_naming_the_field(served: tuple[Faults, int]) -> Non
     assert (status, body["field"]) == (422, "block_kind")
     assert "resolver" in body["detail"]
     assert not faults.active
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"block_ms": NaN}', "block_ms"),
+        (b'{"latency_ms": Infinity}', "latency_ms"),
+        (b'{"latency_ms": 1e400}', "latency_ms"),
+        (b'{"block_ms": -Infinity}', "block_ms"),
+        (b'{"block_ms": ' + b"[" * 2000 + b"]" * 2000 + b"}", "body"),
+        (b"", "body"),
+    ],
+)
+def test_numbers_json_should_not_hold_are_422s_naming_the_field(
+    served: tuple[Faults, int], raw: bytes, field: str
+) -> None:
+    """What Python's json reads but no fault can be: a 422 naming the field, never a 500.
+    An empty body is no way to clear (DELETE is)."""
+    faults, port = served
+    faults.apply(FaultSpec(latency_ms=5))
+    status, body, kind = _call(port, "PUT", raw=raw)
+    assert (status, body.get("field"), kind) == (422, field, "application/problem+json")
+    assert faults.current() == FaultSpec(latency_ms=5)
+
+
+def test_a_chunked_put_is_refused_and_changes_nothing(served: tuple[Faults, int]) -> None:
+    faults, port = served
+    faults.apply(FaultSpec(latency_ms=300))
+    body = b'{"latency_ms": 50}'
+    request = (
+        b"PUT /faults HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        + f"Authorization: Bearer {TOKEN}\r\n\r\n".encode()
+        + f"{len(body):x}\r\n".encode()
+        + body
+        + b"\r\n0\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.split(b"\r\n")[0].split(b" ")[1] == b"411", answer[:100]
+    assert faults.current() == FaultSpec(latency_ms=300)
+
+
+def test_get_says_whether_the_service_holds_the_token(served: tuple[Faults, int]) -> None:
+    _, port = served
+    assert _call(port, "GET", token=None)[1]["token"] == "configured"
+    assert _call(port, "GET")[1]["token"] == "accepted"
+    assert _call(port, "GET", token="wrong")[1]["token"] == "refused"
+    faults = Faults()
+    server = _serve(faults, None)
+    try:
+        assert _call(server.port, "GET")[1]["token"] == "missing"
+    finally:
+        server.close()
+
+
+def test_a_flood_of_changes_logs_one_line_per_interval(caplog) -> None:
+    """A PUT per request at a thousand a second must not cost a log line each: the first
+    is written, the rest counted in the next line of that kind."""
+    clock = Clock()
+    faults = Faults(clock=clock)
+    with caplog.at_level(logging.WARNING, logger="services.common.faults"):
+        for ms in range(1, 401):
+            faults.apply(FaultSpec(latency_ms=ms))
+            faults.clear()
+        clock.now += 60
+        faults.apply(FaultSpec(latency_ms=1))
+    lines = [r for r in caplog.records if r.name == "services.common.faults"]
+    assert [r.message for r in lines] == ["fault set", "faults cleared", "fault set"]
+    assert lines[-1].suppressed == 399

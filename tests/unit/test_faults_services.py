@@ -73,6 +73,16 @@ class Running:
     def lag_over(self, bound: str) -> float:
         return lag_over(scrape(f"http://127.0.0.1:{self.metrics_port}/metrics"), bound)
 
+    def put_block(self) -> None:
+        """Set a block and return once the loop is in it (its "blocked now" gauge, read on
+        the control port while the loop is stuck): the PUT's answer may otherwise reach
+        the test before the loop even started the block."""
+        self.put(block_ms=BLOCK_MS)
+        deadline = time.monotonic() + 5
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        while value(scrape(url), "polyloop_event_loop_blocked_max_seconds") < 0.1:
+            assert time.monotonic() < deadline, "the loop never started the block"
+
 
 def within_binomial(count: int, calls: int = CALLS, percent: float = PERCENT) -> bool:
     mean = calls * percent / 100
@@ -106,7 +116,7 @@ def test_tcp_echo_block_stalls_a_second_client(tcp_echo: Running) -> None:
         client.sendall(b"warm")
         assert client.recv(100) == b"warm"
         started = time.monotonic()
-        tcp_echo.put(block_ms=BLOCK_MS)
+        tcp_echo.put_block()
         client.sendall(b"second")
         assert client.recv(100) == b"second"
         assert time.monotonic() - started >= BLOCK_MS / 1000
@@ -172,7 +182,7 @@ def udp_client() -> socket.socket:
 def test_udp_echo_block_stalls_a_second_client(udp_echo: Running) -> None:
     with udp_client() as client:
         started = time.monotonic()
-        udp_echo.put(block_ms=BLOCK_MS)
+        udp_echo.put_block()
         client.sendto(b"second", ("127.0.0.1", udp_echo.port))
         assert client.recv(100) == b"second"
         assert time.monotonic() - started >= BLOCK_MS / 1000
@@ -255,7 +265,7 @@ def query(port: int) -> int:
 
 def test_dns_block_stalls_a_second_client(dns_server: Running) -> None:
     started = time.monotonic()
-    dns_server.put(block_ms=BLOCK_MS)
+    dns_server.put_block()
     assert query(dns_server.port) == dns.rcode.NOERROR
     assert time.monotonic() - started >= BLOCK_MS / 1000
     assert dns_server.faults.blocks == 1

@@ -31,6 +31,12 @@ VERSIONS = ["1.33.0", "1.35.0", "1.37.0"]
 BACKENDS = [s.name for s in CATALOGUE_BACKENDS]
 METRICS_PORTS = {s.name: s.metrics_port for s in SERVICES}
 LOAD = ["locust-master", "locust-worker"]
+# the ConfigMap's values that differ from compose's on purpose (None: not in it)
+K8S_OWN: dict[str, str | None] = {
+    "WEB_FAULTS": "",
+    "WEB_PUBLISHED_HOST": None,
+    "POLYLOOP_ADMIN_TOKEN": None,  # a Secret, not a ConfigMap value
+}
 
 try:
     import kubernetes_validate
@@ -260,12 +266,47 @@ def test_the_configmaps_hold_exactly_compose_variables(compose: dict, load: dict
                 expected[name] = m[1]
             else:
                 expected[name] = str(value)
+    # where the cluster is not compose: the front is reached through a Service, beyond
+    # loopback, so its fault API keeps its default (off) and nothing is published by compose
+    for name, value in K8S_OWN.items():
+        if value is None:
+            expected.pop(name, None)
+        else:
+            expected[name] = value
     assert env == expected
     for overlay in OVERLAYS:
         for name in [*BACKENDS, "web"]:
             assert container(rendered(overlay), name)["envFrom"] == [
                 {"configMapRef": {"name": "polyloop-env"}}
             ]
+
+
+def test_the_token_comes_from_a_secret_that_is_never_in_the_tree(load: dict) -> None:
+    """Every pod of the stack reads POLYLOOP_ADMIN_TOKEN from the Secret
+    polyloop-admin-token (optional: without it a pod runs, its faults cannot be changed);
+    no manifest holds a Secret, nor the token in a ConfigMap."""
+    for overlay in OVERLAYS:
+        resources = rendered(overlay)
+        assert not [key for key in resources if key[0] == "Secret"], overlay
+        for kind, name in resources:
+            if kind == "ConfigMap":
+                assert "POLYLOOP_ADMIN_TOKEN" not in resources[(kind, name)]["data"]
+        for name in NAMES:
+            (token,) = container(resources, name)["env"]
+            assert token == {
+                "name": "POLYLOOP_ADMIN_TOKEN",
+                "valueFrom": {
+                    "secretKeyRef": {
+                        "name": "polyloop-admin-token",
+                        "key": "token",
+                        "optional": True,
+                    }
+                },
+            }, name
+        for name in LOAD:
+            if ("Deployment", name) in resources:  # Locust never needs it
+                env = container(resources, name).get("env", [])
+                assert all(e["name"] != "POLYLOOP_ADMIN_TOKEN" for e in env)
 
 
 def test_backend_services_are_headless_and_match_the_pods(load: dict) -> None:

@@ -1,11 +1,10 @@
 """services/common/loops and services/common/control.py, in-process: the lag histogram and
-the "blocked now" gauge, the lag timers, the control port (routes, its connection bound),
-the settings."""
+the "blocked now" gauge, the lag timers, the control port's routes (its connection rules:
+test_control_port.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -116,26 +115,3 @@ def test_the_metrics_port_serves_metrics_a_route_added_and_404_else(server: Cont
         urllib.request.urlopen(f"{base}/faults", timeout=2)
     assert missing.value.code == 404
     missing.value.close()
-
-
-def test_beyond_max_connections_a_new_one_is_closed_at_once(server: ControlServer) -> None:
-    idle = [socket.create_connection(("127.0.0.1", server.port), timeout=2) for _ in range(2)]
-    try:
-        deadline = time.monotonic() + 5
-        while server.server.refused == 0:
-            with socket.create_connection(("127.0.0.1", server.port), timeout=2) as extra:
-                extra.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-                closed_at_once = extra.recv(100) == b""
-            assert time.monotonic() < deadline, "the third connection was never refused"
-        assert closed_at_once
-    finally:
-        for sock in idle:
-            sock.close()
-    # the slots come back once the idle ones are gone
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            assert scrape(f"http://127.0.0.1:{server.port}/metrics", timeout=1)
-            break
-        except (OSError, ValueError):
-            assert time.monotonic() < deadline, "no scrape answered after the idle ones left"

@@ -61,7 +61,10 @@ def test_each_service_keeps_what_swarm_supports(name: str, compose: dict) -> Non
         {"type": "tmpfs", "target": "/tmp", "tmpfs": {"size": 16 * 2**20, "mode": 0o1777}}
     ]
     for key, value in source["environment"].items():
+        if key == "POLYLOOP_ADMIN_TOKEN":  # a secret instead (test_the_token_is_a_swarm_secret)
+            continue
         expected = f"${{{key}:-}}" if value is None else str(value)
+        expected = swarm.SWARM_ENV.get(name, {}).get(key, expected)
         assert out["environment"][key] == expected
 
 
@@ -143,3 +146,51 @@ def test_docker_rejects_what_the_generator_removes(tmp_path: Path) -> None:
     done = docker_stack_config(path, {})
     assert done.returncode != 0
     assert "forbidden" in done.stderr
+
+
+def test_the_fronts_fault_api_is_off_by_default_on_swarm(compose: dict) -> None:
+    """The front's host-mode port binds every interface of the node: beyond loopback."""
+    from services.web.config import WebConfig
+
+    env = swarm.stack(compose)["services"]["web"]["environment"]
+    assert env["WEB_PUBLISHED_HOST"] == "0.0.0.0"
+    assert env["WEB_FAULTS"] == "${WEB_FAULTS:-}"  # WEB_FAULTS=1 from the deploying shell
+    deployed = {"LISTEN_HOST": env["LISTEN_HOST"], "WEB_PUBLISHED_HOST": "0.0.0.0"}
+    assert WebConfig.from_env(deployed).faults_enabled is False
+    assert WebConfig.from_env({**deployed, "WEB_FAULTS": "1"}).faults_enabled is True
+
+
+def test_the_token_is_a_swarm_secret_every_service_reads(compose: dict) -> None:
+    """Every `docker stack deploy` keeps it: a secret of the swarm, never a variable of
+    the deploying shell; each service reads it from the file its user alone may read."""
+
+    out = swarm.stack(compose, load=True)
+    assert out["secrets"] == {"polyloop_admin_token": {"external": True}}
+    for name, service in out["services"].items():
+        assert "POLYLOOP_ADMIN_TOKEN" not in service["environment"], name
+        if name not in CORE:
+            assert "secrets" not in service, name  # Locust never needs it
+            continue
+        (secret,) = service["secrets"]
+        assert (secret["source"], secret["uid"], secret["mode"]) == (
+            "polyloop_admin_token",
+            "10001",
+            0o400,
+        )
+        path = service["environment"]["POLYLOOP_ADMIN_TOKEN_FILE"]
+        assert path == "/run/secrets/polyloop_admin_token"
+
+
+def test_a_service_reads_its_token_from_the_file(tmp_path: Path) -> None:
+    from services.common.control import ControlSettings
+    from services.common.settings import ConfigError
+
+    secret = tmp_path / "polyloop_admin_token"
+    secret.write_text("from-the-secret\n")
+    env = {"POLYLOOP_ADMIN_TOKEN_FILE": str(secret)}
+    assert ControlSettings.from_env(env).admin_token == "from-the-secret"
+    # the variable itself wins; a missing file is named, its content never
+    both = {**env, "POLYLOOP_ADMIN_TOKEN": "explicit"}
+    assert ControlSettings.from_env(both).admin_token == "explicit"
+    with pytest.raises(ConfigError, match="POLYLOOP_ADMIN_TOKEN_FILE"):
+        ControlSettings.from_env({"POLYLOOP_ADMIN_TOKEN_FILE": str(tmp_path / "nope")})

@@ -18,14 +18,18 @@ import re
 import socket
 from html.parser import HTMLParser
 
+import aiohttp
 import pytest
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from devstack import free_port
+from services.common.faults import Faults
+from services.web.app import front_middleware
 from services.web.backends import Backend
 from services.web.config import WebConfig
 from services.web.keys import CONFIG, STATS
 from services.web.live import LIVE, STATIC_DIR, setup_live
+from services.web.metrics import Metrics
 from services.web.routes import routes
 from services.web.stats import BackendStats
 
@@ -42,7 +46,7 @@ def nowhere_config(**limits) -> WebConfig:
 
 
 def live_app(check=None, **limits) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[front_middleware(Metrics(), Faults())])
     app[STATS] = BackendStats()
     app[CONFIG] = nowhere_config(**limits)
     if check is None:
@@ -305,6 +309,65 @@ async def test_a_message_over_the_limit_closes_the_client_with_1009(aiohttp_clie
             if message.type != WSMsgType.TEXT:
                 break
     assert message.type == WSMsgType.CLOSE and message.data == WSCloseCode.MESSAGE_TOO_BIG
+
+
+@pytest.mark.parametrize(("size", "closed"), [(1024, False), (1025, True)])
+async def test_a_message_of_the_limit_is_read_one_over_it_closes(
+    aiohttp_client, size: int, closed: bool
+) -> None:
+    """The limit is what a client may send: exactly WEB_LIVE_MAX_MESSAGE bytes pass."""
+    client = await aiohttp_client(live_app(live_max_message=1024))
+    async with client.ws_connect("/ws/live") as ws:
+        await ws.send_str("x" * size)
+        for _ in range(2):  # two stats messages come while it stays open
+            message = await asyncio.wait_for(ws.receive(), DEADLINE)
+            if message.type != WSMsgType.TEXT:
+                break
+    if closed:
+        assert message.type == WSMsgType.CLOSE and message.data == WSCloseCode.MESSAGE_TOO_BIG
+    else:
+        assert message.type == WSMsgType.TEXT, message
+
+
+async def test_one_source_cannot_lock_the_others_out(aiohttp_client) -> None:
+    """Past WEB_LIVE_MAX_PER_SOURCE sockets from one address, the next from there is 1013;
+    a dashboard from another address (127.0.0.2, loopback too) still gets in."""
+    app = live_app(live_max_clients=100, live_max_per_source=3)
+    client = await aiohttp_client(app)
+    hogs = [await client.ws_connect("/ws/live") for _ in range(3)]
+    for ws in hogs:
+        await _next_stats(ws)
+    extra = await client.ws_connect("/ws/live")
+    message = await asyncio.wait_for(extra.receive(), DEADLINE)
+    assert message.type == WSMsgType.CLOSE and message.data == WSCloseCode.TRY_AGAIN_LATER
+    other = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+    async with aiohttp.ClientSession(connector=other) as session:
+        url = f"http://127.0.0.1:{client.server.port}/ws/live"
+        async with session.ws_connect(url) as dashboard:
+            assert (await _next_stats(dashboard))["type"] == "stats"
+    for ws in hogs:
+        await ws.close()
+    assert app[LIVE].per_source == {}
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Origin": "http://evil.example"}, 403),
+        ({"Origin": "http://127.0.0.1:1"}, 403),
+        ({"Host": "evil.example", "Origin": "http://evil.example"}, 421),
+    ],
+)
+async def test_a_foreign_page_cannot_subscribe(aiohttp_client, headers, status) -> None:
+    app = live_app()
+    client = await aiohttp_client(app)
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.ws_connect("/ws/live", headers=headers)
+    assert refused.value.status == status
+    assert not app[LIVE].subscribers
+    own = {"Origin": f"http://127.0.0.1:{client.server.port}"}
+    async with client.ws_connect("/ws/live", headers=own) as ws:
+        assert (await _next_stats(ws))["type"] == "stats"
 
 
 async def test_unfinished_fragments_are_not_buffered(aiohttp_client) -> None:

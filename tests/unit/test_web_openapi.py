@@ -13,6 +13,7 @@ from services.web.app import create_app
 from services.web.config import WebConfig
 from services.web.faults import FAULTY_PREFIXES
 from services.web.openapi import openapi_document
+from services.web.origin import UNSAFE
 from tests.unit.web_fakes import MakeClient, closed_port
 
 
@@ -73,6 +74,13 @@ async def test_what_the_front_answers_is_documented(front: MakeClient) -> None:
         ("PUT", "/api/faults/web", "/api/faults/{service}", {"json": {"fail_percent": 100}}),
         ("POST", "/api/fanout", "/api/fanout", {"json": fanout}),
         ("POST", "/api/resolve", "/api/resolve", {"json": {"names": ["a.polyloop.test"]}}),
+        ("PUT", "/api/faults/web", "/api/faults/{service}", {"data": b"{"}),
+        ("PUT", "/api/faults/web", "/api/faults/{service}", {"data": b"[" * 3000 + b"]" * 3000}),
+        ("PUT", "/api/faults/web", "/api/faults/{service}", {"data": b'{"latency_ms": NaN}'}),
+        ("DELETE", "/api/faults/web", "/api/faults/{service}", {"headers": {"Host": "evil"}}),
+        ("PUT", "/api/faults/web", "/api/faults/{service}", {"headers": {"Origin": "http://e"}}),
+        ("POST", "/api/echo/tcp", "/api/echo/tcp", {"headers": {"Host": "evil.example:80"}}),
+        ("POST", "/api/fanout", "/api/fanout", {"headers": {"Origin": "null"}}),
         ("DELETE", "/api/faults/web", "/api/faults/{service}", {}),
     ]
     seen = set()
@@ -86,7 +94,16 @@ async def test_what_the_front_answers_is_documented(front: MakeClient) -> None:
                 schema = operation["responses"][status]["content"][response.content_type]
                 assert (await response.json())["type"] in str(schema["schema"]), (method, url)
     # the cases do reach what they are about
-    assert {"206", "304", "416", "400", "404", "413", "422", "503"} <= seen, seen
+    assert {"206", "304", "416", "400", "403", "404", "413", "421", "422", "503"} <= seen, seen
+
+
+def test_every_change_lists_the_origin_checks_refusals() -> None:
+    for path, item in openapi_document(WebConfig())["paths"].items():
+        for method, operation in item.items():
+            if method.upper() in UNSAFE:
+                assert {"403", "421"} <= operation["responses"].keys(), (method, path)
+            else:
+                assert "421" not in operation["responses"], (method, path)
 
 
 def test_every_api_error_is_problem_json() -> None:
