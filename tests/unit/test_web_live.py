@@ -129,6 +129,17 @@ def test_no_static_file_names_another_host() -> None:
             assert "@import" not in text and "@font-face" not in text, path.name
 
 
+async def test_the_vendored_chart_library_is_served(aiohttp_client, app) -> None:
+    client = await aiohttp_client(app)
+    page = _Page()
+    page.feed(await (await client.get("/")).text())
+    for name in VENDORED:
+        assert f"/static/vendor/{name}" in page.assets, name
+    script = await client.get("/static/vendor/uPlot.iife.min.js")
+    assert script.status == 200, "run `make vendor` (scripts/vendor-js.sh)"
+    assert "uPlot" in await script.text()
+
+
 def test_a_front_without_the_vendored_files_says_so(monkeypatch, tmp_path, caplog) -> None:
     monkeypatch.setattr(live, "VENDOR_DIR", tmp_path)
     (tmp_path / VENDORED[0]).write_text("")  # empty counts as missing
