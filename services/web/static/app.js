@@ -337,6 +337,9 @@ function setServices(stack) {
       page.current = current;
       page.last = last;
       if (current && current.run !== before?.run) setFocus(current.service);
+      // a page opened after a run: its charts first, beside its verdict
+      if (!current && last && !page.seenLast) setFocus(last.service);
+      page.seenLast = true;
       markExperiment(current?.service ?? null);
       renderFocusNote();
       focusCharts?.update();

@@ -80,6 +80,7 @@ function experimentBand(chart) {
     ctx.fillStyle = cssColor("--muted");
     ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
     ctx.textBaseline = "top";
+    ctx.textAlign = "left"; // uPlot leaves its axes' alignment on the context
     ctx.fillText(span.label, from + 4 * devicePixelRatio, top + 3 * devicePixelRatio);
     ctx.restore();
   };

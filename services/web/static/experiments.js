@@ -64,15 +64,41 @@ export class Experiments {
     this.schedule();
   }
 
+  // one column per experiment; titles that share a head ("Block the loop 500 ms every
+  // second (a sleeping call)", "(pure-Python work)") share a header cell over their kinds
   renderMatrix() {
-    const columns = this.available;
-    const head = el("tr");
-    head.append(el("th", "corner", "service"));
-    for (const experiment of columns) {
-      const th = el("th", null, experiment.title);
-      th.scope = "col";
-      th.title = experiment.watch_for || "";
-      head.append(th);
+    const columns = this.available.map((experiment) => {
+      const match = /^(.*?)\s*\(([^()]*)\)\s*$/.exec(experiment.title || experiment.id);
+      return { experiment, head: match ? match[1] : experiment.title, kind: match ? match[2] : null };
+    });
+    const top = el("tr");
+    const sub = el("tr");
+    const corner = el("th", "corner", "service");
+    corner.rowSpan = 2;
+    corner.scope = "col";
+    top.append(corner);
+    for (let i = 0; i < columns.length; i += 1) {
+      const { head, kind } = columns[i];
+      if (kind === null) {
+        const th = el("th", "m-head", head);
+        th.rowSpan = 2;
+        th.scope = "col";
+        top.append(th);
+        continue;
+      }
+      let span = 1;
+      while (i + span < columns.length && columns[i + span].kind !== null
+        && columns[i + span].head === head) span += 1;
+      const th = el("th", "m-head", head);
+      th.colSpan = span;
+      th.scope = "colgroup";
+      top.append(th);
+      for (const column of columns.slice(i, i + span)) {
+        const kindCell = el("th", "m-kind", column.kind);
+        kindCell.scope = "col";
+        sub.append(kindCell);
+      }
+      i += span - 1;
     }
     const rows = this.services.map((service) => {
       const row = el("tr");
@@ -81,7 +107,7 @@ export class Experiments {
       th.scope = "row";
       th.append(el("span", "m-name", service.name), el("span", "m-loop", service.loop || ""));
       row.append(th);
-      for (const experiment of columns) {
+      for (const { experiment } of columns) {
         const cell = el("td");
         if ((experiment.services || []).includes(service.name)) {
           const button = el("button", "go", "Run");
@@ -89,7 +115,6 @@ export class Experiments {
           button.dataset.experiment = experiment.id;
           button.dataset.service = service.name;
           button.setAttribute("aria-label", `${experiment.title} on ${service.name}`);
-          button.title = `${experiment.title} on ${service.name}, ${experiment.duration_s} s`;
           button.addEventListener("click", () => this.launch(experiment, service.name));
           cell.append(button);
         }
@@ -98,7 +123,7 @@ export class Experiments {
       return row;
     });
     this.matrix.replaceChildren(el("thead"), el("tbody"));
-    this.matrix.tHead.append(head);
+    this.matrix.tHead.append(top, ...(sub.children.length ? [sub] : []));
     this.matrix.tBodies[0].append(...rows);
   }
 
@@ -169,6 +194,7 @@ export class Experiments {
     }
     const key = `${experiment.run}:${experiment.state}:${experiment.verdict ?? ""}`;
     card.dataset.state = experiment.state;
+    card.dataset.phase = experiment.phase || "";
     card.dataset.run = String(experiment.run);
     card.dataset.service = experiment.service;
     if (this.shownRun !== key) {
@@ -201,21 +227,30 @@ export class Experiments {
     return [title, watch, line];
   }
 
+  // the run: a baseline first (the stack as it is), then the experiment itself
   countdown(experiment) {
     const ends = epochSeconds(experiment.ends_at);
     const started = epochSeconds(experiment.started_at);
-    const duration = experiment.duration_s || (ends && started ? ends - started : 0);
-    const left = ends === null ? null : Math.max(0, ends - this.serverNow());
+    const baseline = isNum(experiment.baseline_s) ? experiment.baseline_s : 0;
+    const total = ends !== null && started !== null ? ends - started : baseline + (experiment.duration_s || 0);
     const progress = $(".r-progress", this.run);
     const text = $(".r-left", this.run);
     if (!progress || !text) return;
-    if (left === null) {
+    if (ends === null) {
       text.textContent = "running…";
       return;
     }
-    progress.value = Math.max(0, duration - left);
+    const now = this.serverNow();
+    const left = Math.max(0, ends - now);
+    progress.max = total || 1;
+    progress.value = Math.max(0, total - left);
+    const untilFault = started === null ? 0 : started + baseline - now;
     const seconds = Math.ceil(left);
-    text.textContent = seconds > 0 ? `${seconds} s left` : "measuring the verdict…";
+    if (untilFault > 0) {
+      text.textContent = `baseline · starts in ${Math.ceil(untilFault)} s`;
+    } else {
+      text.textContent = seconds > 0 ? `${seconds} s left` : "measuring the verdict…";
+    }
     this.run.dataset.left = String(seconds);
   }
 
@@ -227,7 +262,7 @@ export class Experiments {
       el("code", null, experiment.service));
     const verdict = el("p", "verdict", experiment.verdict || "No verdict: the run did not finish.");
     const parts = [title, verdict];
-    const figures = figuresTable(experiment.figures);
+    const figures = figuresTable(experiment.figures, experiment.service);
     if (figures) {
       const details = el("details", "r-figures");
       details.append(el("summary", null, "the figures of this run, before and during"), figures);
@@ -238,20 +273,37 @@ export class Experiments {
 }
 
 function figureText(key, value) {
-  if (isNum(value)) return /(_ms|ms)$/.test(key) ? fmtMs(value) : String(Math.round(value * 100) / 100);
+  if (isNum(value)) return /_ms$/.test(key) ? fmtMs(value) : String(Math.round(value * 100) / 100);
   if (value === null || value === undefined) return "—";
   return typeof value === "object" ? JSON.stringify(value) : String(value);
 }
 
-function figuresTable(figures) {
+// one phase's figures of `service`: its own ("steady_max_ms": 502), then the run's
+// ("seconds", and e.g. "concurrent elapsed ms" for the resolve contrast)
+function flatten(phase, service) {
+  const flat = {};
+  if (!phase || typeof phase !== "object") return flat;
+  Object.assign(flat, phase.services?.[service] || {});
+  for (const [key, value] of Object.entries(phase)) {
+    if (key === "services") continue;
+    if (value && typeof value === "object" && !Array.isArray(value)) {
+      for (const [inner, v] of Object.entries(value)) flat[`${key} ${inner}`] = v;
+    } else {
+      flat[key] = value;
+    }
+  }
+  return flat;
+}
+
+function figuresTable(figures, service) {
   if (!figures || typeof figures !== "object") return null;
-  const before = figures.before || {};
-  const during = figures.during || {};
+  const before = flatten(figures.before, service);
+  const during = flatten(figures.during, service);
   const keys = [...new Set([...Object.keys(before), ...Object.keys(during)])];
   if (!keys.length) return null;
   const table = el("table", "figures-table");
   const head = el("tr");
-  head.append(el("th", null, ""), el("th", null, "before"), el("th", null, "during"));
+  head.append(el("th", null, service), el("th", null, "before"), el("th", null, "during"));
   table.append(head);
   for (const key of keys) {
     const row = el("tr");
