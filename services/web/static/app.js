@@ -267,10 +267,17 @@ function onStats(message) {
   if (front && services[front.name]) {
     const node = nodeFor(front.name);
     const self = services[front.name];
-    setBadge(node, self.state === "up" ? "up" : "degraded",
-      self.steady && isNum(self.steady.max_ms) ? `steady ${fmtMs(self.steady.max_ms)}` : "serving this page");
+    setBadge(node, self.state === "up" ? "up" : "degraded", "serving this page");
   }
   focusCharts?.update();
+  const focused = services[page.focus];
+  if (focused) {
+    $("#focus .c-ms").setAttribute("aria-label", `${page.focus}: loop lag p99 ${fmtMs(focused.lag_p99_ms)}, `
+      + `the steady client's round trip max ${fmtMs(focused.steady?.max_ms)}`
+      + `${isBlocked(focused) ? ", blocked now" : ""}; last two minutes, log scale 0.1 ms to 2 s`);
+    $("#focus .c-rate").setAttribute("aria-label",
+      `${page.focus}: ${fmtRate(focused.rate)} served to others; last two minutes`);
+  }
   const live = $("#live");
   live.dataset.updates = String(Number(live.dataset.updates || 0) + 1);
 }

@@ -199,6 +199,10 @@ export class Experiments {
     card.dataset.service = experiment.service;
     if (this.shownRun !== key) {
       this.shownRun = key;
+      // said once per change (the countdown itself is not announced every second)
+      $("#run-status").textContent = experiment.state === "running"
+        ? `${experiment.title} on ${experiment.service} started. Watch for: ${experiment.watch_for}`
+        : `${experiment.title} on ${experiment.service}: ${experiment.verdict || experiment.state}`;
       card.replaceChildren(...(experiment.state === "running"
         ? this.runningParts(experiment) : this.verdictParts(experiment)));
     }
