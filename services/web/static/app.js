@@ -69,11 +69,15 @@ function bandFor(nameOf) {
     const experiment = page.current?.service === name ? page.current
       : page.last?.service === name ? page.last : null;
     if (!experiment) return null;
-    const from = epochSeconds(experiment.started_at);
+    // the fault's own span: after the run's baseline, until its end
+    const started = epochSeconds(experiment.started_at);
     const planned = epochSeconds(experiment.ends_at);
-    if (from === null) return null;
+    if (started === null) return null;
+    const from = started + (isNum(experiment.baseline_s) ? experiment.baseline_s : 0);
+    if (experiment.state === "running" && serverNow() < from) return null;
     const to = experiment.state === "running" ? Math.min(serverNow(), planned ?? Infinity)
-      : planned ?? from + (experiment.duration_s || 0);
+      : isNum(experiment.figures?.during?.seconds) ? from + experiment.figures.during.seconds
+        : planned ?? from + (experiment.duration_s || 0);
     return { from, to, label: experiment.title || experiment.experiment };
   };
 }
