@@ -152,14 +152,23 @@ def test_an_experiment_from_its_button_shows_on_that_service_only_then_its_verdi
     )
     first_screen_holds(page, "#map", "#matrix", "#run", "#focus .c-ms", "#focus .c-rate")
     if service == "resolver" and kind == "block":
-        # where it blocked: a frame of this repo's code, on the map
+        # where it blocked: this repo's frame that blocks, on the map, the stack on click
         wait_until(
             "the resolver's culprit",
-            lambda: map_now(page)["resolver"]["culprit"].startswith("services/"),
+            lambda: "block_with_sleep" in map_now(page)["resolver"]["culprit"],
             SHOWS_WITHIN,
         )
-        assert map_now(page)["resolver"]["culprit_shown"]
+        culprit = map_now(page)["resolver"]
+        assert culprit["culprit_shown"] and culprit["culprit"].startswith("services/"), culprit
     page.screenshot(path=artefacts / f"experiment-{kind}-{service}.png")
+    if service == "resolver" and kind == "block":
+        page.locator('.node[data-node="resolver"] .culprit').click()
+        dialog = page.locator("#stack-dialog")
+        dialog.wait_for(state="visible")
+        own = dialog.locator(".frames li.own").all_inner_texts()
+        assert any("block_with_sleep" in frame for frame in own), own
+        page.keyboard.press("Escape")
+        dialog.wait_for(state="hidden")
 
     # no other service shows it at any time of the run
     while run_card.get_attribute("data-state") == "running":

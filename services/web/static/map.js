@@ -20,6 +20,32 @@ export function nodeFor(name) {
   return nodes.get(name)?.node ?? null;
 }
 
+// a frame as the contract gives it ({file, line, function, own}), or as a watchdog writes
+// it ("services/common/faults.py:300 in Faults._block_step": this repo's paths are
+// relative to it, a library's to its sys.path entry)
+const OWN_ROOTS = /^(services|loadtest|bench|devstack|tests)\//;
+
+function frameOf(frame) {
+  if (frame && typeof frame === "object") return frame;
+  const match = /^(.*):(\d+) in (.*)$/.exec(String(frame));
+  if (!match) return { file: String(frame), line: 0, function: "?", own: false };
+  return { file: match[1], line: Number(match[2]), function: match[3], own: OWN_ROOTS.test(match[1]) };
+}
+
+function stackOf(stack) {
+  return Array.isArray(stack) ? stack.map(frameOf) : [];
+}
+
+// the last stalls, newest first, at most five ("recent", or a watchdog's "events")
+export function recentStalls(stalls) {
+  const list = Array.isArray(stalls?.recent) ? stalls.recent
+    : Array.isArray(stalls?.events) ? stalls.events : [];
+  return list
+    .map((s) => ({ ...s, stack: stackOf(s.stack) }))
+    .sort((a, b) => (epochSeconds(b.at) ?? 0) - (epochSeconds(a.at) ?? 0))
+    .slice(0, 5);
+}
+
 function frameText(frame) {
   return `${frame.file}:${frame.line} in ${frame.function}`;
 }
@@ -204,11 +230,11 @@ export function updateNode(name, service, history, now) {
 function updateCulprit(entry, name, service, now) {
   const { node } = entry;
   const stalls = service.stalls || {};
-  const recent = Array.isArray(stalls.recent) ? stalls.recent : [];
+  const recent = recentStalls(stalls);
   let shown = null;
   if (stalls.stalled_now?.stack?.length) {
     shown = { title: `stalled for ${fmtDuration(stalls.stalled_now.since_ms)} (now)`,
-      stack: stalls.stalled_now.stack };
+      stack: stackOf(stalls.stalled_now.stack) };
   } else if (recent.length && recent[0].stack?.length) {
     const at = epochSeconds(recent[0].at);
     if (at !== null && now - at <= CULPRIT_KEEP_S) {
@@ -223,7 +249,7 @@ function updateCulprit(entry, name, service, now) {
   node.dataset.culprit = culprit ? culprit.main : "";
   if (!culprit) return;
   const main = el("code", "c-main", culprit.main);
-  const parts = [el("span", "c-label", "blocked in"), main];
+  const parts = [el("span", "c-label", "where it blocked (click for the stack)"), main];
   if (culprit.callee) parts.push(el("span", "c-callee", ` ← ${culprit.callee}`));
   if (culprit.caller) parts.push(el("span", "c-caller", `called from ${culprit.caller}`));
   button.replaceChildren(...parts);
@@ -232,7 +258,7 @@ function updateCulprit(entry, name, service, now) {
 }
 
 function updateStalls(node, name, service) {
-  const recent = Array.isArray(service.stalls?.recent) ? service.stalls.recent.slice(0, 5) : [];
+  const recent = recentStalls(service.stalls);
   const line = $(".stalls", node);
   line.hidden = recent.length === 0;
   const key = recent.map((s) => `${s.at}:${s.duration_ms}`).join("|");
