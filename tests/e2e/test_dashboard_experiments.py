@@ -165,6 +165,7 @@ def test_an_experiment_from_its_button_shows_on_that_service_only_then_its_verdi
         page.locator('.node[data-node="resolver"] .culprit').click()
         dialog = page.locator("#stack-dialog")
         dialog.wait_for(state="visible")
+        wait_until("the whole stack", lambda: dialog.get_attribute("data-whole") == "true", 5)
         own = dialog.locator(".frames li.own").all_inner_texts()
         assert any("block_with_sleep" in frame for frame in own), own
         page.keyboard.press("Escape")

@@ -5,7 +5,7 @@
 // on click, and its last stalls with their duration.
 
 import { Chart } from "./charts.js";
-import { $, clock, el, epochSeconds, fmtDuration, fmtMs, fmtNum, fmtRate, isNum } from "./util.js";
+import { $, api, clock, el, epochSeconds, fmtDuration, fmtMs, fmtNum, fmtRate, isNum } from "./util.js";
 
 const DEGRADED_LATENCY_MS = 500;
 // the watchdog's own threshold when the service reports it; else two missed 50 ms ticks
@@ -72,20 +72,43 @@ export function culpritOf(stack) {
   return { main: frameText(stack[own]), callee, caller };
 }
 
-// the whole stack, innermost last (as a Python traceback reads), in the page's dialog
-export function showStack(service, title, stack) {
-  const dialog = $("#stack-dialog");
-  $("#stack-title", dialog).textContent = `${service}: ${title}`;
-  const list = $(".frames", dialog);
-  list.replaceChildren(...(stack || []).map((frame) => {
+function renderFrames(dialog, stack, note) {
+  $(".frames", dialog).replaceChildren(...stack.map((frame) => {
     const item = el("li", frame.own ? "own" : "lib");
     item.append(el("code", "where", `${frame.file}:${frame.line}`), " in ",
       el("code", "fn", frame.function));
     if (!frame.own) item.title = "not this repo's code";
     return item;
   }));
-  $(".frames-empty", dialog).hidden = (stack || []).length > 0;
-  dialog.showModal();
+  $(".frames-empty", dialog).hidden = stack.length > 0;
+  $(".frames-note", dialog).textContent = note;
+}
+
+// the whole stack, innermost last (as a Python traceback reads), in the page's dialog. The
+// feed carries each stack's innermost frames only ("frames": how many it had): the whole
+// one comes from GET /api/stalls (the event of the same time, or the stall in progress).
+export async function showStack(service, title, stall) {
+  const dialog = $("#stack-dialog");
+  $("#stack-title", dialog).textContent = `${service}: ${title}`;
+  const stack = stall.stack || [];
+  const cut = isNum(stall.frames) && stall.frames > stack.length;
+  renderFrames(dialog, stack, cut ? `the innermost ${stack.length} of ${stall.frames} frames; the rest is on its way…` : "");
+  dialog.dataset.whole = String(!cut);
+  if (!dialog.open) dialog.showModal();
+  if (!cut) return;
+  try {
+    const all = (await api("GET", "/api/stalls")).services?.[service] || {};
+    const found = stall.now ? all.stalled_now
+      : (all.events || []).find((e) => e.at === stall.at);
+    if (!found) {
+      $(".frames-note", dialog).textContent = `the innermost ${stack.length} of ${stall.frames} frames (the service no longer holds this stall)`;
+      return;
+    }
+    renderFrames(dialog, stackOf(found.stack), "");
+    dialog.dataset.whole = "true";
+  } catch (error) {
+    $(".frames-note", dialog).textContent = `the innermost ${stack.length} of ${stall.frames} frames (GET /api/stalls: ${error.message})`;
+  }
 }
 
 export function buildMap(stack, notes, onFocus) {
@@ -120,7 +143,7 @@ export function buildMap(stack, notes, onFocus) {
     });
     $(".culprit", node).addEventListener("click", () => {
       const shown = nodes.get(service.name)?.culprit;
-      if (shown) showStack(service.name, shown.title, shown.stack);
+      if (shown) showStack(service.name, shown.title, shown);
     });
     (service.backend ? backends : front).append(item);
     nodes.set(service.name, { node, spark, culprit: null });
@@ -234,12 +257,12 @@ function updateCulprit(entry, name, service, now) {
   let shown = null;
   if (stalls.stalled_now?.stack?.length) {
     shown = { title: `stalled for ${fmtDuration(stalls.stalled_now.since_ms)} (now)`,
-      stack: stackOf(stalls.stalled_now.stack) };
+      stack: stackOf(stalls.stalled_now.stack), frames: stalls.stalled_now.frames, now: true };
   } else if (recent.length && recent[0].stack?.length) {
     const at = epochSeconds(recent[0].at);
     if (at !== null && now - at <= CULPRIT_KEEP_S) {
       shown = { title: `stall of ${fmtDuration(recent[0].duration_ms)} at ${clock(at)}`,
-        stack: recent[0].stack };
+        stack: recent[0].stack, frames: recent[0].frames, at: recent[0].at };
     }
   }
   entry.culprit = shown;
@@ -272,7 +295,7 @@ function updateStalls(node, name, service) {
     button.type = "button";
     button.title = `${clock(at)}${culprit ? ` · ${culprit.main}` : ""} — click for the stack`;
     button.setAttribute("aria-label", `stall of ${fmtDuration(stall.duration_ms)} at ${clock(at)}: show its stack`);
-    button.addEventListener("click", () => showStack(name, `stall of ${fmtDuration(stall.duration_ms)} at ${clock(at)}`, stall.stack));
+    button.addEventListener("click", () => showStack(name, `stall of ${fmtDuration(stall.duration_ms)} at ${clock(at)}`, stall));
     return button;
   });
   $(".stall-list", line).replaceChildren(...buttons);
