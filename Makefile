@@ -51,7 +51,10 @@ ps: ## the stack's services and their state
 logs: ## follow the services' logs
 	@bash scripts/stack.sh logs
 
+# the stack it brings up runs short experiments (the browser tests run ten of them);
 # both suites run even when the first fails (the gevent one is a process of its own)
+test: export WEB_EXPERIMENT_SECONDS ?= 6
+test: export WEB_EXPERIMENT_BASELINE ?= 2
 test: up ## the whole suite (unit, integration, browser) against the running stack it brings up
 	$(PYTEST) tests; rc=$$?; $(PYTEST) -c tests/gevent/pytest.ini tests/gevent || rc=1; exit $$rc
 

@@ -160,8 +160,6 @@ def test_an_experiment_from_its_button_shows_on_that_service_only_then_its_verdi
         )
         culprit = map_now(page)["resolver"]
         assert culprit["culprit_shown"] and culprit["culprit"].startswith("services/"), culprit
-    page.screenshot(path=artefacts / f"experiment-{kind}-{service}.png")
-    if service == "resolver" and kind == "block":
         page.locator('.node[data-node="resolver"] .culprit').click()
         dialog = page.locator("#stack-dialog")
         dialog.wait_for(state="visible")
@@ -171,13 +169,19 @@ def test_an_experiment_from_its_button_shows_on_that_service_only_then_its_verdi
         page.keyboard.press("Escape")
         dialog.wait_for(state="hidden")
 
-    # no other service shows it at any time of the run
+    # no other service shows it at any time of the run; the screenshot near its end, when
+    # the charts hold the whole fault
+    shot = None
     while run_card.get_attribute("data-state") == "running":
         assert time.time() < started["ends_at"] + 15, "the run did not end"
         now = map_now(page)
         others = {n: v for n, v in now.items() if n not in allowed and shows(kind, v)}
         assert others == {}, f"{kind} on {service} shows on others too: {others}"
+        if shot is None and time.time() >= started["ends_at"] - 1.0:
+            shot = artefacts / f"experiment-{kind}-{service}.png"
+            page.screenshot(path=shot)
         time.sleep(0.2)
+    assert shot is not None, "the run ended before its screenshot"
 
     # the verdict, with the figures of this run, where the run card was
     wait_until("the verdict", lambda: run_card.get_attribute("data-state") == "done", 15)
@@ -194,7 +198,7 @@ def test_an_experiment_from_its_button_shows_on_that_service_only_then_its_verdi
     run_card.locator(".r-figures summary").click()
     table = run_card.locator(".figures-table").inner_text()
     assert "before" in table and "during" in table and "steady max ms" in table, table
-    page.screenshot(path=artefacts / f"experiment-{kind}-{service}-verdict.png")
+    run_card.locator(".r-figures summary").click()  # closed again, for the screenshot
 
     # all recovered: no fault left, nothing blocked, round trips short again
     faults = api(screen.front, "GET", "/api/faults")["services"]
@@ -208,4 +212,5 @@ def test_an_experiment_from_its_button_shows_on_that_service_only_then_its_verdi
         )
 
     wait_until(f"every service recovered after {kind} on {service}", recovered, 15)
+    page.screenshot(path=artefacts / f"experiment-{kind}-{service}-verdict.png")
     screen.assert_clean()

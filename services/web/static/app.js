@@ -10,7 +10,7 @@ import {
   buildMap, isBlocked, markExperiment, markFocus, nodeFor, setBadge, updateHealth, updateNode,
 } from "./map.js";
 import { setupEcho, setupFanout, setupResolve } from "./tryit.js";
-import { $, $$, api, epochSeconds, fmtMs, fmtNum, fmtRate, isNum } from "./util.js";
+import { $, $$, api, epochSeconds, fmtMs, fmtNum, fmtRate, isNum, steadyWorst } from "./util.js";
 
 // ---- what the page knows --------------------------------------------------------------
 
@@ -83,11 +83,11 @@ function bandFor(nameOf) {
 }
 
 class ServiceCharts {
-  constructor(root, nameOf, { msHeight, rateHeight, sync }) {
+  constructor(root, nameOf, { msHeight, rateHeight, sync, window = HISTORY_S }) {
     this.nameOf = nameOf;
     const band = bandFor(nameOf);
-    this.ms = new Chart($(".c-ms", root), { kind: "ms", series: MS_SERIES, height: msHeight, sync, band });
-    this.rate = new Chart($(".c-rate", root), { kind: "rate", series: RATE_SERIES, height: rateHeight, sync, band });
+    this.ms = new Chart($(".c-ms", root), { kind: "ms", series: MS_SERIES, height: msHeight, sync, band, window });
+    this.rate = new Chart($(".c-rate", root), { kind: "rate", series: RATE_SERIES, height: rateHeight, sync, band, window });
   }
 
   update() {
@@ -155,19 +155,19 @@ function updateCard(name, service) {
     rate: up ? service.rate ?? 0 : 0,
     lag_p99_ms: service.lag_p99_ms ?? null,
     blocked_ms: up ? service.blocked_ms ?? 0 : 0,
-    steady_max_ms: service.steady?.max_ms ?? null,
+    steady_max_ms: steadyWorst(service.steady),
     state: service.state,
     requests_total: metrics.polyloop_requests_total ?? null,
   });
   $(".f-rate", card).textContent = up ? fmtRate(service.rate) : "—";
   $(".f-lag", card).textContent = up ? fmtMs(service.lag_p99_ms) : "—";
-  $(".f-rtt", card).textContent = fmtMs(service.steady?.max_ms);
+  $(".f-rtt", card).textContent = fmtMs(steadyWorst(service.steady));
   $(".f-cpu", card).textContent = up && isNum(metrics.cpu_percent) ? `${Math.round(metrics.cpu_percent)} %` : "—";
   const state = $(".f-state", card);
   state.textContent = !up ? "down" : blocked ? "blocked" : "up";
   state.title = up ? "" : service.error || "";
   $(".c-ms", card).setAttribute("aria-label", `${name}: loop lag p99 ${fmtMs(service.lag_p99_ms)}, `
-    + `steady round trip max ${fmtMs(service.steady?.max_ms)}${blocked ? ", blocked now" : ""}; last two minutes, log scale`);
+    + `steady round trip max ${fmtMs(steadyWorst(service.steady))}${blocked ? ", blocked now" : ""}; last two minutes, log scale`);
   $(".c-rate", card).setAttribute("aria-label", `${name}: ${fmtRate(service.rate)} served to others; last two minutes`);
   entry.charts.update();
 }
@@ -258,9 +258,10 @@ function onStats(message) {
       // a bar only where the loop stalled (the watchdog's threshold), not below it
       blocked: isBlocked(service) ? Math.max(blocked, service.stalls?.stalled_now?.since_ms || 0) : null,
       p50: steady.p50_ms ?? null,
-      max: steady.max_ms ?? null,
+      max: steadyWorst(steady),
       rate: up ? service.rate ?? 0 : null,
-      errors: steady.errors ?? null,
+      // drawn only where calls failed: a red line at zero would read as trouble
+      errors: steady.errors ? steady.errors : null,
     });
     updateNode(name, service, historyOf(name), ts);
     updateCard(name, service);
@@ -277,7 +278,7 @@ function onStats(message) {
   const focused = services[page.focus];
   if (focused) {
     $("#focus .c-ms").setAttribute("aria-label", `${page.focus}: loop lag p99 ${fmtMs(focused.lag_p99_ms)}, `
-      + `the steady client's round trip max ${fmtMs(focused.steady?.max_ms)}`
+      + `the steady client's round trip max ${fmtMs(steadyWorst(focused.steady))}`
       + `${isBlocked(focused) ? ", blocked now" : ""}; last two minutes, log scale 0.1 ms to 2 s`);
     $("#focus .c-rate").setAttribute("aria-label",
       `${page.focus}: ${fmtRate(focused.rate)} served to others; last two minutes`);
@@ -338,7 +339,7 @@ function setServices(stack) {
   $("#front-loop").textContent = front && page.frontLoop
     ? `front: ${front.framework || front.name} on ${page.frontLoop}` : "";
   $("#front-loop").hidden = !(front && page.frontLoop);
-  focusCharts = new ServiceCharts($("#focus"), () => page.focus, { msHeight: 190, rateHeight: 80, sync: "focus" });
+  focusCharts = new ServiceCharts($("#focus"), () => page.focus, { msHeight: 190, rateHeight: 80, sync: "focus", window: 60 });
   setFocus(page.services.find((s) => s.backend)?.name || page.services[0]?.name);
   experiments = new Experiments({
     onFocus: setFocus,

@@ -80,8 +80,11 @@ function experimentBand(chart) {
     ctx.fillStyle = cssColor("--muted");
     ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
     ctx.textBaseline = "top";
-    ctx.textAlign = "left"; // uPlot leaves its axes' alignment on the context
-    ctx.fillText(span.label, from + 4 * devicePixelRatio, top + 3 * devicePixelRatio);
+    // inside the band when it fits, else just before it, ending at its edge
+    const pad = 4 * devicePixelRatio;
+    const fits = ctx.measureText(span.label).width + 2 * pad <= to - from;
+    ctx.textAlign = fits ? "left" : "right";
+    ctx.fillText(span.label, fits ? from + pad : from - pad, top + 3 * devicePixelRatio);
     ctx.restore();
   };
 }

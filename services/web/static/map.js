@@ -5,7 +5,9 @@
 // on click, and its last stalls with their duration.
 
 import { Chart } from "./charts.js";
-import { $, api, clock, el, epochSeconds, fmtDuration, fmtMs, fmtNum, fmtRate, isNum } from "./util.js";
+import {
+  $, api, clock, el, epochSeconds, fmtDuration, fmtMs, fmtNum, fmtRate, isNum, steadyWorst,
+} from "./util.js";
 
 const DEGRADED_LATENCY_MS = 500;
 // the watchdog's own threshold when the service reports it; else two missed 50 ms ticks
@@ -67,7 +69,7 @@ export function culpritOf(stack) {
   const callee = own < stack.length - 1 ? `${shortFile(inner.file)} ${inner.function}` : null;
   let caller = null;
   for (let i = own - 1; i >= 0; i -= 1) {
-    if (stack[i].own) { caller = frameText(stack[i]); break; }
+    if (stack[i].own) { caller = `${shortFile(stack[i].file)}:${stack[i].line} in ${stack[i].function}`; break; }
   }
   return { main: frameText(stack[own]), callee, caller };
 }
@@ -126,7 +128,9 @@ export function buildMap(stack, notes, onFocus) {
     name.setAttribute("aria-label", `${service.name}: show its charts`);
     name.addEventListener("click", () => onFocus(service.name));
     let loop = service.loop || service.framework || "";
-    if (!service.backend && stack.front_loop) loop = `${loop} · ${stack.front_loop}`;
+    if (!service.backend && stack.front_loop && !loop.includes(stack.front_loop)) {
+      loop = `${loop} · ${stack.front_loop}`;
+    }
     $(".loop", node).textContent = loop;
     if (Array.isArray(service.depends_on) && service.depends_on.length) {
       $(".asks", node).textContent = `asks ${service.depends_on.join(", ")}`;
@@ -217,7 +221,8 @@ export function updateNode(name, service, history, now) {
   node.dataset.metrics = service.state;
   node.dataset.rate = String(up ? service.rate ?? 0 : 0);
   node.dataset.blocked = String(blocked);
-  node.dataset.steadyMax = String(steady?.max_ms ?? "");
+  const worst = steadyWorst(steady);
+  node.dataset.steadyMax = String(worst ?? "");
   node.dataset.steadyP50 = String(steady?.p50_ms ?? "");
   const rate = $(".o-rate", node);
   if (up) {
@@ -230,11 +235,12 @@ export function updateNode(name, service, history, now) {
     $(".o-lag", node).textContent = "—";
   }
   const rtt = $(".o-rtt", node);
-  if (steady && isNum(steady.max_ms)) {
-    rtt.textContent = fmtMs(steady.max_ms);
+  if (isNum(worst)) {
+    rtt.textContent = fmtMs(worst);
+    const waiting = isNum(steady.in_flight_ms) ? `, one call waiting for ${fmtMs(steady.in_flight_ms)}` : "";
     rtt.title = `the front's steady client over the last second: p50 ${fmtMs(steady.p50_ms)}, `
-      + `max ${fmtMs(steady.max_ms)}, ${steady.calls ?? 0} calls, ${steady.errors ?? 0} errors`;
-    rtt.classList.toggle("slow", steady.max_ms >= 400);
+      + `max ${fmtMs(steady.max_ms)}, ${steady.calls ?? 0} calls, ${steady.errors ?? 0} errors${waiting}`;
+    rtt.classList.toggle("slow", worst >= 400);
   } else {
     rtt.textContent = steady?.errors ? `${steady.errors} err` : "—";
     rtt.title = steady?.last_error || "no call of the steady client completed in the last second";

@@ -113,3 +113,11 @@ export async function busy(form, work) {
     form.removeAttribute("aria-busy");
   }
 }
+
+// the steady client's worst round trip over the last second: the slowest call that
+// completed, or the one still waiting, whichever is longer (a blocked loop answers late)
+export function steadyWorst(steady) {
+  if (!steady) return null;
+  const values = [steady.max_ms, steady.in_flight_ms].filter(isNum);
+  return values.length ? Math.max(...values) : null;
+}
