@@ -5,13 +5,15 @@ SHELL := /bin/bash
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PYTEST  := $(PY) -m pytest
+# the dashboard's chart library (requirements/js), copied where the front serves it
+VENDOR  := services/web/static/vendor/.stamp
 # `make load` knobs (a bounded headless Locust run against the running stack): USERS, RATE,
 # DURATION; unset, the defaults of scripts/load_gates.sh apply (stated there, and only there)
 USERS    ?=
 RATE     ?=
 DURATION ?=
 
-.PHONY: help venv pypy-venv engine up down ps logs test test-unit lint fmt load bench lock clean \
+.PHONY: help venv vendor pypy-venv engine up down ps logs test test-unit lint fmt load bench lock clean \
 	swarm-up swarm-down swarm-ps test-swarm
 
 help: ## list the targets
@@ -24,7 +26,12 @@ $(PY): requirements/dev.txt
 	$(VENV)/bin/pip install -q -r requirements/dev.txt
 	@touch $(PY)
 
-venv: $(PY) ## create .venv with the pinned test/load/lint dependencies
+venv: $(PY) $(VENDOR) ## create .venv with the pinned test/load/lint dependencies (+ make vendor)
+
+$(VENDOR): requirements/js/package.json requirements/js/package-lock.json scripts/vendor-js.sh
+	bash scripts/vendor-js.sh
+
+vendor: $(VENDOR) ## uPlot (requirements/js, npm ci on the host) into services/web/static/vendor/
 
 pypy-venv: ## build/pypy-venv: Debian's pypy3 + requirements/pypy.txt (the PyPy tests, bench)
 	bash scripts/pypy-venv.sh
@@ -32,7 +39,7 @@ pypy-venv: ## build/pypy-venv: Debian's pypy3 + requirements/pypy.txt (the PyPy 
 engine: ## install + start a Docker engine and compose v2 (Debian, root, no init system)
 	bash scripts/install-docker.sh
 
-up: $(PY) ## build + start the stack (containers, or local processes without Docker), wait until healthy
+up: $(PY) $(VENDOR) ## build + start the stack (containers, or local processes without Docker), wait until healthy
 	@bash scripts/stack.sh up
 
 down: ## stop the stack
@@ -44,11 +51,14 @@ ps: ## the stack's services and their state
 logs: ## follow the services' logs
 	@bash scripts/stack.sh logs
 
+# the stack it brings up runs short experiments (the browser tests run ten of them);
 # both suites run even when the first fails (the gevent one is a process of its own)
+test: export WEB_EXPERIMENT_SECONDS ?= 6
+test: export WEB_EXPERIMENT_BASELINE ?= 2
 test: up ## the whole suite (unit, integration, browser) against the running stack it brings up
 	$(PYTEST) tests; rc=$$?; $(PYTEST) -c tests/gevent/pytest.ini tests/gevent || rc=1; exit $$rc
 
-test-unit: $(PY) ## unit tests only (no stack needed)
+test-unit: $(PY) $(VENDOR) ## unit tests only (no stack needed)
 	$(PYTEST) tests/unit; rc=$$?; $(PYTEST) -c tests/gevent/pytest.ini tests/gevent || rc=1; exit $$rc
 
 lint: $(PY) ## ruff lint + format check
@@ -62,7 +72,7 @@ fmt: $(PY) ## ruff: fix what it can and format
 load: $(PY) ## headless Locust run with gates; HTML + CSV under reports/load (USERS, RATE, DURATION)
 	@LOAD_USERS=$(USERS) LOAD_RATE=$(RATE) LOAD_TIME=$(DURATION) bash scripts/load_gates.sh
 
-swarm-up: $(PY) ## the replicated stack on Docker Swarm (single-node swarm if none), wait, print the URL
+swarm-up: $(PY) $(VENDOR) ## the replicated stack on Docker Swarm (single-node swarm if none), wait, print the URL
 	@bash scripts/swarm.sh up
 
 swarm-down: ## remove the swarm stack; leave the swarm if swarm-up created it
@@ -71,7 +81,7 @@ swarm-down: ## remove the swarm stack; leave the swarm if swarm-up created it
 swarm-ps: ## the swarm stack's services and tasks
 	@bash scripts/swarm.sh ps
 
-test-swarm: $(PY) ## deploy on swarm, run tests/swarm through the front, tear down
+test-swarm: $(PY) $(VENDOR) ## deploy on swarm, run tests/swarm through the front, tear down
 	@bash scripts/swarm-test.sh
 
 bench: $(PY) ## side-by-side benchmarks; report under reports/bench/
@@ -90,5 +100,5 @@ lock: $(PY) ## recompile the pinned requirements/*.txt from requirements/*.in (p
 	cd requirements && ../$(PYPY_TOOLS)/bin/pip-compile $(PIP_COMPILE_FLAGS) -o pypy.txt pypy.in
 
 clean: down ## stop the stack, remove build outputs, reports and caches (keeps .venv)
-	rm -rf build reports .run .pytest_cache .ruff_cache .hypothesis
+	rm -rf build reports .run .pytest_cache .ruff_cache .hypothesis services/web/static/vendor
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -3,7 +3,9 @@
 As aiohttp-demos ``demos/chat`` does (the routes are in ``routes.py``'s table):
 
 - ``GET /`` (``index``) — the dashboard (``static/index.html``; the app's strict CSP applies),
-- ``/static/`` (``STATIC_DIR``) — its script, style and icons (nothing is fetched elsewhere),
+- ``/static/`` (``STATIC_DIR``) — its script, style and icons, and under ``vendor/`` the chart
+  library uPlot (``make vendor``; a missing copy is logged at start); nothing is fetched
+  elsewhere,
 - ``GET /ws/live`` (``subscribe``) — a one-way WebSocket that receives one JSON message a second::
 
       {"type": "stats", "ts": <unix seconds>,
@@ -58,6 +60,10 @@ from services.web.security import SECURITY_HEADERS
 from services.web.steady import STEADY, off_picture
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+# the chart library, copied there by scripts/vendor-js.sh (`make vendor`) from the pin in
+# requirements/js; never fetched at page load
+VENDOR_DIR = STATIC_DIR / "vendor"
+VENDORED = ("uPlot.iife.min.js", "uPlot.min.css")
 PUSH_EVERY = 1.0
 CHECK_EVERY = 2.0
 REFUSED_LOG_EVERY = 10.0  # seconds: one summary line for a burst of refused clients
@@ -365,10 +371,27 @@ async def _close_subscribers(app: web.Application) -> None:
     )
 
 
+def missing_vendored() -> list[str]:
+    """The dashboard's vendored files that are not in ``VENDOR_DIR`` (empty counts as missing)."""
+    return [
+        name
+        for name in VENDORED
+        if not (VENDOR_DIR / name).is_file() or not (VENDOR_DIR / name).stat().st_size
+    ]
+
+
 def setup_live(app: web.Application, check: Checker = check_backends) -> None:
     """Set up the live feed and the metrics scraper on `app` (needs app[STATS] and
     app[CONFIG]); `check` gives the backends' states."""
     config = app[CONFIG]
+    missing = missing_vendored()
+    if missing:
+        # the page says it too; the API and the feed work without them
+        log.error(
+            "the dashboard's chart library is missing: run `make vendor` "
+            "(scripts/vendor-js.sh) before starting the front or building its image",
+            extra={"directory": str(VENDOR_DIR), "missing": missing},
+        )
     app[LIVE] = LiveFeed(
         check,
         max_clients=config.live_max_clients,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import (
     Browser,
+    BrowserContext,
     ConsoleMessage,
     Page,
     Playwright,
@@ -41,6 +42,7 @@ CHROMIUM_ARGS = [
 ]
 ARTEFACTS = ROOT / "reports" / "e2e"
 WIDE = {"width": 1280, "height": 900}
+SCREEN = {"width": 1440, "height": 900}  # the first screen the dashboard is laid out for
 NARROW = {"width": 390, "height": 844}
 
 
@@ -147,7 +149,14 @@ def _same_origin(url: str, front: str) -> bool:
     return got.scheme in {"http", "ws"} and got.netloc == want.netloc
 
 
-def open_dashboard(browser: Browser, front: str, viewport: dict[str, int]) -> Watched:
+def open_dashboard(
+    browser: Browser,
+    front: str,
+    viewport: dict[str, int],
+    before_load: Callable[[BrowserContext], None] | None = None,
+) -> Watched:
+    """The dashboard in a new context, every request watched; `before_load` may add its
+    own routes (the newest route wins) before the page is opened."""
     context = browser.new_context(viewport=viewport, service_workers="block")
     context.set_default_timeout(15_000)
     page = context.new_page()
@@ -178,6 +187,8 @@ def open_dashboard(browser: Browser, front: str, viewport: dict[str, int]) -> Wa
     context.route_web_socket(re.compile(".*"), guard_socket)
     page.on("console", console)
     page.on("pageerror", lambda error: watched.console_errors.append(f"page error: {error}"))
+    if before_load is not None:
+        before_load(context)
     page.goto(front + "/", wait_until="load")
     return watched
 

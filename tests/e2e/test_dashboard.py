@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import pytest
 from playwright.sync_api import Page
 
-from tests.e2e.conftest import Watched
+from tests.e2e.conftest import SCREEN, Watched, open_dashboard
 
 NODES = ("web", "tcp-echo", "udp-echo", "resolver", "dns")
 BURST = 200  # echo calls sent while waiting for the charts to move
@@ -187,3 +187,154 @@ def test_a_refused_request_shows_the_problem_detail(dashboard: Watched) -> None:
     # Chromium itself logs every 4xx answer as "Failed to load resource": that one is expected
     status = answer.value.status
     dashboard.assert_clean(expected=rf"status of {status} .*/api/resolve")
+
+
+def timelines_now(page: Page) -> dict[str, dict]:
+    """Each Resolve column as the user sees it: its total, its bars, the run it belongs to."""
+    return page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll("#resolve .timeline")].map(
+            s => [s.dataset.mode, {total: s.querySelector(".total").textContent,
+                                   done: s.dataset.totalMs !== undefined,
+                                   count: Number(s.dataset.count || 0),
+                                   bars: s.querySelectorAll(".bars li").length}]))"""
+    )
+
+
+def test_a_new_resolve_run_never_shows_the_previous_runs_bars(dashboard: Watched) -> None:
+    page = dashboard.page
+    form = page.locator("#resolve")
+    first = len([n for n in form.locator("textarea").input_value().split() if n])
+    form.get_by_role("button", name="Compare both").click()
+    wait_until("the first run", lambda: all(c["done"] for c in timelines_now(page).values()))
+    assert {c["bars"] for c in timelines_now(page).values()} == {first}
+    names = ["host-1.polyloop.test", "x.delay-400.polyloop.test", "host-3.polyloop.test"]
+    form.locator("textarea").fill("\n".join(names))
+    form.get_by_role("button", name="Compare both").click()
+    pending_seen = set()
+    end = time.monotonic() + DEADLINE
+    while True:
+        columns = timelines_now(page)
+        for mode, column in columns.items():
+            if column["done"]:
+                # a finished column holds this run's names only
+                assert column["bars"] == column["count"] == len(names), (mode, columns)
+            else:
+                # a column still waiting shows no bars at all: none of the previous run
+                assert column["bars"] == 0, (mode, columns)
+                pending_seen.add(mode)
+        if all(c["done"] for c in columns.values()):
+            break
+        assert time.monotonic() < end, f"timed out waiting for the second run: {columns}"
+        time.sleep(0.02)
+    assert "concurrent" in pending_seen, "the check never saw the concurrent column waiting"
+    # one mode alone: the other column says it was not run, with nothing in it
+    with page.expect_response("**/api/resolve"):
+        form.get_by_role("button", name="Concurrent").click()
+    wait_until("the concurrent run", lambda: timelines_now(page)["concurrent"]["done"])
+    sequential = timelines_now(page)["sequential"]
+    assert sequential["bars"] == 0 and "not run" in sequential["total"], sequential
+    dashboard.assert_clean()
+
+
+def test_the_map_shows_the_services_of_api_stack_and_the_fronts_loop(
+    dashboard: Watched,
+) -> None:
+    page = dashboard.page
+    with urllib.request.urlopen(f"{dashboard.front}/api/stack", timeout=5) as response:
+        stack = json.load(response)
+    names = [s["name"] for s in stack["services"]]
+    wait_until("a node per service", lambda: page.locator(".node").count() == len(names))
+    shown = page.eval_on_selector_all(".node", "nodes => nodes.map(n => n.dataset.node)")
+    backends = [s["name"] for s in stack["services"] if s["backend"]]
+    assert sorted(shown) == sorted(names)
+    assert [n for n in shown if n in backends] == backends  # in the catalogue's order
+    front = next(s for s in stack["services"] if not s["backend"])
+    assert stack["front_loop"] in page.inner_text("#front-loop")
+    assert stack["front_loop"] in page.inner_text(f'.node[data-node="{front["name"]}"] .loop')
+    for service in stack["services"]:
+        loop = page.inner_text(f'.node[data-node="{service["name"]}"] .loop')
+        assert service["loop"] in loop, (service, loop)
+    dashboard.assert_clean()
+
+
+# the one scale of each quantity, whatever the service (charts.js: MS_RANGE, RATE_RANGE)
+MS_SCALE = (0.1, 2000.0)
+RATE_SCALE = (0.0, 100000.0)
+
+
+def test_every_chart_draws_its_quantity_on_one_fixed_scale(dashboard: Watched) -> None:
+    page = dashboard.page
+    wait_until(
+        "a few points on every service's charts",
+        lambda: page.eval_on_selector_all(
+            ".svc-chart", "cards => cards.length > 0 && cards.every(c => c.dataset.points >= 3)"
+        ),
+    )
+    charts = page.eval_on_selector_all(
+        ".uchart",
+        """charts => charts.map(c => ({kind: c.classList.contains("c-rate") ? "rate" : "ms",
+                                       where: c.closest("[data-service],[data-backend],[data-node]")
+                                              ?.outerHTML.slice(0, 60),
+                                       min: Number(c.dataset.yMin), max: Number(c.dataset.yMax),
+                                       canvas: c.querySelectorAll("canvas").length}))""",
+    )
+    # the focus (2), each service's card (2 each), each node's spark, the front's view (2 each)
+    assert len(charts) >= 2 + 3 * len(NODES), charts
+    for chart in charts:
+        assert chart["canvas"] == 1, chart  # drawn by uPlot, not a placeholder
+        scale = RATE_SCALE if chart["kind"] == "rate" else MS_SCALE
+        assert (chart["min"], chart["max"]) == pytest.approx(scale), chart
+    dashboard.assert_clean()
+
+
+def legend_values(chart) -> dict[str, str]:
+    return chart.evaluate(
+        """c => Object.fromEntries([...c.querySelectorAll(".u-legend .u-series")].map(
+            s => [s.querySelector(".u-label").textContent,
+                  s.querySelector(".u-value").textContent]))"""
+    )
+
+
+def test_hovering_a_chart_shows_the_values_on_both_charts_of_its_service(
+    dashboard: Watched,
+) -> None:
+    page = dashboard.page
+    card = page.locator('.svc-chart[data-service="tcp-echo"]')
+    wait_until("a few points", lambda: int(card.get_attribute("data-points") or 0) >= 3)
+    card.scroll_into_view_if_needed()
+    over = card.locator(".c-ms .u-over").bounding_box()
+    assert over is not None
+    page.mouse.move(over["x"] + over["width"] - 2, over["y"] + over["height"] / 2)
+    wait_until(
+        "the lag under the cursor",
+        lambda: legend_values(card.locator(".c-ms"))["loop lag p99"].endswith("ms"),
+    )
+    # the other chart of the same service follows the cursor (uPlot's cursor.sync)
+    wait_until(
+        "the rate under the shared cursor",
+        lambda: legend_values(card.locator(".c-rate"))["served req/s"].endswith("/s"),
+    )
+    other = page.locator('.svc-chart[data-service="dns"] .c-ms')
+    assert legend_values(other)["loop lag p99"] == "—", "another service's cursor moved too"
+    dashboard.assert_clean()
+
+
+def test_a_missing_chart_library_is_said_on_the_page(browser, front: str) -> None:
+    def without_uplot(context) -> None:
+        context.route("**/static/vendor/uPlot.iife.min.js", lambda route: route.fulfill(status=404))
+
+    watched = open_dashboard(browser, front, SCREEN, before_load=without_uplot)
+    try:
+        page = watched.page
+        banner = page.locator("#vendor-missing")
+        banner.wait_for(state="visible")
+        assert "make vendor" in banner.inner_text()
+        # the rest of the page still works: the map's figures follow the feed
+        wait_until(
+            "tcp-echo's figures",
+            lambda: page.inner_text('.node[data-node="tcp-echo"] .o-lag') != "—",
+        )
+        assert "uPlot is missing" in page.inner_text('.svc-chart[data-service="tcp-echo"] .c-ms')
+        watched.assert_clean(expected=r"status of 404 .*uPlot\.iife\.min\.js")
+    finally:
+        watched.page.context.close()

@@ -1,4 +1,4 @@
-"""The dashboard's faults panel (issue 11) in a real browser, against the running stack.
+"""The dashboard's manual fault panel in a real browser, against the running stack.
 
 Latency 500 ms on the resolver from the panel: the map badges its node, the panel says
 what is active; a resolve from the try-it panel still answers (late); "Clear" removes

@@ -68,7 +68,7 @@ def node(page: Page, name: str) -> dict:
             return {rate: Number(n.dataset.rate || 0), metrics: n.dataset.metrics || "",
                     text: n.querySelector(".o-rate").textContent,
                     lag: n.querySelector(".o-lag").textContent,
-                    spark: n.querySelector(".spark").toDataURL()};
+                    spark: n.querySelector(".spark canvas").toDataURL()};
         }""",
         name,
     )
@@ -79,7 +79,7 @@ def service_chart(page: Page, name: str) -> dict:
     if chart.count() == 0:
         return {"points": 0, "last": {}, "pixels": ""}
     raw = chart.get_attribute("data-last")
-    pixels = chart.locator(".c-rate").evaluate("c => c.toDataURL()")
+    pixels = chart.locator(".c-rate canvas").evaluate("c => c.toDataURL()")
     return {
         "points": int(chart.get_attribute("data-points") or 0),
         "last": json.loads(raw) if raw else {},

@@ -24,11 +24,12 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from devstack import free_port
 from services.common.faults import Faults
+from services.web import live
 from services.web.app import front_middleware
 from services.web.backends import Backend
 from services.web.config import WebConfig
 from services.web.keys import CONFIG, STATS
-from services.web.live import LIVE, STATIC_DIR, setup_live
+from services.web.live import LIVE, STATIC_DIR, VENDOR_DIR, VENDORED, setup_live
 from services.web.metrics import Metrics
 from services.web.routes import routes
 from services.web.stats import BackendStats
@@ -125,8 +126,38 @@ def test_no_static_file_names_another_host() -> None:
     for path in STATIC_DIR.rglob("*"):
         if path.suffix in {".html", ".js", ".css"}:
             text = path.read_text()
+            if path.parent == VENDOR_DIR:
+                # a vendored file as published: only its licence banner may name its home
+                text = re.sub(r"\A/\*!.*?\*/", "", text, flags=re.S)
             assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I), path.name
             assert "@import" not in text and "@font-face" not in text, path.name
+
+
+async def test_the_vendored_chart_library_is_served(aiohttp_client, app) -> None:
+    client = await aiohttp_client(app)
+    page = _Page()
+    page.feed(await (await client.get("/")).text())
+    for name in VENDORED:
+        assert f"/static/vendor/{name}" in page.assets, name
+    script = await client.get("/static/vendor/uPlot.iife.min.js")
+    assert script.status == 200, "run `make vendor` (scripts/vendor-js.sh)"
+    assert "uPlot" in await script.text()
+
+
+def test_a_front_without_the_vendored_files_says_so(monkeypatch, tmp_path, caplog) -> None:
+    monkeypatch.setattr(live, "VENDOR_DIR", tmp_path)
+    (tmp_path / VENDORED[0]).write_text("")  # empty counts as missing
+    with caplog.at_level("ERROR", logger="services.web.live"):
+        live_app()
+    [record] = [r for r in caplog.records if "chart library is missing" in r.getMessage()]
+    assert "make vendor" in record.getMessage()
+    assert record.missing == list(VENDORED)
+
+
+def test_a_front_with_the_vendored_files_logs_nothing_about_them(caplog) -> None:
+    with caplog.at_level("ERROR", logger="services.web.live"):
+        live_app()
+    assert not [r for r in caplog.records if "chart library" in r.getMessage()]
 
 
 async def test_unknown_static_file_is_404(aiohttp_client, app) -> None:
