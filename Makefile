@@ -12,7 +12,7 @@ RATE     ?=
 DURATION ?=
 
 .PHONY: help venv pypy-venv engine up down ps logs test test-unit lint fmt load bench lock clean \
-	swarm-up swarm-down swarm-ps test-swarm
+	swarm-up swarm-down swarm-ps test-swarm screenshot
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {name[++n] = $$1; what[n] = $$2; \
@@ -76,6 +76,9 @@ test-swarm: $(PY) ## deploy on swarm, run tests/swarm through the front, tear do
 
 bench: $(PY) ## side-by-side benchmarks; report under reports/bench/
 	$(PY) -m bench
+
+screenshot: $(PY) ## docs/img/dashboard.png: the running dashboard at 1440x900 during an experiment
+	$(PY) -m devstack.screenshot
 
 PIP_COMPILE_FLAGS := -q --strip-extras --no-header --allow-unsafe --no-emit-index-url --no-emit-find-links
 PYPY_TOOLS := build/pypy-piptools
