@@ -14,7 +14,7 @@ RATE     ?=
 DURATION ?=
 
 .PHONY: help venv vendor pypy-venv engine up down ps logs test test-unit lint fmt load bench lock clean \
-	swarm-up swarm-down swarm-ps test-swarm
+	swarm-up swarm-down swarm-ps test-swarm screenshot
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {name[++n] = $$1; what[n] = $$2; \
@@ -86,6 +86,9 @@ test-swarm: $(PY) $(VENDOR) ## deploy on swarm, run tests/swarm through the fron
 
 bench: $(PY) ## side-by-side benchmarks; report under reports/bench/
 	$(PY) -m bench
+
+screenshot: $(PY) ## docs/img/dashboard.png: the running dashboard at 1440x900 during an experiment
+	$(PY) -m devstack.screenshot
 
 PIP_COMPILE_FLAGS := -q --strip-extras --no-header --allow-unsafe --no-emit-index-url --no-emit-find-links
 PYPY_TOOLS := build/pypy-piptools
