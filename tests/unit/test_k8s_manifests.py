@@ -407,7 +407,7 @@ def test_the_manifests_and_their_configmap_run_exactly_the_catalogue(load: dict)
 def test_the_readme_names_every_service_with_its_port_and_loop() -> None:
     text = (ROOT / "README.md").read_text()
     for s in SERVICES:
-        row = next((line for line in text.splitlines() if line.startswith(f"| `{s.name}`")), "")
-        assert row, f"no row for {s.name} in the README's table of services"
-        assert str(s.port) in row or s.name == "web", row  # the front's row links its URL
+        row = next((line for line in text.splitlines() if line.startswith(f"- `{s.name}` (")), "")
+        assert row, f"no line for {s.name} in the README's list of services"
+        assert f"{s.port}/{s.transport}" in row, row
         assert s.framework.split()[0].lower() in row.lower(), row
