@@ -142,17 +142,20 @@ def test_the_front_s_own_control_port_answers_while_its_loop_is_blocked(
 
 
 def settled(stack: Stack) -> dict[str, int]:
-    """Every service's stall count once none is stalled and the counts stopped moving: a
-    block an earlier test set may still be running (a blocking call cannot be cut short)."""
-    deadline, previous = time.monotonic() + 10, None
+    """Every service's stall count once none is stalled and the counts held still over three
+    reads in a row (1 s): a block an earlier test set may still be running (a blocking call
+    cannot be cut short), and a stall is counted when it ends."""
+    deadline, previous, quiet = time.monotonic() + 15, None, 0
     while True:
         current = stalls(stack)
         counts = {name: s["stalls_total"] for name, s in current.items()}
-        if counts == previous and all(s["stalled_now"] is None for s in current.values()):
+        still = counts == previous and all(s["stalled_now"] is None for s in current.values())
+        quiet = quiet + 1 if still else 0
+        if quiet == 2:
             return counts
         assert time.monotonic() < deadline, f"the stack never settled: {current}"
         previous = counts
-        time.sleep(0.5)  # two reads a threshold apart, at least
+        time.sleep(0.5)  # reads a threshold apart, at least
 
 
 def test_ten_idle_seconds_add_no_stall(stack: Stack) -> None:
@@ -160,8 +163,15 @@ def test_ten_idle_seconds_add_no_stall(stack: Stack) -> None:
     idle_until = time.monotonic() + 10
     while time.monotonic() < idle_until:
         time.sleep(1.0)  # the idle period itself, read once a second
-        now = {name: s["stalls_total"] for name, s in stalls(stack).items()}
-        assert now == before, (before, now)
+        current = stalls(stack)
+        now = {name: s["stalls_total"] for name, s in current.items()}
+        # what stalled, and where: the events of every service whose count moved
+        moved = {
+            name: (current[name].get("events") or [])[before[name] - now[name] :]
+            for name in now
+            if now[name] != before[name]
+        }
+        assert now == before, moved
 
 
 def test_the_live_feed_carries_the_stall(stack: Stack, block) -> None:
