@@ -195,6 +195,9 @@ def test_an_experiment_from_its_button_shows_on_that_service_only_then_its_verdi
     figure = during["steady_max_ms" if kind == "block" else "steady_p50_ms"]
     assert figure is not None and figure >= SLOW_MS, during
     assert f"{figure:.0f} ms" in verdict, (figure, verdict)
+    # kept beside the screenshots, one line a run: .ci/run prints them after each path
+    with (artefacts / "verdicts.txt").open("a") as kept:
+        kept.write(f"{service} {kind}: {verdict}\n")
     run_card.locator(".r-figures summary").click()
     table = run_card.locator(".figures-table").inner_text()
     assert "before" in table and "during" in table and "steady max ms" in table, table
