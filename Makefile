@@ -55,8 +55,9 @@ logs: ## follow the services' logs
 # both suites run even when the first fails (the gevent one is a process of its own)
 test: export WEB_EXPERIMENT_SECONDS ?= 6
 test: export WEB_EXPERIMENT_BASELINE ?= 2
+test: export POLYLOOP_HEALTH_INTERVAL ?= 3s
 test: up ## the whole suite (unit, integration, browser) against the running stack it brings up
-	$(PYTEST) tests; rc=$$?; $(PYTEST) -c tests/gevent/pytest.ini tests/gevent || rc=1; exit $$rc
+	$(PYTEST) --durations=15 tests; rc=$$?; $(PYTEST) -c tests/gevent/pytest.ini tests/gevent || rc=1; exit $$rc
 
 test-unit: $(PY) $(VENDOR) ## unit tests only (no stack needed)
 	$(PYTEST) tests/unit; rc=$$?; $(PYTEST) -c tests/gevent/pytest.ini tests/gevent || rc=1; exit $$rc

@@ -238,7 +238,10 @@ def test_each_deployment_agrees_with_its_compose_service(
     assert ctr.get("args") == service.get("command")
     # and compose's timing: readiness as its healthcheck, startup covering its start period
     timing = service["healthcheck"]
-    seconds = {k: int(str(timing[k]).rstrip("s")) for k in ("interval", "timeout", "start_period")}
+    seconds = {  # a variable's default where compose reads one: ${VAR:-30s}
+        k: int(str(timing[k]).rpartition("-")[2].rstrip("s}"))
+        for k in ("interval", "timeout", "start_period")
+    }
     ready = ctr["readinessProbe"]
     assert (ready["periodSeconds"], ready["timeoutSeconds"], ready["failureThreshold"]) == (
         seconds["interval"],
