@@ -55,6 +55,8 @@ def config_for(server: ControlServer, token: str | None = TOKEN, **changes: Any)
         "udp_echo_metrics_port": down,
         "resolver_metrics_port": down,
         "dns_metrics_port": down,
+        # the front's own control port (not served in-process): never a running stack's 9105
+        "metrics_port": down,
         "metrics": ControlSettings(admin_token=token),
         "health_timeout": 1.0,
     }
