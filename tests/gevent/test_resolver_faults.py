@@ -28,6 +28,7 @@ from services.resolver.api import ResolverApp
 from services.resolver.config import ResolverConfig
 from services.resolver.resolve import Resolver
 from services.resolver.server import ResolverServer
+from tests.clock import FakeClock
 from tests.gevent.test_resolver_lag import scrape_from_a_real_thread, watch_resolver
 from tests.scrape import lag_over
 
@@ -36,14 +37,6 @@ BLOCK_MS = 500
 LATENCY_MS = 600
 NAMES = 300
 PERCENT = 30
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -125,7 +118,7 @@ def test_fail_reports_a_share_of_the_names_as_errors(
 
 def test_a_fault_expires_by_itself(served: tuple[str, int], resolver: Resolver) -> None:
     base, metrics_port = served
-    clock = Clock()
+    clock = FakeClock()
     resolver.faults.clock = clock
     put(metrics_port, fail_percent=100, duration_s=10)
     assert resolve(base, ["www.polyloop.test"])[0]["error"] == "fault"

@@ -25,18 +25,9 @@ from services.common.faults import (
     block_with_cpu,
     parse_spec,
 )
+from tests.clock import FakeClock
 
 TOKEN = secrets.token_urlsafe(16)  # a fresh one per run, as make up makes
-
-
-class Clock:
-    """A clock the test moves by hand: expiry without sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_faults_are_off_and_empty_at_start() -> None:
@@ -47,7 +38,7 @@ def test_faults_are_off_and_empty_at_start() -> None:
 
 
 def test_a_fault_expires_by_itself_with_its_remaining_time_shown() -> None:
-    clock = Clock()
+    clock = FakeClock()
     faults = Faults(clock=clock)
     faults.apply(FaultSpec(latency_ms=500, fail_percent=10, duration_s=30))
     assert faults.active
@@ -62,7 +53,7 @@ def test_a_fault_expires_by_itself_with_its_remaining_time_shown() -> None:
 
 
 def test_the_default_duration_is_60_seconds() -> None:
-    clock = Clock()
+    clock = FakeClock()
     faults = Faults(clock=clock)
     faults.apply(parse_spec({"latency_ms": 1}))
     clock.now += 59.9
@@ -170,7 +161,7 @@ def test_a_block_once_sleeps_on_the_loop_once() -> None:
 
 
 def test_a_block_every_second_repeats_until_expiry_or_clear() -> None:
-    clock = Clock()
+    clock = FakeClock()
     loop = ManualLoop()
     faults = Faults(loop.hooks, clock=clock)
     faults.apply(FaultSpec(block_ms=200, block_every_second=True, duration_s=3))
@@ -195,7 +186,7 @@ def test_a_block_every_second_repeats_until_expiry_or_clear() -> None:
 class TimedLoop(ManualLoop):
     """A ManualLoop whose blocking sleep takes the time it says (on the test's clock)."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: FakeClock) -> None:
         super().__init__()
         self.clock = clock
         self.hooks = LoopHooks(self.soon.append, self._later, self._sleep)
@@ -206,7 +197,7 @@ class TimedLoop(ManualLoop):
 
 
 def test_every_second_is_one_second_start_to_start_whatever_the_block_lasts() -> None:
-    clock = Clock()
+    clock = FakeClock()
     loop = TimedLoop(clock)
     faults = Faults(loop.hooks, clock=clock)
     faults.apply(FaultSpec(block_ms=300, block_every_second=True))
@@ -226,7 +217,7 @@ def test_every_second_is_one_second_start_to_start_whatever_the_block_lasts() ->
 
 
 def test_a_block_longer_than_the_second_is_followed_at_once() -> None:
-    clock = Clock()
+    clock = FakeClock()
     loop = TimedLoop(clock)
     faults = Faults(loop.hooks, clock=clock)
     faults.apply(FaultSpec(block_ms=1500, block_every_second=True))
@@ -450,7 +441,7 @@ def test_get_says_whether_the_service_holds_the_token(served: tuple[Faults, int]
 def test_a_flood_of_changes_logs_one_line_per_interval(caplog) -> None:
     """A PUT per request at a thousand a second must not cost a log line each: the first
     is written, the rest counted in the next line of that kind."""
-    clock = Clock()
+    clock = FakeClock()
     faults = Faults(clock=clock)
     with caplog.at_level(logging.WARNING, logger="services.common.faults"):
         for ms in range(1, 401):

@@ -39,8 +39,8 @@ from services.tcp_echo.config import TcpEchoConfig
 from services.tcp_echo.protocol import Echo, EchoFactory
 from services.udp_echo.config import UdpEchoConfig
 from services.udp_echo.protocol import ServerUdpEchoProtocol
+from tests.clock import FakeClock
 from tests.scrape import lag_over, scrape, value
-from tests.unit.test_faults_common import Clock
 from tests.unit.test_loop_lag_services import loop_in_a_thread, reactor_in_a_thread
 from tests.unit.watched import start_dns_metrics, start_tcp_metrics, start_udp_metrics
 
@@ -147,7 +147,7 @@ def test_tcp_echo_fail_closes_a_share_of_the_connections(tcp_echo: Running) -> N
 
 
 def test_tcp_echo_fault_expires_by_itself(tcp_echo: Running) -> None:
-    clock = Clock()
+    clock = FakeClock()
     tcp_echo.faults.clock = clock
     tcp_echo.put(fail_percent=100, duration_s=10)
     assert tcp_round_trip(tcp_echo.port) == b""
@@ -228,7 +228,7 @@ def test_udp_echo_fail_drops_a_share_of_the_datagrams(udp_echo: Running) -> None
 
 
 def test_udp_echo_fault_expires_by_itself(udp_echo: Running) -> None:
-    clock = Clock()
+    clock = FakeClock()
     udp_echo.faults.clock = clock
     udp_echo.put(fail_percent=100, duration_s=10)
     with udp_client() as client:
@@ -294,7 +294,7 @@ def test_dns_fail_answers_servfail_to_a_share(dns_server: Running) -> None:
 
 
 def test_dns_fault_expires_by_itself(dns_server: Running) -> None:
-    clock = Clock()
+    clock = FakeClock()
     dns_server.faults.clock = clock
     dns_server.put(fail_percent=100, duration_s=10)
     assert query(dns_server.port) == dns.rcode.SERVFAIL

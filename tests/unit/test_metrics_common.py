@@ -17,15 +17,8 @@ from services.common.control import ControlServer, new_registry
 from services.common.loops import LagMonitor
 from services.common.loops.asyncio import AsyncioLagTimer
 from services.common.loops.twisted import TwistedLagTimer
+from tests.clock import FakeClock
 from tests.scrape import lag_over, parse, scrape, value
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def samples_of(monitor: LagMonitor) -> dict:
@@ -35,7 +28,7 @@ def samples_of(monitor: LagMonitor) -> dict:
 
 
 def test_each_lag_lands_in_its_bucket_and_the_count_adds_up() -> None:
-    monitor = LagMonitor(0.05, clock=FakeClock())
+    monitor = LagMonitor(0.05, clock=FakeClock(100.0))
     for lag in (0.0, 0.0004, 0.003, 0.3, 20.0, -0.001):
         monitor.tick(lag)
     samples = samples_of(monitor)
@@ -50,7 +43,7 @@ def test_each_lag_lands_in_its_bucket_and_the_count_adds_up() -> None:
 
 
 def test_blocked_is_zero_on_time_and_grows_from_the_last_tick() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     monitor = LagMonitor(0.05, clock=clock)
     monitor.tick(0.0)
     clock.now += 0.05  # the next tick is due now: not blocked
@@ -65,7 +58,7 @@ def test_blocked_is_zero_on_time_and_grows_from_the_last_tick() -> None:
 def test_the_twisted_timer_measures_how_late_looping_call_fires() -> None:
     # binary-exact times, so LoopingCall's own grid arithmetic has no float residue
     clock = task.Clock()
-    monitor = LagMonitor(0.25, clock=FakeClock())
+    monitor = LagMonitor(0.25, clock=FakeClock(100.0))
     timer = TwistedLagTimer(monitor, clock).start()
     clock.advance(0.25)
     assert (monitor.ticks, monitor._sum) == (1, 0.0)

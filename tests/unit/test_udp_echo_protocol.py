@@ -10,6 +10,7 @@ import pytest
 
 from services.udp_echo.protocol import DROP_REASONS, ServerUdpEchoProtocol
 from services.udp_echo.ratelimit import SourceRateLimiter
+from tests.clock import FakeClock
 
 CLIENT = ("192.0.2.7", 40000)
 
@@ -146,14 +147,6 @@ def test_a_reply_is_never_larger_than_its_request() -> None:
     assert protocol.echoed == len(transport.sent)
     assert protocol.echoed + sum(protocol.dropped.values()) == protocol.received
     assert all(protocol.dropped[reason] > 0 for reason in ("privileged_port", "oversize"))
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_rate_limit_per_source_with_an_injected_clock() -> None:

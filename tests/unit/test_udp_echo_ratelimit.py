@@ -5,18 +5,11 @@ from __future__ import annotations
 import pytest
 
 from services.udp_echo.ratelimit import SourceRateLimiter
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import FakeClock
 
 
 def test_bursts_then_refills_at_the_rate() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     limiter = SourceRateLimiter(rate=2, burst=4, clock=clock)
     assert [limiter.allow("a") for _ in range(5)] == [True] * 4 + [False]
     clock.now += 0.5  # one token
@@ -26,7 +19,7 @@ def test_bursts_then_refills_at_the_rate() -> None:
 
 
 def test_a_denied_datagram_does_not_cost_a_token() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     limiter = SourceRateLimiter(rate=1, burst=1, clock=clock)
     assert limiter.allow("a")
     for _ in range(100):
@@ -36,7 +29,7 @@ def test_a_denied_datagram_does_not_cost_a_token() -> None:
 
 
 def test_the_least_recently_seen_source_is_evicted_first() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     limiter = SourceRateLimiter(rate=1, burst=1, max_sources=2, clock=clock)
     assert limiter.allow("a")
     assert limiter.allow("b")
@@ -48,7 +41,7 @@ def test_the_least_recently_seen_source_is_evicted_first() -> None:
 
 
 def test_each_eviction_is_counted_and_signalled() -> None:
-    limiter = SourceRateLimiter(rate=1, max_sources=3, clock=FakeClock())
+    limiter = SourceRateLimiter(rate=1, max_sources=3, clock=FakeClock(0.0))
     signals: list[int] = []
     limiter.on_evict = lambda: signals.append(limiter.evicted)
     for n in range(10):

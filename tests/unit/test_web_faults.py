@@ -27,6 +27,7 @@ from services.web.backends import replicas as replica_module
 from services.web.config import WebConfig
 from services.web.keys import FAULTS
 from services.web.scrape import SCRAPER, Scraper, Target
+from tests.clock import FakeClock
 
 TOKEN = secrets.token_urlsafe(16)
 DEADLINE = 10.0
@@ -460,11 +461,3 @@ async def test_the_live_rate_of_a_service_is_the_sum_of_its_replicas() -> None:
     assert [r["rate"] for r in picture["replicas"]] == [50.0, 100.0, 150.0]
     assert picture["metrics"]["polyloop_requests_total"] == 600
     assert combined.requests == 600
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now

@@ -21,6 +21,7 @@ from services.common.catalogue import NAMES as SERVICES
 from services.web.app import create_app
 from services.web.config import WebConfig
 from services.web.scrape import LAG_WINDOW, SCRAPER, Scraper, increase, parse, quantile
+from tests.clock import FakeClock
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 DEADLINE = 10.0
@@ -64,14 +65,6 @@ def service() -> Iterator[FakeService]:
     fake.server.server_close()
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _dead_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -79,7 +72,7 @@ def _dead_port() -> int:
 
 
 async def test_rate_from_two_scrapes(service: FakeService) -> None:
-    clock = Clock()
+    clock = FakeClock()
     async with aiohttp.ClientSession() as session:
         scraper = Scraper({"tcp-echo": service.url}, session, timeout=1.0, clock=clock)
         service.requests.inc(100)
@@ -97,7 +90,7 @@ async def test_rate_from_two_scrapes(service: FakeService) -> None:
 
 
 async def test_p99_comes_from_the_bucket_deltas_of_the_last_seconds(service: FakeService) -> None:
-    clock = Clock()
+    clock = FakeClock()
     async with aiohttp.ClientSession() as session:
         scraper = Scraper({"dns": service.url}, session, timeout=1.0, clock=clock)
         # long ago: a huge lag that must fall out of the window
