@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import socket
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.stack import ROOT, Stack, tcp_answers, unavailable
+from tests.commands import run_load_gates
+from tests.stack import Stack, tcp_answers, unavailable
 
 USER_TYPES = ("WebUser", "ResolverUser", "TcpEchoUser", "UdpEchoUser", "DnsUser")
 
@@ -53,21 +52,7 @@ def run_load(
     stack: Stack, reports: Path, *args: str, **env: str
 ) -> subprocess.CompletedProcess[str]:
     """`make load` with the stack's addresses, small and bounded, reports under `reports`."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("LOAD_")}
-    base.update(
-        LOCUST=str(Path(sys.executable).with_name("locust")),
-        LOAD_REPORTS=str(reports),
-        **stack.address_env(),
-    )
-    base.update(env)
-    return subprocess.run(
-        ["bash", "scripts/load_gates.sh", *args],
-        cwd=ROOT,
-        env=base,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+    return run_load_gates(reports, args, {**stack.address_env(), **env}, timeout=90)
 
 
 @pytest.fixture

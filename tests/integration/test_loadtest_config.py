@@ -8,34 +8,17 @@ at a closed UDP port on 127.0.0.1, to show the failure-ratio gate failing the ru
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 from devstack import start, stop
-from tests.stack import ROOT
+from tests.commands import LOCUST, run, run_load_gates
 
 
 def run_load(reports: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("LOAD_")}
-    base.update(
-        LOCUST=str(Path(sys.executable).with_name("locust")),
-        LOAD_REPORTS=str(reports),
-        LOAD_USERS="2",
-        LOAD_RATE="2",
-        LOAD_TIME="3s",
-    )
-    base.update(env)
-    return subprocess.run(
-        ["bash", "scripts/load_gates.sh", *args],
-        cwd=ROOT,
-        env=base,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    small = {"LOAD_USERS": "2", "LOAD_RATE": "2", "LOAD_TIME": "3s"}
+    return run_load_gates(reports, args, {**small, **env}, timeout=60)
 
 
 def closed_udp_port() -> int:
@@ -45,15 +28,9 @@ def closed_udp_port() -> int:
 
 
 def test_every_user_type_is_listed() -> None:
-    run = subprocess.run(
-        [str(Path(sys.executable).with_name("locust")), "-f", "loadtest", "--list"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert run.returncode == 0, run.stderr
-    listed = {line.strip() for line in run.stdout.splitlines()}
+    listing = run([LOCUST, "-f", "loadtest", "--list"], timeout=60)
+    assert listing.returncode == 0, listing.stderr
+    listed = {line.strip() for line in listing.stdout.splitlines()}
     assert listed >= {"WebUser", "TcpEchoUser", "UdpEchoUser", "DnsUser", "ResolverUser"}
 
 

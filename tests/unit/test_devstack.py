@@ -15,6 +15,7 @@ import pytest
 
 from devstack import ROOT, SERVICES, StartError, bound, check, free_port, start, stop
 from services.common import catalogue
+from tests.commands import run
 
 
 def test_the_table_names_each_service_its_module_and_healthcheck() -> None:
@@ -90,14 +91,7 @@ def test_free_port_is_free_for_tcp_and_udp() -> None:
 
 
 def test_the_cli_refuses_an_unknown_command() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "devstack", "restart"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = run([sys.executable, "-m", "devstack", "restart"], timeout=30)
     assert done.returncode == 2
     assert "invalid choice: 'restart'" in done.stderr
 

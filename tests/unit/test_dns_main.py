@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 import devstack
-from devstack import ROOT, SERVICES, Process, free_port, start, stop
+from devstack import SERVICES, Process, free_port, start, stop
+from tests.commands import run
 
 
 def service_env(**extra: str) -> dict[str, str]:
@@ -37,15 +38,13 @@ def running_dns(tmp_path: Path) -> Iterator[Process]:
         stop(process)
 
 
-def run_healthcheck(port: int) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "services.dns.healthcheck"],
-        cwd=ROOT,
-        env=service_env(DNS_PORT=str(port)),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+def run_module(module: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m module`` to its end, in the dns service's environment plus ``env``."""
+    return run([sys.executable, "-m", module], env=service_env(**env), timeout=30)
+
+
+def run_healthcheck(port: int) -> subprocess.CompletedProcess[str]:
+    return run_module("services.dns.healthcheck", DNS_PORT=str(port))
 
 
 def test_healthcheck_passes_then_sigterm_exits_0_quickly_and_it_fails(
@@ -68,14 +67,7 @@ def test_healthcheck_passes_then_sigterm_exits_0_quickly_and_it_fails(
 
 
 def test_invalid_config_stops_the_start_with_a_clear_message() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "services.dns"],
-        cwd=ROOT,
-        env=service_env(DNS_PORT="70000"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_module("services.dns", DNS_PORT="70000")
     assert result.returncode == 2
     assert "Traceback" not in result.stdout + result.stderr
     (record,) = [json.loads(line) for line in result.stdout.splitlines()]
@@ -88,14 +80,7 @@ def test_port_in_use_exits_1_without_traceback() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "services.dns"],
-            cwd=ROOT,
-            env=service_env(DNS_PORT=str(port)),
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        result = run_module("services.dns", DNS_PORT=str(port))
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
     assert any(json.loads(line)["msg"] == "cannot listen" for line in result.stdout.splitlines())
@@ -104,14 +89,7 @@ def test_port_in_use_exits_1_without_traceback() -> None:
 def test_a_broken_zone_file_stops_the_start_with_its_reason(tmp_path: Path) -> None:
     broken = tmp_path / "broken.zone"
     broken.write_text("$ORIGIN polyloop.test.\nwww IN A not-an-address\n", encoding="ascii")
-    result = subprocess.run(
-        [sys.executable, "-m", "services.dns"],
-        cwd=ROOT,
-        env=service_env(DNS_PORT=str(free_port()), DNS_ZONE_FILE=str(broken)),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_module("services.dns", DNS_PORT=str(free_port()), DNS_ZONE_FILE=str(broken))
     assert result.returncode == 2
     assert "Traceback" not in result.stdout + result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]

@@ -4,11 +4,10 @@ locust``) stops with one line naming what to install, not a traceback. Runs Locu
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import textwrap
 
-from tests.stack import ROOT
+from tests.commands import run
 
 LOCUST_WITHOUT_DNSPYTHON = textwrap.dedent(
     """
@@ -30,14 +29,7 @@ LOCUST_WITHOUT_DNSPYTHON = textwrap.dedent(
 
 
 def test_locust_without_dnspython_says_what_to_install_in_one_line() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", LOCUST_WITHOUT_DNSPYTHON],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run([sys.executable, "-c", LOCUST_WITHOUT_DNSPYTHON], timeout=60)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     (line,) = done.stderr.strip().splitlines()

@@ -19,6 +19,7 @@ import pytest
 from devstack import ROOT, Process, free_port, start, stop
 from services.udp_echo import probe
 from services.udp_echo.healthcheck import check as udp_echo_check
+from tests.commands import run
 
 PROBE_SOURCE = Path(probe.__file__).read_text()
 
@@ -111,15 +112,7 @@ def test_healthcheck_exits_1_when_nothing_answers() -> None:
 
 def run_piped_probe(*args: str) -> dict:
     # from /tmp with isolated mode: proves the piped probe needs nothing but the stdlib
-    done = subprocess.run(
-        [sys.executable, "-I", "-", *args],
-        input=PROBE_SOURCE,
-        capture_output=True,
-        text=True,
-        timeout=10,
-        cwd="/tmp",
-        check=False,
-    )
+    done = run([sys.executable, "-I", "-", *args], input=PROBE_SOURCE, timeout=10, cwd="/tmp")
     assert done.stderr == ""
     return json.loads(done.stdout)
 
@@ -172,13 +165,10 @@ def test_probe_reports_a_failure_to_send() -> None:
 
 
 def test_probe_rejects_an_impossible_port() -> None:
-    done = subprocess.run(
+    done = run(
         [sys.executable, "-", "127.0.0.1", "9", "--source-port", "70000"],
         input=PROBE_SOURCE,
-        capture_output=True,
-        text=True,
         timeout=10,
-        check=False,
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
