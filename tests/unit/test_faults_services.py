@@ -42,7 +42,7 @@ from services.udp_echo.protocol import ServerUdpEchoProtocol
 from tests.clock import FakeClock
 from tests.scrape import lag_over, scrape, value
 from tests.unit.test_loop_lag_services import loop_in_a_thread, reactor_in_a_thread
-from tests.unit.watched import start_dns_metrics, start_tcp_metrics, start_udp_metrics
+from tests.unit.watched import start_metrics
 
 TOKEN = secrets.token_urlsafe(16)
 CONTROL = ControlSettings(admin_token=TOKEN)  # the token each service's config carries
@@ -97,8 +97,8 @@ def tcp_echo() -> Iterator[Running]:
         def setup() -> Running:
             factory = EchoFactory.forProtocol(Echo, clock=reactor)
             port = reactor.listenTCP(0, factory, interface="127.0.0.1")
-            started = start_tcp_metrics(
-                reactor, factory, TcpEchoConfig(metrics_port=0, metrics=CONTROL)
+            started = start_metrics(
+                "tcp-echo", reactor, factory, TcpEchoConfig(metrics_port=0, metrics=CONTROL)
             )
             return Running(port.getHost().port, started.server.port, factory.faults)
 
@@ -164,8 +164,8 @@ def udp_echo() -> Iterator[Running]:
             transport, protocol = await loop.create_datagram_endpoint(
                 ServerUdpEchoProtocol, local_addr=("127.0.0.1", 0)
             )
-            started = start_udp_metrics(
-                loop, protocol, UdpEchoConfig(metrics_port=0, metrics=CONTROL)
+            started = start_metrics(
+                "udp-echo", loop, protocol, UdpEchoConfig(metrics_port=0, metrics=CONTROL)
             )
             port = transport.get_extra_info("sockname")[1]
             return Running(port, started.server.port, protocol.faults)
@@ -252,7 +252,7 @@ def dns_server() -> Iterator[Running]:
             factory = build_factory(config, reactor)
             protocol = ServerDatagramProtocol(controller=factory, reactor=reactor)
             port = reactor.listenUDP(0, protocol, interface="127.0.0.1")
-            started = start_dns_metrics(reactor, factory, config)
+            started = start_metrics("dns", reactor, factory, config)
             return Running(port.getHost().port, started.server.port, factory.faults)
 
         yield threads.blockingCallFromThread(reactor, setup)

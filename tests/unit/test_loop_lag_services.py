@@ -34,7 +34,7 @@ from services.web.app import create_app
 from services.web.config import WebConfig
 from services.web.keys import WATCH
 from tests.scrape import Samples, lag_over, scrape, value
-from tests.unit.watched import start_dns_metrics, start_tcp_metrics, start_udp_metrics
+from tests.unit.watched import start_metrics
 
 BLOCK = 0.8  # seconds the loop is blocked
 N = 25  # real requests counted
@@ -99,7 +99,7 @@ def test_tcp_echo_shows_its_blocked_reactor_and_counts_each_echo() -> None:
         def setup() -> tuple[int, int]:
             factory = EchoFactory.forProtocol(Echo, clock=reactor)
             port = reactor.listenTCP(0, factory, interface="127.0.0.1")
-            started = start_tcp_metrics(reactor, factory, config)
+            started = start_metrics("tcp-echo", reactor, factory, config)
             return port.getHost().port, started.server.port
 
         echo_port, metrics_port = threads.blockingCallFromThread(reactor, setup)
@@ -128,7 +128,7 @@ def test_dns_shows_its_blocked_reactor_and_counts_each_query() -> None:
             factory = build_factory(config, reactor)
             protocol = ServerDatagramProtocol(controller=factory, reactor=reactor)
             port = reactor.listenUDP(0, protocol, interface="127.0.0.1")
-            started = start_dns_metrics(reactor, factory, config)
+            started = start_metrics("dns", reactor, factory, config)
             return port.getHost().port, started.server.port
 
         dns_port, metrics_port = threads.blockingCallFromThread(reactor, setup)
@@ -153,7 +153,7 @@ def test_udp_echo_shows_its_blocked_loop_and_counts_each_datagram() -> None:
             transport, protocol = await loop.create_datagram_endpoint(
                 ServerUdpEchoProtocol, local_addr=("127.0.0.1", 0)
             )
-            started = start_udp_metrics(loop, protocol, config)
+            started = start_metrics("udp-echo", loop, protocol, config)
             return transport.get_extra_info("sockname")[1], started.server.port
 
         udp_port, metrics_port = asyncio.run_coroutine_threadsafe(setup(), loop).result(10)
@@ -221,6 +221,6 @@ def test_the_switch_turns_the_lag_timer_and_the_port_off(metrics: str) -> None:
     with reactor_in_a_thread() as reactor:
         factory = EchoFactory.forProtocol(Echo, clock=reactor)
         started = threads.blockingCallFromThread(
-            reactor, lambda: start_tcp_metrics(reactor, factory, config)
+            reactor, lambda: start_metrics("tcp-echo", reactor, factory, config)
         )
         assert (started is None) == (metrics == "0")

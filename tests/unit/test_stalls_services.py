@@ -48,7 +48,7 @@ from tests.unit.test_faults_services import (  # noqa: F401 - fixtures
     udp_echo,
 )
 from tests.unit.test_loop_lag_services import loop_in_a_thread, reactor_in_a_thread
-from tests.unit.watched import start_tcp_metrics, start_udp_metrics
+from tests.unit.watched import start_metrics
 
 BLOCK_MS = 300
 KINDS = ("sleep", "cpu")
@@ -237,8 +237,8 @@ def test_many_short_stalls_keep_the_ring_and_metrics_bounded_on_the_reactor() ->
 
         def setup() -> Running:
             factory = EchoFactory.forProtocol(Echo, clock=reactor)
-            started = start_tcp_metrics(
-                reactor, factory, TcpEchoConfig(metrics_port=0, metrics=SHORT)
+            started = start_metrics(
+                "tcp-echo", reactor, factory, TcpEchoConfig(metrics_port=0, metrics=SHORT)
             )
             return Running(0, started.server.port, factory.faults)
 
@@ -254,7 +254,7 @@ def test_many_short_stalls_keep_the_ring_and_metrics_bounded_on_asyncio() -> Non
                 ServerUdpEchoProtocol, local_addr=("127.0.0.1", 0)
             )
             config = UdpEchoConfig(metrics_port=0, metrics=SHORT)
-            started = start_udp_metrics(loop, protocol, config)
+            started = start_metrics("udp-echo", loop, protocol, config)
             return Running(0, started.server.port, protocol.faults)
 
         running = ticking(asyncio.run_coroutine_threadsafe(setup(), loop).result(10))

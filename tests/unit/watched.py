@@ -8,39 +8,20 @@ from typing import Any
 
 from services.common.loops import asyncio as asyncio_loop
 from services.common.loops import twisted as twisted_loop
-from services.dns.config import DnsConfig
 from services.dns.metrics import DnsCollector
-from services.tcp_echo.config import TcpEchoConfig
 from services.tcp_echo.metrics import TcpEchoCollector
-from services.tcp_echo.protocol import EchoFactory
-from services.udp_echo.config import UdpEchoConfig
 from services.udp_echo.metrics import UdpEchoCollector
-from services.udp_echo.protocol import ServerUdpEchoProtocol
+
+# each service: the loop module that watches it, and its collector of what it served
+WATCHERS: dict[str, tuple[Any, Any]] = {
+    "tcp-echo": (twisted_loop, TcpEchoCollector),
+    "dns": (twisted_loop, DnsCollector),
+    "udp-echo": (asyncio_loop, UdpEchoCollector),
+}
 
 
-def start_tcp_metrics(reactor: Any, factory: EchoFactory, config: TcpEchoConfig) -> Any:
-    """What tcp-echo's ``__main__`` starts: the reactor watched, its control port."""
-    return twisted_loop.start(
-        reactor,
-        config,
-        TcpEchoCollector(factory),
-        faults=factory.faults,
-    )
-
-
-def start_dns_metrics(reactor: Any, factory: Any, config: DnsConfig) -> Any:
-    return twisted_loop.start(
-        reactor,
-        config,
-        DnsCollector(factory),
-        faults=factory.faults,
-    )
-
-
-def start_udp_metrics(loop: Any, protocol: ServerUdpEchoProtocol, config: UdpEchoConfig) -> Any:
-    return asyncio_loop.start(
-        loop,
-        config,
-        UdpEchoCollector(protocol),
-        faults=protocol.faults,
-    )
+def start_metrics(service: str, loop: Any, served: Any, config: Any) -> Any:
+    """What the service's ``__main__`` starts: its loop watched, its control port. ``served``
+    is its factory (Twisted) or protocol (asyncio): the collector reads it, its faults apply."""
+    loop_module, collector = WATCHERS[service]
+    return loop_module.start(loop, config, collector(served), faults=served.faults)
