@@ -8,12 +8,16 @@ saying how to start the stack; outside CI it is skipped instead, and says so. Un
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,6 +69,24 @@ class Stack:
     @property
     def resolver_url(self) -> str:
         return f"http://{self.host}:{self.resolver_port}"
+
+
+def call(stack: Stack, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """One request to the front's JSON API (``body`` sent as JSON): its status and JSON
+    answer, an error status included."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"{stack.web_url}{path}",
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        with exc:  # its socket, closed here (an open one is a ResourceWarning at exit)
+            return exc.code, json.load(exc)
 
 
 def unavailable(what: str) -> None:

@@ -17,10 +17,7 @@ Each test stops whatever experiment it started, whatever happens.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,27 +25,11 @@ import aiohttp
 import pytest
 
 from services.common.catalogue import NAMES
-from tests.stack import Stack
+from tests.stack import Stack, call
 
 RUN_SECONDS = 4  # under the fault: four blocks of 500 ms, a dozen slow answers
 STALL_MS = 400  # what a 500 ms block or latency shows at least, what an idle loop never does
 DEADLINE = 60.0  # for a run to end: its baseline, its seconds, and a margin
-
-
-def call(stack: Stack, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        f"{stack.web_url}{path}",
-        data=data,
-        method=method,
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.load(exc)
 
 
 def live(stack: Stack) -> dict[str, Any]:

@@ -13,19 +13,16 @@ front says: the run's verdict, and the culprit of the resolver's last stall.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from services.common.catalogue import SERVICES
-from tests.stack import ROOT, Stack
+from tests.stack import ROOT, Stack, call
 
 TOUR = "## A five-minute tour"
 WAIT = "Once the run is over"  # the tour's words before the commands that read the verdict
@@ -55,16 +52,6 @@ def with_stack_ports(command: str, stack: Stack) -> str:
 
     command = re.sub(r"(127\.0\.0\.1[: ]|-p )(\d+)\b", replace, command)
     return command.replace("127.0.0.1", stack.host)
-
-
-def call(stack: Stack, method: str, path: str) -> tuple[int, Any]:
-    request = urllib.request.Request(f"{stack.web_url}{path}", method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.load(exc)
 
 
 def wait_until_no_experiment_runs(stack: Stack) -> dict[str, Any] | None:

@@ -19,33 +19,16 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import dns.message
 import dns.query
 import dns.rcode
 import pytest
 
-from tests.stack import ROOT, Stack, compose_env, stack_mode
+from tests.stack import ROOT, Stack, call, compose_env, stack_mode
 
 FAULT_MS = 500
 SERVICES = ("tcp-echo", "udp-echo", "dns", "resolver", "web")
-
-
-def call(stack: Stack, method: str, path: str, body: Any = None) -> tuple[int, dict]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        f"{stack.web_url}{path}",
-        data=data,
-        method=method,
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        with exc:  # its socket, closed here (an open one is a ResourceWarning at exit)
-            return exc.code, json.load(exc)
 
 
 @pytest.fixture
