@@ -236,38 +236,28 @@ def test_over_http_a_silent_client_is_disconnected(server: str) -> None:
         assert time.monotonic() - started < 8  # the client timeout is 2 s here
 
 
-def test_over_http_a_body_that_never_comes_is_408(server: str) -> None:
-    answer = raw_exchange(
-        server, b"POST /resolve HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{"
-    )
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        # a body that never comes
+        (b"POST /resolve HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{", 408),
+        # a broken chunked body
+        (b"POST /resolve HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        # a declared oversize body: only the headers are sent, the answer must not wait for
+        # the announced megabyte
+        (b"POST /resolve HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n{", 413),
+    ],
+    ids=["body-never-comes-408", "broken-chunked-400", "declared-oversize-413-at-once"],
+)
+def test_over_http_a_bad_body_is_a_problem_and_closes(
+    server: str, payload: bytes, status: int
+) -> None:
+    answer = raw_exchange(server, payload)
     head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 408 ")
-    assert b"Connection: close" in head
-    assert json.loads(body)["status"] == 408
-
-
-def test_over_http_a_broken_chunked_body_is_400_and_closes(server: str) -> None:
-    answer = raw_exchange(
-        server,
-        b"POST /resolve HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-    )
-    head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 400 ")
+    assert head.startswith(b"HTTP/1.1 %d " % status)
     assert b"Connection: close" in head
     assert b"application/problem+json" in head
-    assert json.loads(body)["status"] == 400
-
-
-def test_over_http_a_declared_oversize_body_is_413_at_once(server: str) -> None:
-    # only the headers are sent: the answer must not wait for the announced megabyte
-    answer = raw_exchange(
-        server,
-        b"POST /resolve HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n{",
-    )
-    head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 413 ")
-    assert b"Connection: close" in head
-    assert json.loads(body)["status"] == 413
+    assert json.loads(body)["status"] == status
 
 
 def test_bodies_are_parsed_without_a_decoder_per_request(
