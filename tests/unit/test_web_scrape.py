@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from devstack import free_port
@@ -69,6 +70,31 @@ def _dead_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]  # closed again: nothing listens there
+
+
+def only_tcp_echo_up(port: int, scrape_timeout: float) -> WebConfig:
+    """The front's config: tcp-echo's control port at ``port``, every other one (the front's
+    own too) a port nothing listens on."""
+    return WebConfig(
+        tcp_echo_metrics_port=port,
+        udp_echo_metrics_port=_dead_port(),
+        resolver_metrics_port=_dead_port(),
+        dns_metrics_port=_dead_port(),
+        metrics_port=_dead_port(),
+        scrape_timeout=scrape_timeout,
+    )
+
+
+async def feed_until(client: TestClient, ready: Callable[[dict], bool]) -> dict:
+    """The first ``/ws/live`` message ``ready`` accepts (DEADLINE)."""
+    async with client.ws_connect("/ws/live") as ws:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DEADLINE
+        while True:
+            message = await asyncio.wait_for(ws.receive_json(), DEADLINE)
+            if ready(message):
+                return message
+            assert loop.time() < deadline, message
 
 
 async def test_rate_from_two_scrapes(service: FakeService) -> None:
@@ -176,14 +202,7 @@ async def test_a_service_that_does_not_answer_is_down_and_says_why(service: Fake
 
 
 async def test_api_live_shows_every_service_up_or_down(aiohttp_client, service) -> None:
-    config = WebConfig(
-        tcp_echo_metrics_port=service.port,
-        udp_echo_metrics_port=_dead_port(),
-        resolver_metrics_port=_dead_port(),
-        dns_metrics_port=_dead_port(),
-        metrics_port=_dead_port(),
-        scrape_timeout=0.3,
-    )
+    config = only_tcp_echo_up(service.port, scrape_timeout=0.3)
     app = create_app(config)
     client = await aiohttp_client(app)
     service.requests.inc(7)
@@ -213,13 +232,6 @@ async def test_api_live_shows_every_service_up_or_down(aiohttp_client, service) 
 async def test_the_feed_carries_the_services(aiohttp_client, service) -> None:
     config = WebConfig(tcp_echo_metrics_port=service.port, scrape_timeout=0.3)
     client = await aiohttp_client(create_app(config))
-    async with client.ws_connect("/ws/live") as ws:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + DEADLINE
-        while True:
-            message = await asyncio.wait_for(ws.receive_json(), DEADLINE)
-            if message["services"]["tcp-echo"]["state"] == "up":
-                break
-            assert loop.time() < deadline, message
+    message = await feed_until(client, lambda m: m["services"]["tcp-echo"]["state"] == "up")
     assert set(message["services"]) == set(SERVICES)
     assert {"stats", "backends", "ts"} <= set(message)

@@ -9,8 +9,6 @@ asked for ``/stalls``: only when the counter moved or a stall is in progress.
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,9 +24,8 @@ from services.web.app import create_app
 from services.web.config import WebConfig
 from services.web.openapi import openapi_document
 from services.web.scrape import LIVE_EVENTS, LIVE_FRAMES, Scraper, compact_stalls
-from tests.unit.test_web_scrape import _dead_port
+from tests.unit.test_web_scrape import feed_until, only_tcp_echo_up
 
-DEADLINE = 10.0
 STACK = [f"services/x.py:{i} in f{i}" for i in range(20)]  # innermost last
 
 
@@ -164,14 +161,7 @@ async def test_a_service_without_stalls_is_still_up(control: FakeControlPort) ->
 async def test_api_stalls_gathers_every_service(aiohttp_client, control) -> None:
     control.stalls_total = 1
     control.document = {"events": [event(1.0, 412.0)], "stalls_total": 1}
-    config = WebConfig(
-        tcp_echo_metrics_port=control.port,
-        udp_echo_metrics_port=_dead_port(),
-        resolver_metrics_port=_dead_port(),
-        dns_metrics_port=_dead_port(),
-        metrics_port=_dead_port(),
-        scrape_timeout=0.5,
-    )
+    config = only_tcp_echo_up(control.port, scrape_timeout=0.5)
     client = await aiohttp_client(create_app(config))
     response = await client.get("/api/stalls")
     assert response.status == 200
@@ -190,15 +180,8 @@ async def test_the_feed_carries_each_service_s_stalls(aiohttp_client, control) -
     control.document = {"events": [event(1.0, 412.0)], "stalls_total": 1}
     config = WebConfig(tcp_echo_metrics_port=control.port, scrape_timeout=0.5)
     client = await aiohttp_client(create_app(config))
-    async with client.ws_connect("/ws/live") as ws:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + DEADLINE
-        while True:
-            message = await asyncio.wait_for(ws.receive_str(), DEADLINE)
-            stalls = json.loads(message)["services"]["tcp-echo"]["stalls"]
-            if stalls is not None:
-                break
-            assert loop.time() < deadline, message
+    message = await feed_until(client, lambda m: m["services"]["tcp-echo"]["stalls"] is not None)
+    stalls = message["services"]["tcp-echo"]["stalls"]
     assert stalls["events"][0]["duration_ms"] == 412.0
     assert stalls["events"][0]["stack"] == STACK[-LIVE_FRAMES:]
     documented(await (await client.get("/api/live")).json(), "Live")
