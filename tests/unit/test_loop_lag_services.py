@@ -11,6 +11,7 @@ Needs nothing running. (The gevent resolver: tests/gevent/test_resolver_lag.py.)
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import threading
 import time
@@ -65,31 +66,59 @@ def watch_a_block(metrics_url: str, block: Callable[[], None]) -> tuple[float, S
 
 
 @contextmanager
+def _running_in_a_thread(run: Callable[[], Any], stop: Callable[[], Any]) -> Iterator[None]:
+    """``run`` by a thread of the test; ``stop`` (called from the test's thread) ends it."""
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop()
+        thread.join(timeout=10)
+
+
+@contextmanager
 def reactor_in_a_thread() -> Iterator[Any]:
     """A reactor of its own (never the global one), run by a thread of the test."""
     reactor = selectreactor.SelectReactor()
-    thread = threading.Thread(
-        target=reactor.run, kwargs={"installSignalHandlers": False}, daemon=True
-    )
-    thread.start()
-    try:
+    run = functools.partial(reactor.run, installSignalHandlers=False)
+    with _running_in_a_thread(run, lambda: reactor.callFromThread(reactor.stop)):
         yield reactor
-    finally:
-        reactor.callFromThread(reactor.stop)
-        thread.join(timeout=10)
 
 
 @contextmanager
 def loop_in_a_thread() -> Iterator[asyncio.AbstractEventLoop]:
     loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
     try:
-        yield loop
+        with _running_in_a_thread(loop.run_forever, lambda: loop.call_soon_threadsafe(loop.stop)):
+            yield loop
     finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
         loop.close()
+
+
+@contextmanager
+def front_in_a_thread(
+    config: WebConfig,
+) -> Iterator[tuple[asyncio.AbstractEventLoop, web.Application, int, int]]:
+    """The front in-process with its control port, served by a loop of its own in a thread
+    of the test: that loop, the app, the front's port and its control port."""
+    with loop_in_a_thread() as loop:
+        app = create_app(config, control_port=True)
+
+        async def setup() -> tuple[web.AppRunner, int, int]:
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            server = app[WATCH].server
+            assert server is not None
+            return runner, site._server.sockets[0].getsockname()[1], server.port
+
+        runner, port, control_port = asyncio.run_coroutine_threadsafe(setup(), loop).result(10)
+        try:
+            yield loop, app, port, control_port
+        finally:
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
 
 
 def test_tcp_echo_shows_its_blocked_reactor_and_counts_each_echo() -> None:
@@ -172,34 +201,19 @@ def test_udp_echo_shows_its_blocked_loop_and_counts_each_datagram() -> None:
 
 
 def test_web_shows_its_blocked_loop_and_counts_what_it_serves() -> None:
-    with loop_in_a_thread() as loop:
-        app = create_app(WebConfig(metrics_port=0), control_port=True)
-
-        async def setup() -> tuple[web.AppRunner, int, int]:
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            server = app[WATCH].server
-            assert server is not None
-            return runner, site._server.sockets[0].getsockname()[1], server.port
-
-        runner, web_port, metrics_port = asyncio.run_coroutine_threadsafe(setup(), loop).result(10)
-        try:
-            url = f"http://127.0.0.1:{metrics_port}/metrics"
-            for _ in range(N):  # the demo's routes count, whatever the answer (here a 422)
-                fetch(f"http://127.0.0.1:{web_port}/api/echo/tcp", b"{}")
-            # not what the front serves: its health, the dashboard's reads, the steady ping
-            fetch(f"http://127.0.0.1:{web_port}/healthz")
-            fetch(f"http://127.0.0.1:{web_port}/api/openapi.json")
-            fetch(f"http://127.0.0.1:{web_port}/api/ping")
-            samples = scrape(url)
-            assert value(samples, "polyloop_requests_total") == N
-            assert value(samples, "polyloop_probes_total") == 1
-            seen, _ = watch_a_block(url, lambda: loop.call_soon_threadsafe(time.sleep, BLOCK))
-            assert 0.2 <= seen <= BLOCK
-        finally:
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+    with front_in_a_thread(WebConfig(metrics_port=0)) as (loop, _, web_port, metrics_port):
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        for _ in range(N):  # the demo's routes count, whatever the answer (here a 422)
+            fetch(f"http://127.0.0.1:{web_port}/api/echo/tcp", b"{}")
+        # not what the front serves: its health, the dashboard's reads, the steady ping
+        fetch(f"http://127.0.0.1:{web_port}/healthz")
+        fetch(f"http://127.0.0.1:{web_port}/api/openapi.json")
+        fetch(f"http://127.0.0.1:{web_port}/api/ping")
+        samples = scrape(url)
+        assert value(samples, "polyloop_requests_total") == N
+        assert value(samples, "polyloop_probes_total") == 1
+        seen, _ = watch_a_block(url, lambda: loop.call_soon_threadsafe(time.sleep, BLOCK))
+        assert 0.2 <= seen <= BLOCK
 
 
 def fetch(url: str, body: bytes | None = None) -> bytes:

@@ -25,7 +25,6 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from aiohttp import web
 from twisted.internet import threads
 
 from services.common import catalogue
@@ -35,9 +34,8 @@ from services.tcp_echo.config import TcpEchoConfig
 from services.tcp_echo.protocol import Echo, EchoFactory
 from services.udp_echo.config import UdpEchoConfig
 from services.udp_echo.protocol import ServerUdpEchoProtocol
-from services.web.app import create_app
 from services.web.config import WebConfig
-from services.web.keys import FAULTS, WATCH
+from services.web.keys import FAULTS
 from tests.scrape import scrape, value
 from tests.unit.test_faults_services import (  # noqa: F401 - fixtures
     CONTROL,
@@ -47,7 +45,11 @@ from tests.unit.test_faults_services import (  # noqa: F401 - fixtures
     tcp_echo,
     udp_echo,
 )
-from tests.unit.test_loop_lag_services import loop_in_a_thread, reactor_in_a_thread
+from tests.unit.test_loop_lag_services import (
+    front_in_a_thread,
+    loop_in_a_thread,
+    reactor_in_a_thread,
+)
 from tests.unit.watched import start_metrics
 
 BLOCK_MS = 300
@@ -64,26 +66,10 @@ def stalls(running: Running, timeout: float = 2.0) -> dict:
 @pytest.fixture
 def front() -> Iterator[Running]:
     """The front in-process, with its control port (WEB_METRICS_PORT=0)."""
-    with loop_in_a_thread() as loop:
-        # its backends on ports nothing listens on: only its own loop matters here
-        config = WebConfig(metrics_port=0, metrics=CONTROL)
-        app = create_app(config, control_port=True)
-
-        async def setup() -> tuple[web.AppRunner, Running]:
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            server = app[WATCH].server
-            assert server is not None
-            port = site._server.sockets[0].getsockname()[1]
-            return runner, Running(port, server.port, app[FAULTS])
-
-        runner, running = asyncio.run_coroutine_threadsafe(setup(), loop).result(10)
-        try:
-            yield running
-        finally:
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+    # its backends on ports nothing listens on: only its own loop matters here
+    config = WebConfig(metrics_port=0, metrics=CONTROL)
+    with front_in_a_thread(config) as (_, app, port, control_port):
+        yield Running(port, control_port, app[FAULTS])
 
 
 SERVICES = ("tcp_echo", "udp_echo", "dns_server", "front")
