@@ -22,11 +22,21 @@ from pathlib import Path
 import pytest
 
 from devstack import ROOT, Process, free_port, start, stop
+from services.common.catalogue import service
 from services.dns.healthcheck import check as dns_check
+from tests.commands import run
 from tests.stack import IN_CI
 
 PYPY = ROOT / "build" / "pypy-venv" / "bin" / "python"
 PYPY_ENV = {"PYPY_GC_NURSERY": "4MB"}  # as in the PyPy images (services/Dockerfile says why)
+
+
+def healthcheck_on(pypy: Path, name: str, port: int) -> subprocess.CompletedProcess[str]:
+    """Service ``name``'s healthcheck run by PyPy against ``port``, as its image runs it."""
+    s = service(name)
+    return run(
+        [str(pypy), "-m", s.healthcheck], env={**os.environ, s.port_variable: str(port)}, timeout=30
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,28 +84,15 @@ def test_tcp_echo_on_pypy_echoes_and_stops_on_sigterm(tcp_echo: Process, pypy: P
             received += chunk
     assert received == payload
     # the image's healthcheck runs on PyPy too
-    health = subprocess.run(
-        [str(pypy), "-m", "services.tcp_echo.healthcheck"],
-        cwd=ROOT,
-        env={**os.environ, "TCP_ECHO_PORT": str(port)},
-        timeout=30,
-        check=False,
-    )
-    assert health.returncode == 0
+    assert healthcheck_on(pypy, "tcp-echo", port).returncode == 0
     assert stop(process) == 0
 
 
 def test_dns_on_pypy_answers_the_zone(dns_server: Process, pypy: Path) -> None:
     process, port = dns_server, dns_server.port
     assert dns_check(port) is None  # probe.polyloop.test A -> 192.0.2.10, from CPython
-    health = subprocess.run(
-        [str(pypy), "-m", "services.dns.healthcheck"],
-        cwd=ROOT,
-        env={**os.environ, "DNS_PORT": str(port)},
-        timeout=30,
-        check=False,
-    )
-    assert health.returncode == 0, "the dns healthcheck (dnspython) fails on PyPy"
+    health = healthcheck_on(pypy, "dns", port)
+    assert health.returncode == 0, f"the dns healthcheck (dnspython) fails on PyPy: {health}"
     assert stop(process) == 0
 
 
