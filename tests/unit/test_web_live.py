@@ -305,16 +305,23 @@ async def _close_code(reader: asyncio.StreamReader) -> int:
             return int.from_bytes(payload[:2], "big")
 
 
-async def test_the_client_past_the_cap_is_closed_with_try_again_later(aiohttp_client) -> None:
-    app = live_app(live_max_clients=3)
-    client = await aiohttp_client(app)
-    admitted = [await client.ws_connect("/ws/live") for _ in range(3)]
+async def fill_then_refused(client, count: int) -> list:
+    """``count`` sockets admitted and fed; the next one is closed at once with 1013 (try
+    again later). The admitted ones, still open."""
+    admitted = [await client.ws_connect("/ws/live") for _ in range(count)]
     for ws in admitted:
         await _next_stats(ws)
     extra = await client.ws_connect("/ws/live")
     message = await asyncio.wait_for(extra.receive(), DEADLINE)
     assert message.type == WSMsgType.CLOSE, message
     assert message.data == WSCloseCode.TRY_AGAIN_LATER  # 1013
+    return admitted
+
+
+async def test_the_client_past_the_cap_is_closed_with_try_again_later(aiohttp_client) -> None:
+    app = live_app(live_max_clients=3)
+    client = await aiohttp_client(app)
+    admitted = await fill_then_refused(client, 3)
     assert len(app[LIVE].subscribers) == 3
     # the admitted ones are still fed, and a freed slot is taken again
     for ws in admitted:
@@ -365,12 +372,7 @@ async def test_one_source_cannot_lock_the_others_out(aiohttp_client) -> None:
     a dashboard from another address (127.0.0.2, loopback too) still gets in."""
     app = live_app(live_max_clients=100, live_max_per_source=3)
     client = await aiohttp_client(app)
-    hogs = [await client.ws_connect("/ws/live") for _ in range(3)]
-    for ws in hogs:
-        await _next_stats(ws)
-    extra = await client.ws_connect("/ws/live")
-    message = await asyncio.wait_for(extra.receive(), DEADLINE)
-    assert message.type == WSMsgType.CLOSE and message.data == WSCloseCode.TRY_AGAIN_LATER
+    hogs = await fill_then_refused(client, 3)
     other = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
     async with aiohttp.ClientSession(connector=other) as session:
         url = f"http://127.0.0.1:{client.server.port}/ws/live"
