@@ -29,6 +29,7 @@ from services.resolver.config import ResolverConfig
 from services.resolver.resolve import Resolver
 from services.resolver.server import ResolverServer
 from tests.clock import FakeClock
+from tests.control_port import put_faults
 from tests.gevent.test_resolver_lag import scrape_from_a_real_thread, watch_resolver
 from tests.scrape import lag_over
 
@@ -56,14 +57,7 @@ def served(resolver: Resolver, app: ResolverApp) -> Iterator[tuple[str, int]]:
 
 
 def put(metrics_port: int, **spec: Any) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{metrics_port}/faults",
-        data=json.dumps(spec).encode(),
-        method="PUT",
-        headers={"Authorization": f"Bearer {TOKEN}"},
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.load(response)
+    return put_faults(metrics_port, TOKEN, **spec)
 
 
 def resolve(base: str, names: list[str]) -> list[dict]:

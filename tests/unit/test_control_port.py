@@ -20,6 +20,7 @@ from prometheus_client import make_wsgi_app
 from services.common.control import ControlServer, ControlSettings, new_registry, serve
 from services.common.control_server import TRUSTED, shared_for_anonymous
 from services.common.faults import Faults, FaultSpec
+from tests.control_port import faults_served
 
 TOKEN = secrets.token_urlsafe(16)
 
@@ -84,12 +85,8 @@ class SlowClients:
 
 @pytest.fixture
 def faults_port() -> Iterator[tuple[Faults, ControlServer]]:
-    faults = Faults()
-    server = serve(
-        ControlSettings(admin_token=TOKEN), "127.0.0.1", 0, new_registry(), faults=faults
-    )
-    yield faults, server
-    server.close()
+    with faults_served(TOKEN) as served:
+        yield served
 
 
 def test_slow_sockets_cannot_lock_the_control_port(faults_port) -> None:

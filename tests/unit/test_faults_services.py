@@ -15,12 +15,10 @@ the token) and watches with real clients on 127.0.0.1:
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import secrets
 import socket
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +38,7 @@ from services.tcp_echo.protocol import Echo, EchoFactory
 from services.udp_echo.config import UdpEchoConfig
 from services.udp_echo.protocol import ServerUdpEchoProtocol
 from tests.clock import FakeClock
+from tests.control_port import put_faults
 from tests.scrape import lag_over, scrape, value
 from tests.unit.test_loop_lag_services import loop_in_a_thread, reactor_in_a_thread
 from tests.unit.watched import start_metrics
@@ -61,14 +60,7 @@ class Running:
     faults: Faults
 
     def put(self, **spec: Any) -> dict:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.metrics_port}/faults",
-            data=json.dumps(spec).encode(),
-            method="PUT",
-            headers={"Authorization": f"Bearer {TOKEN}"},
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return json.load(response)
+        return put_faults(self.metrics_port, TOKEN, **spec)
 
     def lag_over(self, bound: str) -> float:
         return lag_over(scrape(f"http://127.0.0.1:{self.metrics_port}/metrics"), bound)

@@ -28,6 +28,7 @@ from services.web.config import WebConfig
 from services.web.keys import FAULTS
 from services.web.scrape import SCRAPER, Scraper, Target
 from tests.clock import FakeClock
+from tests.control_port import faults_served
 
 TOKEN = secrets.token_urlsafe(16)
 DEADLINE = 10.0
@@ -41,12 +42,8 @@ def closed_port() -> int:
 
 @pytest.fixture
 def service() -> Iterator[tuple[Faults, ControlServer]]:
-    faults = Faults()
-    server = serve(
-        ControlSettings(admin_token=TOKEN), "127.0.0.1", 0, new_registry(), faults=faults
-    )
-    yield faults, server
-    server.close()
+    with faults_served(TOKEN) as served:
+        yield served
 
 
 def config_for(server: ControlServer, token: str | None = TOKEN, **changes: Any) -> WebConfig:
