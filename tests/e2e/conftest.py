@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -44,6 +45,18 @@ ARTEFACTS = ROOT / "reports" / "e2e"
 WIDE = {"width": 1280, "height": 900}
 SCREEN = {"width": 1440, "height": 900}  # the first screen the dashboard is laid out for
 NARROW = {"width": 390, "height": 844}
+DEADLINE = 20.0  # seconds a wait_until waits by default
+
+
+def wait_until(
+    what: str, check: Callable[[], bool], deadline: float = DEADLINE, every: float = 0.1
+) -> None:
+    """Poll `check` every `every` seconds until it holds; fail naming `what` after
+    `deadline` seconds."""
+    end = time.monotonic() + deadline
+    while not check():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(every)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -11,25 +11,17 @@ import json
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 from playwright.sync_api import Page
 
-from tests.e2e.conftest import SCREEN, Watched, open_dashboard
+from tests.e2e.conftest import SCREEN, Watched, open_dashboard, wait_until
 
 NODES = ("web", "tcp-echo", "udp-echo", "resolver", "dns")
 BURST = 200  # echo calls sent while waiting for the charts to move
 DEADLINE = 20.0
-
-
-def wait_until(what: str, check: Callable[[], bool], deadline: float = DEADLINE) -> None:
-    """Poll `check` until it holds; fail naming `what` after `deadline` seconds."""
-    end = time.monotonic() + deadline
-    while not check():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def node_state(page: Page, name: str) -> str | None:

@@ -13,13 +13,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page
 
+from tests.e2e import conftest
 from tests.e2e.conftest import NARROW, Watched, open_dashboard
 from tests.stack import ROOT, Stack
 
@@ -30,11 +30,7 @@ DEADLINE = 20.0
 
 
 def wait_until(what: str, check: Callable[[], bool], deadline: float = DEADLINE) -> None:
-    """Poll `check` until it holds; fail naming `what` after `deadline` seconds."""
-    end = time.monotonic() + deadline
-    while not check():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.2)
+    conftest.wait_until(what, check, deadline, every=0.2)  # a Locust run: no need to hurry
 
 
 @pytest.fixture
