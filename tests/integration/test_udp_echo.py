@@ -25,6 +25,7 @@ import pytest
 
 from services.udp_echo import probe
 from services.udp_echo.healthcheck import check as udp_echo_check
+from tests.sockets import privileged_udp_socket
 from tests.stack import ROOT, Stack, stack_mode, unavailable
 
 MAX_DATAGRAM = int(os.environ.get("UDP_ECHO_MAX_DATAGRAM", "").strip() or "4096")
@@ -95,22 +96,6 @@ def test_an_oversize_datagram_gets_no_reply_the_next_one_does(stack: Stack) -> N
         assert_silent(sock)
 
 
-def privileged_socket() -> socket.socket:
-    """A UDP socket bound to 127.0.0.1:<a free port below 1024>."""
-    for port in range(1023, 899, -1):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except PermissionError:
-            sock.close()
-            pytest.skip("binding a port below 1024 needs root or CAP_NET_BIND_SERVICE")
-        except OSError:  # in use: the next one
-            sock.close()
-            continue
-        return sock
-    pytest.skip("no free UDP port below 1024 on 127.0.0.1")
-
-
 def probe_in_network(source_port: int) -> dict:
     """Run services/udp_echo/probe.py inside the resolver container against udp-echo.
 
@@ -145,7 +130,7 @@ def test_no_reply_to_a_privileged_source_port(stack: Stack) -> None:
         assert probe_in_network(999)["replied"] is False
         assert probe_in_network(7)["replied"] is False
         return
-    with privileged_socket() as guarded, connected(stack) as normal:
+    with privileged_udp_socket() as guarded, connected(stack) as normal:
         guarded.connect((stack.host, stack.udp_echo_port))
         guarded.send(b"from a system port")
         normal.send(b"from an ephemeral port")

@@ -16,6 +16,7 @@ import pytest
 
 from services.udp_echo.protocol import ServerUdpEchoProtocol
 from services.udp_echo.ratelimit import SourceRateLimiter
+from tests.sockets import privileged_udp_socket
 
 Serve = Callable[..., Any]
 
@@ -61,20 +62,10 @@ async def assert_silent(sock: socket.socket, grace: float = 0.2) -> None:
 
 
 def privileged_socket() -> socket.socket:
-    """A UDP socket bound to 127.0.0.1:<a free port below 1024> (needs root)."""
-    for port in range(1023, 899, -1):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except PermissionError:
-            sock.close()
-            pytest.skip("binding a port below 1024 needs root or CAP_NET_BIND_SERVICE")
-        except OSError:  # in use: try the next one
-            sock.close()
-            continue
-        sock.setblocking(False)
-        return sock
-    pytest.skip("no free UDP port below 1024 on 127.0.0.1")
+    """A non-blocking UDP socket bound to a free port below 1024 (needs root)."""
+    sock = privileged_udp_socket()
+    sock.setblocking(False)
+    return sock
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
