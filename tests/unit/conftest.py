@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from services.web.app import create_app
+from tests.sockets import closed_port
 from tests.unit.web_fakes import (
     HOST,
     DnsServer,
@@ -18,7 +19,6 @@ from tests.unit.web_fakes import (
     MakeClient,
     TcpEcho,
     UdpEcho,
-    closed_port,
     resolver_app,
 )
 

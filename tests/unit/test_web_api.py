@@ -11,7 +11,8 @@ from aiohttp import web
 
 from services.web.app import SECURITY_HEADERS, create_app
 from services.web.keys import STATS
-from tests.unit.web_fakes import FakeBackends, MakeClient, closed_port
+from tests.sockets import closed_port
+from tests.unit.web_fakes import FakeBackends, MakeClient
 
 PROBLEM = "application/problem+json"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
 
 import pytest
@@ -13,7 +14,8 @@ from aiohttp import web
 from services.web.app import create_app
 from services.web.backends.tcp import TcpEchoPool
 from services.web.backends.udp import UdpEchoPool
-from tests.unit.web_fakes import HOST, FakeBackends, MakeClient, closed_port
+from tests.sockets import closed_port
+from tests.unit.web_fakes import HOST, FakeBackends, MakeClient
 
 
 async def test_100_api_echoes_reuse_a_few_tcp_connections(
@@ -121,6 +123,21 @@ async def test_fake_tcp_echo_echoes_and_counts(backends: FakeBackends) -> None:
 def test_closed_port_refuses() -> None:
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((HOST, closed_port()), timeout=1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.settimeout(1)
+        udp.connect((HOST, closed_port(socket.SOCK_DGRAM)))
+        udp.send(b"anyone?")
+        with pytest.raises(ConnectionRefusedError):
+            udp.recv(16)
+
+
+@pytest.mark.parametrize("kind", [socket.SOCK_STREAM, socket.SOCK_DGRAM])
+def test_a_closed_port_is_nobody_elses_next_port(kind: socket.SocketKind) -> None:
+    # a port bound and released came back as a listening port of the test's own front, or
+    # the source port of its own probe: "every backend down" once read a backend as up
+    with socket.socket(socket.AF_INET, kind) as other, pytest.raises(OSError) as taken:
+        other.bind((HOST, closed_port(kind)))
+    assert taken.value.errno == errno.EADDRINUSE
 
 
 async def test_the_resolver_pool_never_takes_every_resolver_slot(

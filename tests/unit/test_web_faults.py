@@ -29,15 +29,10 @@ from services.web.keys import FAULTS
 from services.web.scrape import SCRAPER, Scraper, Target
 from tests.clock import FakeClock
 from tests.control_port import faults_served
+from tests.sockets import closed_port
 
 TOKEN = secrets.token_urlsafe(16)
 DEADLINE = 10.0
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from services.web.backends import Backend
 from services.web.health import check_backends
 from services.web.healthcheck import check as healthcheck
 from services.web.keys import STATS
-from tests.unit.web_fakes import FakeBackends, MakeClient, closed_port
+from tests.sockets import closed_port
+from tests.unit.web_fakes import FakeBackends, MakeClient
 
 
 async def test_all_up(front: MakeClient) -> None:

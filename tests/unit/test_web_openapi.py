@@ -14,7 +14,8 @@ from services.web.config import WebConfig
 from services.web.faults import FAULTY_PREFIXES
 from services.web.openapi import openapi_document
 from services.web.origin import UNSAFE
-from tests.unit.web_fakes import MakeClient, closed_port
+from tests.sockets import closed_port
+from tests.unit.web_fakes import MakeClient
 
 
 def _app_routes() -> set[tuple[str, str]]:

@@ -16,7 +16,6 @@ and builds a ``WebConfig`` pointing a front at them.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -139,13 +138,6 @@ def resolver_app(received: list[dict[str, Any]]) -> web.Application:
     app.router.add_post("/resolve", resolve)
     app.router.add_get("/healthz", healthz)
     return app
-
-
-def closed_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
-    """A loopback port nothing listens on (bound, read, released)."""
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 class FakeBackends:
