@@ -14,22 +14,17 @@ from aiohttp import WSMsgType
 from services.web.app import create_app
 from services.web.backends import Backend
 from services.web.config import WebConfig
+from tests.sockets import closed_port
 
 DEADLINE = 10.0
 
 
-def _unused_port(kind: socket.SocketKind) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _config() -> WebConfig:
     return WebConfig(
-        tcp_echo_port=_unused_port(socket.SOCK_STREAM),
-        udp_echo_port=_unused_port(socket.SOCK_DGRAM),
-        resolver_port=_unused_port(socket.SOCK_STREAM),
-        dns_port=_unused_port(socket.SOCK_DGRAM),
+        tcp_echo_port=closed_port(),
+        udp_echo_port=closed_port(socket.SOCK_DGRAM),
+        resolver_port=closed_port(),
+        dns_port=closed_port(socket.SOCK_DGRAM),
         health_timeout=0.3,
         udp_try_timeout=0.1,
         udp_retries=0,

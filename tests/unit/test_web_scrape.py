@@ -23,6 +23,7 @@ from services.web.app import create_app
 from services.web.config import WebConfig
 from services.web.scrape import LAG_WINDOW, SCRAPER, Scraper, increase, parse, quantile
 from tests.clock import FakeClock
+from tests.sockets import closed_port
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 DEADLINE = 10.0
@@ -66,21 +67,15 @@ def service() -> Iterator[FakeService]:
     fake.server.server_close()
 
 
-def _dead_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]  # closed again: nothing listens there
-
-
 def only_tcp_echo_up(port: int, scrape_timeout: float) -> WebConfig:
     """The front's config: tcp-echo's control port at ``port``, every other one (the front's
     own too) a port nothing listens on."""
     return WebConfig(
         tcp_echo_metrics_port=port,
-        udp_echo_metrics_port=_dead_port(),
-        resolver_metrics_port=_dead_port(),
-        dns_metrics_port=_dead_port(),
-        metrics_port=_dead_port(),
+        udp_echo_metrics_port=closed_port(),
+        resolver_metrics_port=closed_port(),
+        dns_metrics_port=closed_port(),
+        metrics_port=closed_port(),
         scrape_timeout=scrape_timeout,
     )
 
@@ -180,7 +175,7 @@ async def test_a_service_that_does_not_answer_is_down_and_says_why(service: Fake
     try:
         urls = {
             "tcp-echo": service.url,
-            "udp-echo": f"http://127.0.0.1:{_dead_port()}/metrics",
+            "udp-echo": f"http://127.0.0.1:{closed_port()}/metrics",
             "dns": f"http://127.0.0.1:{silent.getsockname()[1]}/metrics",
         }
         async with aiohttp.ClientSession() as session:
