@@ -206,17 +206,20 @@ def open_dashboard(
     return watched
 
 
+def dashboard_at(browser: Browser, front: str, viewport: dict[str, int]) -> Iterator[Watched]:
+    """A fixture's body: the dashboard opened at ``viewport``, its context closed after."""
+    watched = open_dashboard(browser, front, viewport)
+    yield watched
+    watched.page.context.close()
+
+
 @pytest.fixture
 def dashboard(browser: Browser, front: str) -> Iterator[Watched]:
     """The dashboard at 1280 px, loaded, with its requests and console watched."""
-    watched = open_dashboard(browser, front, WIDE)
-    yield watched
-    watched.page.context.close()
+    yield from dashboard_at(browser, front, WIDE)
 
 
 @pytest.fixture
 def narrow_dashboard(browser: Browser, front: str) -> Iterator[Watched]:
     """The dashboard at 390 px (a phone)."""
-    watched = open_dashboard(browser, front, NARROW)
-    yield watched
-    watched.page.context.close()
+    yield from dashboard_at(browser, front, NARROW)

@@ -31,7 +31,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from services.common.catalogue import SERVICES
-from tests.e2e.conftest import SCREEN, Watched, open_dashboard
+from tests.e2e.conftest import SCREEN, Watched, dashboard_at
 from tests.e2e.test_dashboard import wait_until
 
 NAMES = [s.name for s in SERVICES]
@@ -60,9 +60,7 @@ def offered(stack) -> dict:
 @pytest.fixture
 def screen(browser: Browser, front: str) -> Iterator[Watched]:
     """The dashboard at 1440x900, the first screen it is laid out for."""
-    watched = open_dashboard(browser, front, SCREEN)
-    yield watched
-    watched.page.context.close()
+    yield from dashboard_at(browser, front, SCREEN)
 
 
 @pytest.fixture

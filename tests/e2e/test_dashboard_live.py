@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Page
 
 from tests.e2e import conftest
-from tests.e2e.conftest import NARROW, Watched, open_dashboard
+from tests.e2e.conftest import NARROW, Watched
 from tests.stack import ROOT, Stack
 
 LOADED = ("tcp-echo", "udp-echo", "dns")
@@ -131,19 +131,15 @@ def test_map_and_service_charts_move_under_protocol_only_load(
     dashboard.assert_clean()
 
 
-def test_the_live_section_fits_a_phone(browser, front: str, artefacts: Path) -> None:
-    watched = open_dashboard(browser, front, NARROW)
-    try:
-        page = watched.page
-        for name in SERVICES:
-            wait_until(f"{name}'s chart", lambda name=name: service_chart(page, name)["points"] > 1)
-        width = page.evaluate("document.scrollingElement.scrollWidth")
-        assert width <= NARROW["width"], f"the page scrolls sideways at 390 px ({width} px)"
-        for name in SERVICES:
-            box = page.locator(f'.svc-chart[data-service="{name}"]').bounding_box()
-            assert box is not None and box["x"] >= 0
-            assert box["x"] + box["width"] <= NARROW["width"], (name, box)
-        page.screenshot(path=str(artefacts / "live-390.png"), full_page=True)
-        watched.assert_clean()
-    finally:
-        watched.page.context.close()
+def test_the_live_section_fits_a_phone(narrow_dashboard: Watched, artefacts: Path) -> None:
+    page = narrow_dashboard.page
+    for name in SERVICES:
+        wait_until(f"{name}'s chart", lambda name=name: service_chart(page, name)["points"] > 1)
+    width = page.evaluate("document.scrollingElement.scrollWidth")
+    assert width <= NARROW["width"], f"the page scrolls sideways at 390 px ({width} px)"
+    for name in SERVICES:
+        box = page.locator(f'.svc-chart[data-service="{name}"]').bounding_box()
+        assert box is not None and box["x"] >= 0
+        assert box["x"] + box["width"] <= NARROW["width"], (name, box)
+    page.screenshot(path=str(artefacts / "live-390.png"), full_page=True)
+    narrow_dashboard.assert_clean()
