@@ -59,9 +59,24 @@ def same_origin(origin: str, authority: str) -> bool:
     return (seen.host.lower(), seen.port) == (own.host.lower(), own.port)
 
 
+def authority_of(request: web.Request) -> str:
+    """The authority the request names: ``Host``, or, for an absolute-form target
+    (``PUT http://name/api/...``), that target's own, which replaces ``Host`` (RFC 9112
+    3.2.2). No browser sends one to the front, but a check must read what the server would."""
+    target = request.raw_path
+    if not target.startswith("/"):
+        try:
+            url = URL(target)
+        except ValueError:
+            return ""
+        if url.is_absolute():
+            return url.raw_authority
+    return request.headers.get("Host", "")
+
+
 def check(request: web.Request) -> None:
     """Raise ``ForeignHost`` or ``ForeignOrigin`` unless `request` is the front's own."""
-    authority = request.headers.get("Host", "")
+    authority = authority_of(request)
     name = host_name(authority) if authority else None
     if name is None or name not in request.app[CONFIG].served_names:
         shown = authority[:80] or "none"

@@ -453,3 +453,76 @@ async def test_the_live_rate_of_a_service_is_the_sum_of_its_replicas() -> None:
     assert [r["rate"] for r in picture["replicas"]] == [50.0, 100.0, 150.0]
     assert picture["metrics"]["polyloop_requests_total"] == 600
     assert combined.requests == 600
+
+
+# ---- who may change anything: the front's own names, from its own pages (origin.py)
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Host": "evil.example:8080"}, 421),  # DNS rebinding: the page's own name
+        ({"Host": "evil.example", "Origin": "http://evil.example"}, 421),
+        ({"Host": "127.0.0.1@evil.example"}, 421),
+        ({"Host": "localhost."}, 421),
+        ({"Host": "[::ffff:127.0.0.1]"}, 421),
+        ({"Host": ""}, 421),
+        ({"Host": "127.0.0.1:8080", "Origin": "http://evil.example"}, 403),
+        ({"Host": "127.0.0.1:8080", "Origin": "null"}, 403),
+        ({"Host": "127.0.0.1:8080", "Origin": "http://127.0.0.1:8081"}, 403),
+    ],
+)
+async def test_a_foreign_host_or_page_changes_nothing(
+    aiohttp_client, service, headers: dict[str, str], status: int
+) -> None:
+    faults, server = service
+    app = create_app(config_for(server))
+    client = await aiohttp_client(app)
+    for method, path, body in [
+        ("PUT", "/api/faults/tcp-echo", {"latency_ms": 5}),
+        ("PUT", "/api/faults/web", {"latency_ms": 5}),
+        ("DELETE", "/api/faults/tcp-echo", None),
+        ("POST", "/api/experiments", {"service": "tcp-echo", "kind": "latency"}),
+        ("DELETE", "/api/experiments/current", None),
+        ("POST", "/api/echo/tcp", {"message": "hi"}),
+    ]:
+        response = await client.request(method, path, json=body, headers=headers)
+        assert response.status == status, (method, path, await response.text())
+        assert response.content_type == "application/problem+json"
+    assert not faults.active and not app[FAULTS].active
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "127.0.0.1:8080", "Origin": "http://127.0.0.1:8080"},
+        {"Host": "LOCALHOST:9", "Origin": "http://localhost:9"},
+        {"Host": "[::1]:8080", "Origin": "http://[::1]:8080"},
+        {"Host": "127.0.0.1"},  # curl, Locust: no Origin
+        {"Host": "demo.lan", "Origin": "http://demo.lan"},  # WEB_ALLOWED_HOSTS
+    ],
+)
+async def test_the_fronts_own_names_and_pages_may(aiohttp_client, service, headers) -> None:
+    faults, server = service
+    client = await aiohttp_client(create_app(config_for(server, allowed_hosts="demo.lan")))
+    response = await client.put("/api/faults/tcp-echo", json={"latency_ms": 5}, headers=headers)
+    assert response.status == 200, await response.text()
+    assert faults.current() == FaultSpec(latency_ms=5)
+
+
+async def test_an_absolute_form_target_is_checked_by_its_own_authority(
+    aiohttp_client, service
+) -> None:
+    # RFC 9112 3.2.2: the authority of an absolute-form target replaces Host
+    faults, server = service
+    client = await aiohttp_client(create_app(config_for(server)))
+    head = (
+        b"PUT http://evil.example/api/faults/tcp-echo HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 16\r\n\r\n"
+    )
+    status = await raw_exchange(client.server.port, head, b'{"latency_ms":5}')
+    assert status.split()[1] == b"421", status
+    assert not faults.active
+    own = head.replace(b"evil.example", b"localhost:1")
+    status = await raw_exchange(client.server.port, own, b'{"latency_ms":5}')
+    assert status.split()[1] == b"200", status
