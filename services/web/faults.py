@@ -62,7 +62,7 @@ from services.web.errors import (
 from services.web.keys import CLIENTS, CONFIG, FAULT_SESSION, FAULTS
 from services.web.metrics import PING, SERVED_PREFIXES
 from services.web.operations import json_answer, operation
-from services.web.scrape import SCRAPER, FaultRead, Target
+from services.web.scrape import SCRAPER, FaultRead, Target, read_at_most
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +279,7 @@ async def _call(app: web.Application, service: str, address: str, method: str, b
         async with app[FAULT_SESSION].request(
             method, url, json=body, headers=headers, allow_redirects=False
         ) as response:
-            data = await response.content.read(MAX_ANSWER + 1)
+            data = await read_at_most(response.content, MAX_ANSWER)
             if len(data) > MAX_ANSWER:
                 raise BadBackendReply(service, f"{address}: its /faults answer is too large")
             status = response.status

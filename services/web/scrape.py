@@ -410,6 +410,20 @@ class ServiceScrape:
 REPLICA_KEYS = ("state", "rate", "lag_p99_ms", "blocked_ms", "error")  # each replica's own
 
 
+async def read_at_most(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """A response's whole body, or its first ``limit + 1`` bytes when it is longer (the
+    caller refuses those). ``stream.read(n)`` alone returns what has arrived so far: of a
+    body that came in several segments, a part (a /stalls document cut at 10 KB)."""
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = await stream.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 async def fetch(url: str, limit: int, headers: Mapping[str, str] | None = None) -> bytes:
     """The body of ``GET url`` when it answers 200, over a plain HTTP/1.0 stream: a control
     port answers one request per connection, so a client session (its pool, its cookie jar,
@@ -508,7 +522,7 @@ class Scraper:
         async with self._session.get(url, timeout=self._timeout, headers=self._headers) as response:
             if response.status != 200:
                 raise ValueError(f"HTTP {response.status} from /stalls")
-            body = await response.content.read(MAX_STALLS_BYTES + 1)
+            body = await read_at_most(response.content, MAX_STALLS_BYTES)
         if len(body) > MAX_STALLS_BYTES:
             raise ValueError(f"/stalls: more than {MAX_STALLS_BYTES} bytes")
         answer = json.loads(body)
@@ -541,7 +555,7 @@ class Scraper:
             async with self._session.get(
                 service.target.url(address, "/faults"), timeout=self._timeout, headers=self._headers
             ) as response:
-                body = await response.content.read(MAX_FAULTS_BYTES + 1)
+                body = await read_at_most(response.content, MAX_FAULTS_BYTES)
                 status = response.status
             answer = json.loads(body) if len(body) <= MAX_FAULTS_BYTES else None
             if status != 200 or not isinstance(answer, dict):

@@ -55,8 +55,11 @@ def block(stack: Stack) -> Iterator[Callable[..., dict]]:
 
 
 def stalls(stack: Stack) -> dict[str, Any]:
+    """Every service's ``GET /stalls``, through the front; each must have answered."""
     status, body = call(stack, "GET", "/api/stalls")
     assert status == 200, body
+    down = {name: s for name, s in body["services"].items() if "stalls_total" not in s}
+    assert not down, f"the front could not read their stalls: {down}"
     return body["services"]
 
 
@@ -65,7 +68,7 @@ def new_stalls(stack: Stack, name: str, before: int, within: float) -> dict[str,
     deadline = time.monotonic() + within
     while True:
         mine = stalls(stack)[name]
-        if mine.get("stalls_total", 0) > before:
+        if mine["stalls_total"] > before:
             return mine
         assert time.monotonic() < deadline, f"no new stall of {name} within {within} s: {mine}"
         time.sleep(0.05)  # polling with a deadline

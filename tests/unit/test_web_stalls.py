@@ -175,6 +175,21 @@ async def test_api_stalls_gathers_every_service(aiohttp_client, control) -> None
     documented(await response.json(), "Stalls")
 
 
+async def test_a_long_stalls_document_is_read_whole(aiohttp_client, control) -> None:
+    # before: the front kept what had arrived at its first read, and a document over one
+    # segment was "Unterminated string" (a service read as down in CI)
+    deep = [f"services/{'x' * 100}.py:{i} in f{i}" for i in range(30)]
+    events = [{"at": float(i), "duration_ms": 300.0, "stack": deep} for i in range(100)]
+    control.stalls_total = len(events)
+    control.document = {"events": events, "stalls_total": len(events)}
+    config = only_tcp_echo_up(control.port, scrape_timeout=0.9)
+    client = await aiohttp_client(create_app(config))
+    response = await client.get("/api/stalls")
+    assert response.status == 200
+    served = (await response.json())["services"]["tcp-echo"]
+    assert served.get("events") == events, served.get("detail")  # 360 KB: many segments
+
+
 async def test_the_feed_carries_each_service_s_stalls(aiohttp_client, control) -> None:
     control.stalls_total = 1
     control.document = {"events": [event(1.0, 412.0)], "stalls_total": 1}
