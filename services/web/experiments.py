@@ -297,9 +297,10 @@ class Experiments:
             run.phase = "after"
             if steady is not None:
                 steady.focus(None)
+            # with its state, before any wait: a reader never sees it ended without one
+            run.verdict = self._verdict(run)
             if applied:
                 await self._clear(run)
-            run.verdict = self._verdict(run)
             log.warning(
                 "experiment ended",
                 extra={"run": run.run, "state": run.state, "reason": run.reason},

@@ -143,6 +143,40 @@ async def test_a_run_on_the_front_ends_with_a_verdict_from_its_figures(
     assert (await client.get("/api/experiments/current")).status == 200
 
 
+async def test_a_run_is_never_seen_ended_without_its_verdict(
+    served_front: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clearing the fault takes time (a control port's round trip; on web-block, the front's
+    own blocked loop): a reader meanwhile sees the run still running or ended with its
+    verdict, never ended without one (the dashboard showed "No verdict" there)."""
+    from services.web import experiments
+
+    real_clear = experiments.faults.clear_fault
+
+    async def slow_clear(app: Any, service: str) -> dict:
+        await asyncio.sleep(0.5)
+        return await real_clear(app, service)
+
+    monkeypatch.setattr(experiments.faults, "clear_fault", slow_clear)
+    client = await served_front(experiment_baseline=0.5)
+    await live_until(client, lambda s: s["web"]["state"] == "up")
+    request = {"experiment": "latency", "service": "web", "duration_s": 2}
+    assert (await client.post("/api/experiments", json=request)).status == 202
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE
+    while True:
+        run = await (await client.get("/api/experiments/current")).json()
+        if run["state"] != "running":
+            assert run["verdict"], run
+            break
+        assert loop.time() < deadline, run
+        await asyncio.sleep(0.02)
+    assert run["state"] == "done", run
+    while client.app[FAULTS].active:  # cleared all the same, once the slow clear is through
+        assert loop.time() < deadline, "the fault was never cleared"
+        await asyncio.sleep(0.05)
+
+
 async def test_a_service_that_is_down_fails_the_run_with_the_reason(
     served_front: MakeClient,
 ) -> None:
