@@ -476,6 +476,11 @@ class Scraper:
         # the front proves itself with the token: the control ports keep slots for it
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.rounds = 0  # completed rounds (tests count the requests a round makes)
+        self.soon = asyncio.Event()  # set: the next round starts now, not at its second
+
+    def read_soon(self) -> None:
+        """Start the next round now (an experiment's start wants a read from after it)."""
+        self.soon.set()
 
     async def scrape(self) -> None:
         """One round: every replica of every target at once, each bounded; never raises."""
@@ -584,9 +589,15 @@ async def _scrape_forever(scraper: Scraper) -> None:
     next_tick = loop.time()
     while True:
         await scraper.scrape()
-        # a fixed schedule, so a slow round does not stretch the seconds rates are made of
+        # a fixed schedule, so a slow round does not stretch the seconds rates are made of;
+        # read_soon() starts the next round at once (and the schedule from there)
         next_tick = max(next_tick + SCRAPE_EVERY, loop.time())
-        await asyncio.sleep(next_tick - loop.time())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(next_tick):
+                await scraper.soon.wait()
+        if scraper.soon.is_set():
+            scraper.soon.clear()
+            next_tick = loop.time()
 
 
 async def scrape_ctx(app: web.Application) -> AsyncIterator[None]:

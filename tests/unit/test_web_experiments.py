@@ -177,6 +177,35 @@ async def test_a_run_is_never_seen_ended_without_its_verdict(
         await asyncio.sleep(0.05)
 
 
+async def test_the_baseline_does_not_count_what_ran_before_the_run(
+    served_front: MakeClient,
+) -> None:
+    """The front's loop blocked 400 ms just after a scrape, then a run starts at once: the
+    late tick belongs to before the run (the previous run's last block, in the dashboard),
+    so the baseline's lag p99 stays low; with the scrape read before the block as its
+    start, the baseline counted it (a 'before' of hundreds of ms)."""
+    import time
+
+    from services.web.scrape import SCRAPER
+
+    client = await served_front(experiment_baseline=1.5)
+    await live_until(client, lambda s: s["web"]["state"] == "up")
+    scraper = client.app[SCRAPER]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE
+    rounds = scraper.rounds
+    while scraper.rounds == rounds:  # a round just read: the next one is a second away
+        assert loop.time() < deadline, "no scrape round"
+        await asyncio.sleep(0.01)
+    time.sleep(0.4)  # the block under test, on the front's own loop (not a wait)
+    request = {"experiment": "latency", "service": "web", "duration_s": 2}
+    assert (await client.post("/api/experiments", json=request)).status == 202
+    run = await run_until(client, "done", "failed")
+    assert run["state"] == "done", run
+    before = run["figures"]["before"]["services"]["web"]
+    assert before["lag_p99_ms"] is not None and before["lag_p99_ms"] < 100, before
+
+
 async def test_a_service_that_is_down_fails_the_run_with_the_reason(
     served_front: MakeClient,
 ) -> None:
