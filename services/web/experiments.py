@@ -265,10 +265,10 @@ class Experiments:
         try:
             self._check_up(run)
             run.marks["start"] = time.monotonic()
-            self.app[SCRAPER].read_soon()
-            run.samples["start"] = await self._samples_after(
-                run.marks["start"], run.marks["start"] + run.baseline_s / 2
-            )
+            # a read from before the start may miss what ran just before the run (the
+            # previous run's last block, its late tick counted after that read)
+            await self.app[SCRAPER].read_now(run.baseline_s / 2)
+            run.samples["start"] = self._samples()
             await self._record(run, "before", run.started + run.baseline_s)
             run.marks["before_end"] = time.monotonic()
             run.samples["before_end"] = self._samples()
@@ -345,18 +345,6 @@ class Experiments:
                 },
             }
         )
-
-    async def _samples_after(self, since: float, deadline: float) -> dict[str, Sample | None]:
-        """Each service's first scrape read after ``since`` (monotonic; the scraper is asked
-        to read at once), waited for until ``deadline`` at most: a read from before it may
-        miss what ran just before the run (the previous run's last block, its late tick
-        counted after that read), which the baseline would then count as its own."""
-        while True:
-            samples = self._samples()
-            fresh = all(sample is None or sample.at >= since for sample in samples.values())
-            if fresh or time.monotonic() >= deadline:
-                return samples
-            await asyncio.sleep(0.05)
 
     def _samples(self) -> dict[str, Sample | None]:
         series = self.app[SCRAPER].series

@@ -410,7 +410,7 @@ class ServiceScrape:
 REPLICA_KEYS = ("state", "rate", "lag_p99_ms", "blocked_ms", "error")  # each replica's own
 
 
-async def read_at_most(stream: aiohttp.StreamReader, limit: int) -> bytes:
+async def read_at_most(stream: aiohttp.StreamReader | asyncio.StreamReader, limit: int) -> bytes:
     """A response's whole body, or its first ``limit + 1`` bytes when it is longer (the
     caller refuses those). ``stream.read(n)`` alone returns what has arrived so far: of a
     body that came in several segments, a part (a /stalls document cut at 10 KB)."""
@@ -437,12 +437,7 @@ async def fetch(url: str, limit: int, headers: Mapping[str, str] | None = None) 
         extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         request = f"GET /{path} HTTP/1.0\r\nAccept-Encoding: identity\r\n{extra}\r\n"
         writer.write(request.encode())
-        answer = await reader.read(limit + 64 * 1024)  # the headers: a few hundred bytes
-        while not reader.at_eof() and len(answer) <= limit + 64 * 1024:
-            more = await reader.read(limit + 64 * 1024)
-            if not more:
-                break
-            answer += more
+        answer = await read_at_most(reader, limit + 64 * 1024)  # headers: a few hundred bytes
     finally:
         writer.close()
     head, separator, body = answer.partition(b"\r\n\r\n")
@@ -476,14 +471,28 @@ class Scraper:
         # the front proves itself with the token: the control ports keep slots for it
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.rounds = 0  # completed rounds (tests count the requests a round makes)
-        self.soon = asyncio.Event()  # set: the next round starts now, not at its second
+        self.soon = asyncio.Event()  # set: the scrape loop starts its next round now
+        self._begun = 0  # rounds begun, and the latest begun of those that ended
+        self._ended = 0
+        self._round_ended = asyncio.Condition()
 
-    def read_soon(self) -> None:
-        """Start the next round now (an experiment's start wants a read from after it)."""
+    async def read_now(self, timeout: float) -> bool:
+        """Have the scrape loop start its next round now, not at its second, and wait until
+        a round begun after this call has ended (an experiment's baseline starts from what
+        was read after its start); False when none did within ``timeout`` seconds."""
+        wanted = self._begun + 1
         self.soon.set()
+        try:
+            async with asyncio.timeout(timeout), self._round_ended:
+                await self._round_ended.wait_for(lambda: self._ended >= wanted)
+        except TimeoutError:
+            return False
+        return True
 
     async def scrape(self) -> None:
         """One round: every replica of every target at once, each bounded; never raises."""
+        self._begun += 1
+        number = self._begun
         calls = []
         for service in self.services.values():
             service.follow(service.target.addresses())
@@ -492,6 +501,9 @@ class Scraper:
                 calls.append(self._read_faults(service, address))
         await asyncio.gather(*calls)
         self.rounds += 1
+        async with self._round_ended:
+            self._ended = max(self._ended, number)
+            self._round_ended.notify_all()
 
     async def _scrape_one(self, series: ServiceSeries) -> None:
         try:
@@ -590,7 +602,7 @@ async def _scrape_forever(scraper: Scraper) -> None:
     while True:
         await scraper.scrape()
         # a fixed schedule, so a slow round does not stretch the seconds rates are made of;
-        # read_soon() starts the next round at once (and the schedule from there)
+        # read_now() starts the next round at once (and the schedule from there)
         next_tick = max(next_tick + SCRAPE_EVERY, loop.time())
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout_at(next_tick):
