@@ -230,3 +230,43 @@ async def test_the_feed_carries_the_services(aiohttp_client, service) -> None:
     message = await feed_until(client, lambda m: m["services"]["tcp-echo"]["state"] == "up")
     assert set(message["services"]) == set(SERVICES)
     assert {"stats", "backends", "ts"} <= set(message)
+
+
+@pytest.mark.parametrize("over", [0, 1])
+async def test_a_metrics_answer_is_read_whole_up_to_its_limit_and_refused_past_it(
+    monkeypatch: pytest.MonkeyPatch, over: int
+) -> None:
+    """A control port's /metrics over many segments is read to its end; one byte past the
+    limit and the service reads as down, saying why (never a cut document parsed)."""
+    from services.web import scrape
+
+    limit = 200_000
+    monkeypatch.setattr(scrape, "MAX_BYTES", limit)
+    line = b"polyloop_requests_total 7\n"
+    body = b"#" * (limit + over - len(line) - 1) + b"\n" + line
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+        for start in range(0, len(body), 4096):  # in pieces, each sent on its own
+            writer.write(body[start : start + 4096])
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{port}/metrics"
+            scraper = Scraper({"tcp-echo": url}, session, timeout=5.0)
+            await scraper.scrape()
+            picture = scraper.picture()["tcp-echo"]
+    finally:
+        server.close()
+        await server.wait_closed()
+    if over:
+        assert picture["state"] == "down", picture
+        assert f"more than {limit} bytes" in picture["error"], picture
+    else:
+        assert picture["state"] == "up", picture
+        assert picture["metrics"]["polyloop_requests_total"] == 7
