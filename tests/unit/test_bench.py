@@ -17,6 +17,8 @@ from bench.echo import Cell, run_client
 from bench.loadtools import query_file
 from bench.procs import Servers, free_port, tcp_ready, udp_echo_ready
 
+WITHOUT = "bench/servers/web_without.py"
+
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 
 
@@ -332,3 +334,75 @@ def test_burst_judges_its_phases() -> None:
     assert "| quiet | 2/2 ≤ 0.35 s | 0.200 | 0.200 | 0.200 | 0 | 150 / 180 | 0 | — |  |" in text
     assert "- burst, loaded: 2/2 within 0.5 s (≥ 2 wanted), 3 dropped at the dns socket" in text
     assert "- burst, late: 0/2 within 0.5 s (≥ 2 wanted) — NOT reached" in text
+
+
+def test_front_parts_prices_each_behaviour_against_the_line_above() -> None:
+    from bench.front_parts import TAKEN, steps, table
+    from bench.servers.web_without import PARTS
+
+    rows = steps()
+    assert [r.name for r in rows] == ["shipped", *PARTS, "minimal"]
+    assert rows[3].removed == PARTS[:3]  # cumulative: each step takes one more away
+    for step, us in zip(rows, (62, 61, 60, 60, 50, 43, 41, 40), strict=True):
+        step.us["healthz"] = [us + 1, us, us - 1]  # the median is kept
+
+    def cells() -> dict[str, list[str]]:
+        lines = [line.split("|")[1:-1] for line in table("healthz", rows)[4:-1]]
+        return {line[0].strip(): [cell.strip() for cell in line[1:]] for line in lines}
+
+    assert cells()["the front as shipped"] == ["62.0", "", "1.55x"]
+    assert cells()[f"- {TAKEN['work']}"] == ["50.0", "-10.0", "1.25x"]
+    assert cells()[f"route's own work → {rows[-1].label}"] == ["40.0", "-1.0", "1.00x"]
+    rows[2].us.clear()  # a step that measured nothing says so; the next compares with the last
+    assert cells()[f"- {TAKEN['watch']}"] == ["—", "", ""]
+    assert cells()[f"- {TAKEN['guard']}"] == ["60.0", "-1.0", "1.50x"]
+
+
+def test_web_without_refuses_a_part_it_does_not_know() -> None:
+    from bench.servers.web_without import remove
+
+    with pytest.raises(SystemExit, match=r"unknown part.*'metrics'.*known: background, watch"):
+        remove(["metrics"])
+
+
+def test_web_without_takes_the_named_behaviours_away(tmp_path: Path) -> None:
+    """The front as shipped beside three fronts with one behaviour taken away each: without
+    its watch it has no control port, without the middleware's work no security headers,
+    without its serving layer it answers a malformed request as aiohttp does (not as
+    problem+json)."""
+    import socket
+    import sys
+    import urllib.request
+
+    from bench.stack import Ports
+
+    env = Ports.free().env()  # backends nobody serves: the fronts only start
+    fronts = ("", "watch", "work", "server")
+    ports = {name: (free_port(), free_port()) for name in fronts}
+
+    def healthz(name: str) -> dict[str, str] | None:
+        try:
+            url = f"http://127.0.0.1:{ports[name][0]}/healthz"
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                return dict(answer.headers)
+        except OSError:
+            return None
+
+    def malformed(name: str) -> bytes:
+        with socket.create_connection(("127.0.0.1", ports[name][0]), timeout=5) as sock:
+            sock.sendall(b"POST /api/echo/tcp HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
+            return sock.recv(65536).split(b"\r\n\r\n")[0]
+
+    with Servers(tmp_path / "logs") as servers:
+        for name in fronts:
+            web, control = ports[name]
+            own = {**env, "WEB_PORT": str(web), "WEB_METRICS_PORT": str(control)}
+            servers.start(name or "shipped", [sys.executable, WITHOUT, name], own)
+        for name in fronts:
+            servers.wait_until(name or "shipped", lambda name=name: healthz(name), timeout=20)
+        secured = {name: "Content-Security-Policy" in healthz(name) for name in fronts}
+        problems = {name: b"application/problem+json" in malformed(name) for name in fronts}
+        controlled = {name: tcp_ready(ports[name][1]) for name in fronts}
+    assert secured == {"": True, "watch": True, "work": False, "server": True}
+    assert problems == {"": True, "watch": True, "work": True, "server": False}
+    assert controlled == {"": True, "watch": False, "work": True, "server": True}
