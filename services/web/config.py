@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from functools import cached_property
 
 from services.common import settings
 from services.common.catalogue import service
@@ -298,11 +299,11 @@ class WebConfig(ServiceConfig, service=WEB):
         wildcard such as 0.0.0.0 is every interface: off)."""
         return is_loopback(self.reached_at) if self.faults is None else self.faults
 
-    @property
+    @cached_property
     def served_names(self) -> frozenset[str]:
         """The host names (lower case, IPv6 without brackets) the front answers a change
         for: the local ones, ``WEB_HOST``, a specific ``LISTEN_HOST``/``WEB_PUBLISHED_HOST``
-        and ``WEB_ALLOWED_HOSTS``."""
+        and ``WEB_ALLOWED_HOSTS``. Made once (every POST asks)."""
         names = {*LOCAL_NAMES, self.web_host}
         names |= {h for h in (self.listen_host, self.published_host) if h and not _wildcard(h)}
         names |= {n.strip() for n in self.allowed_hosts.split(",") if n.strip()}

@@ -26,6 +26,8 @@ Try it: ``curl -si -X DELETE -H 'Host: evil.example' 127.0.0.1:8080/api/faults/w
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from aiohttp import web
 from yarl import URL
 
@@ -36,6 +38,7 @@ UNSAFE = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 LIVE = "/ws/live"
 
 
+@lru_cache(maxsize=64)  # a URL parse per POST otherwise; a client's odd Hosts just evict
 def host_name(authority: str) -> str | None:
     """``Host``'s name, lower case, IPv6 without brackets; None when it is not a host[:port]."""
     try:

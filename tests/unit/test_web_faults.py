@@ -526,3 +526,16 @@ async def test_an_absolute_form_target_is_checked_by_its_own_authority(
     own = head.replace(b"evil.example", b"localhost:1")
     status = await raw_exchange(client.server.port, own, b'{"latency_ms":5}')
     assert status.split()[1] == b"200", status
+
+
+def test_host_names_read_once_stay_few() -> None:
+    """``origin.host_name`` keeps the Hosts it read (a URL parse each otherwise), at most
+    64: a client sending a new Host per request evicts, never grows the front."""
+    from services.web.origin import host_name
+
+    host_name.cache_clear()
+    for i in range(1000):
+        assert host_name(f"h{i}.example:8080") == f"h{i}.example"
+    assert host_name("[::1]:8080") == "::1"
+    assert host_name("evil.example/path") is None
+    assert host_name.cache_info().currsize <= 64

@@ -481,3 +481,20 @@ async def test_a_flapping_replica_cannot_flood_the_log(caplog: pytest.LogCapture
     assert len(changes) == 2
     assert changes[1].changes_not_logged == 1999  # type: ignore[attr-defined]
     assert replicas.snapshot()["replicas"][0]["failures"] == 1001
+
+
+async def test_the_resolver_urls_parsed_once_stay_few() -> None:
+    """Each replica's ``POST /resolve`` URL is parsed once; a set that keeps changing
+    (addresses by the hundred) never holds more than ``MAX_KEPT_URLS`` of them."""
+    from services.web.backends.resolver import MAX_KEPT_URLS
+
+    client = ResolverClient("resolver", 8053, limit=2)
+    try:
+        assert str(client._resolve_url("127.0.0.2")) == "http://127.0.0.2:8053/resolve"
+        assert str(client._resolve_url("::1")) == "http://[::1]:8053/resolve"
+        assert client._resolve_url("127.0.0.2") is client._resolve_url("127.0.0.2")
+        for i in range(3 * MAX_KEPT_URLS):
+            client._resolve_url(f"10.0.{i // 250}.{i % 250}")
+        assert 0 < len(client._resolve_urls) <= MAX_KEPT_URLS
+    finally:
+        await client.close()

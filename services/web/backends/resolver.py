@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from services.web.backends import Backend
 from services.web.backends.replicas import (
@@ -23,6 +24,8 @@ from services.web.errors import BadBackendReply
 NAME = Backend.RESOLVER
 # what is worth a second try on another replica: the request is read-only
 RETRY_ON = (aiohttp.ClientConnectionError, OSError)
+# resolver replicas' parsed URLs kept at most (a replica set holds a few addresses)
+MAX_KEPT_URLS = 64
 
 
 class ResolverClient:
@@ -42,6 +45,7 @@ class ResolverClient:
         self.port = port
         self.connect_timeout = connect_timeout
         self.replicas = replicas or ReplicaSet(NAME, host, port)
+        self._resolve_urls: dict[str, URL] = {}  # by replica address, parsed once
         self.session = aiohttp.ClientSession(
             base_url=self.base_url,
             # No DNS cache: connections are pooled, so a lookup happens only for a new one,
@@ -61,7 +65,7 @@ class ResolverClient:
 
     async def _resolve(self, address: str, request: dict[str, Any]) -> dict[str, Any]:
         try:
-            async with self.session.post(self._url(address, "/resolve"), json=request) as response:
+            async with self.session.post(self._resolve_url(address), json=request) as response:
                 body = await _json_body(response)
         except aiohttp.ConnectionTimeoutError:
             raise ReplicaUnreachable(address, self.port, self.connect_timeout) from None
@@ -86,6 +90,16 @@ class ResolverClient:
 
     def _url(self, address: str, path: str) -> str:
         return f"http://{url_host(address)}:{self.port}{path}"
+
+    def _resolve_url(self, address: str) -> URL:
+        """``POST /resolve`` on `address`, as a parsed URL: aiohttp parses a string per call.
+        Kept for the replicas' addresses, a few; a set that changed a lot starts over."""
+        url = self._resolve_urls.get(address)
+        if url is None:
+            if len(self._resolve_urls) >= MAX_KEPT_URLS:
+                self._resolve_urls.clear()
+            url = self._resolve_urls[address] = URL(self._url(address, "/resolve"))
+        return url
 
 
 async def _json_body(response: aiohttp.ClientResponse) -> dict[str, Any]:
