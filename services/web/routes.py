@@ -79,7 +79,8 @@ async def echo_tcp(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     body = await validation.json_object(request, config)
     data = validation.message(body, config.max_message)
-    return web.json_response(await _timed_echo(request.app[CLIENTS].echo_tcp, data))
+    start = time.perf_counter()
+    return web.json_response(_echoed(await request.app[CLIENTS].echo_tcp(data), start))
 
 
 @routes.post("/api/echo/udp", name="echo_udp")
@@ -88,7 +89,8 @@ async def echo_udp(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     body = await validation.json_object(request, config)
     data = validation.message(body, config.udp_max_message, datagram=config.udp_max_datagram)
-    return web.json_response(await _timed_echo(request.app[CLIENTS].echo_udp, data))
+    start = time.perf_counter()
+    return web.json_response(_echoed(await request.app[CLIENTS].echo_udp(data), start))
 
 
 @routes.post("/api/resolve", name="resolve")
@@ -234,7 +236,11 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def _timed_echo(echo: Callable[[bytes], Awaitable[bytes]], data: bytes) -> dict[str, Any]:
     start = time.perf_counter()
-    reply = await echo(data)
+    return _echoed(await echo(data), start)
+
+
+def _echoed(reply: bytes, start: float) -> dict[str, Any]:
+    """An echo route's answer (and a fan-out's part) for `reply`, received since `start`."""
     return {"echo": reply.decode(), "bytes": len(reply), "latency_ms": _ms_since(start)}
 
 

@@ -69,6 +69,24 @@ async def test_an_interrupted_exchange_is_not_reused(backends: FakeBackends) -> 
     assert backends.tcp.accepted == 2
 
 
+async def test_an_echo_that_differs_is_a_502_and_its_connection_is_not_reused(
+    front: MakeClient, backends: FakeBackends
+) -> None:
+    client = await front(tcp_pool_size=1)
+    assert (await client.post("/api/echo/tcp", json={"message": "fine"})).status == 200
+    backends.tcp.garble = True
+    response = await client.post("/api/echo/tcp", json={"message": "hello"})
+    assert response.status == 502
+    problem = await response.json()
+    assert problem["type"] == "urn:polyloop:problem:bad-backend-reply"
+    assert problem["detail"] == "tcp-echo: the echo differs from the message sent"
+    backends.tcp.garble = False
+    assert (await client.post("/api/echo/tcp", json={"message": "again"})).status == 200
+    assert backends.tcp.accepted == 2  # what else the garbling stream held: never read
+    metrics = await (await client.get("/metrics")).text()
+    assert 'polyloop_web_backend_errors_total{backend="tcp-echo",kind="bad_reply"} 1.0' in metrics
+
+
 async def test_a_lost_datagram_is_sent_again(backends: FakeBackends) -> None:
     pool = UdpEchoPool(HOST, backends.udp.port, size=2, try_timeout=0.2, retries=2)
     backends.udp.drop = 2

@@ -2,7 +2,8 @@
 ``tests/unit/conftest.py``: ``backends`` and ``front``).
 
 - ``TcpEcho``: an asyncio stream echo server counting the connections it accepted
-  (``mute`` makes it read without answering: a backend too slow);
+  (``mute`` makes it read without answering: a backend too slow; ``garble`` sends back as
+  many bytes, case swapped: an echo that differs);
 - ``UdpEcho``: an asyncio datagram echo counting datagrams, able to ``drop`` the next N;
 - ``DnsServer``: a UDP responder answering every A question with ``address`` (192.0.2.10,
   the zone's www) via dnspython, or with bytes that are no DNS message when ``garbled``;
@@ -36,6 +37,7 @@ class TcpEcho:
         self.accepted = 0
         self.first_chunks: list[bytes] = []  # each connection's first read
         self.mute = False
+        self.garble = False
         self.port = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -55,7 +57,7 @@ class TcpEcho:
                     self.first_chunks.append(data)
                     first = False
                 if not self.mute:
-                    writer.write(data)
+                    writer.write(data.swapcase() if self.garble else data)
                     await writer.drain()
         except ConnectionError:
             pass

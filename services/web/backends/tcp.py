@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from services.web.backends import Backend
 from services.web.backends.replicas import (
     CONNECT_TIMEOUT,
     ReplicaSet,
     ReplicaUnreachable,
     call_on_replica,
 )
+from services.web.errors import BadBackendReply
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -57,8 +59,6 @@ class TcpEchoPool:
         conn = self._take_idle(address)
         if conn is not None:
             try:
-                # no drain(): one message in flight per connection, at most WEB_MAX_MESSAGE
-                # bytes buffered, and its echo is awaited right after
                 conn[1].write(data)
                 reply = await conn[0].readexactly(len(data))
             except (OSError, asyncio.IncompleteReadError):
@@ -67,8 +67,7 @@ class TcpEchoPool:
                 _close(conn)
                 raise
             else:
-                self._park(address, conn)
-                return reply
+                return self._done(address, conn, data, reply)
         conn = await self._open(address)
         try:
             conn[1].write(data)
@@ -76,6 +75,14 @@ class TcpEchoPool:
         except BaseException:
             _close(conn)
             raise
+        return self._done(address, conn, data, reply)
+
+    def _done(self, address: str, conn: Connection, data: bytes, reply: bytes) -> bytes:
+        """After a whole round trip: the connection goes back to the pool, unless the echo
+        differs from `data` (then what else it holds is unknown: closed, and a 502)."""
+        if reply != data:
+            _close(conn)
+            raise BadBackendReply(Backend.TCP_ECHO, "the echo differs from the message sent")
         self._park(address, conn)
         return reply
 
