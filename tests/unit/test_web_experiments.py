@@ -183,7 +183,9 @@ async def test_the_baseline_does_not_count_what_ran_before_the_run(
     """The front's loop blocked 400 ms just after a scrape, then a run starts at once: the
     late tick belongs to before the run (the previous run's last block, in the dashboard),
     so the baseline's lag p99 stays low; with the scrape read before the block as its
-    start, the baseline counted it (a 'before' of hundreds of ms)."""
+    start, the baseline counted it (a 'before' of hundreds of ms). The 400 ms block's tick
+    lands in the (250 ms, 500 ms] bucket: a baseline below 250 ms did not count it, and the
+    machine's own hiccups (a loaded CI runner stalls this process 100-250 ms at times) pass."""
     import time
 
     from services.web.scrape import SCRAPER
@@ -203,7 +205,7 @@ async def test_the_baseline_does_not_count_what_ran_before_the_run(
     run = await run_until(client, "done", "failed")
     assert run["state"] == "done", run
     before = run["figures"]["before"]["services"]["web"]
-    assert before["lag_p99_ms"] is not None and before["lag_p99_ms"] < 100, before
+    assert before["lag_p99_ms"] is not None and before["lag_p99_ms"] < 250, before
 
 
 async def test_a_service_that_is_down_fails_the_run_with_the_reason(
