@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
-import statistics
 import sys
 from dataclasses import dataclass, field
 
@@ -47,17 +46,26 @@ TAKEN = {
 
 @dataclass
 class Step:
-    """One front process: the behaviours taken away from it (cumulative), its CPU figures."""
+    """One front process: the behaviours taken away from it (cumulative), and per route
+    its measured runs (a row of ``bench.cpu``'s kind, measured as that table's are)."""
 
     name: str
     label: str
     removed: tuple[str, ...]
     minimal: bool = False
-    us: dict[str, list[float]] = field(default_factory=dict)
+    rows: dict[str, cpu.Row] = field(default_factory=dict)
+
+    def row(self, route: str) -> cpu.Row:
+        if route not in self.rows:
+            label, _, _ = ROUTES[route]
+            key = f"{self.name} {route}"
+            self.rows[route] = cpu.Row(key, label, self.name, (self.name,), "")
+        return self.rows[route]
 
     def median(self, route: str) -> float | None:
-        runs = self.us.get(route)
-        return statistics.median(runs) if runs else None
+        """The median µs per request of the front process over the route's runs."""
+        row = self.rows.get(route)
+        return row.main_us if row is not None else None
 
 
 def steps() -> list[Step]:
@@ -126,19 +134,10 @@ def measure(routes: list[str], repeats: int, seconds: float) -> list[Step]:
                     if round_ == 0:
                         cpu.warm(url, document)
                     load, _ = cpu.wrk_load(wrk, url, script)
-                    before = cpu.cpu_seconds(pid)
-                    result = load(seconds)
-                    spent = cpu.cpu_seconds(pid) - before
-                    if result.note or result.requests <= 0:
-                        LOG.warning("%s %s: %s", step.name, route, result.note or "no requests")
-                        continue
-                    step.us.setdefault(route, []).append(spent / result.requests * 1e6)
-                LOG.info(
-                    "round %d %s: %s",
-                    round_ + 1,
-                    route,
-                    "  ".join(f"{s.name} {s.us.get(route, [0])[-1]:.0f}" for s in rows),
-                )
+                    row = step.row(route)
+                    cpu.measure_row(row, load, {step.name: pid}, seconds)
+                    if row.error:
+                        LOG.warning("%s %s: %s", step.name, route, row.error)
     return rows
 
 

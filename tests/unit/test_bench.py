@@ -337,6 +337,7 @@ def test_burst_judges_its_phases() -> None:
 
 
 def test_front_parts_prices_each_behaviour_against_the_line_above() -> None:
+    from bench.cpu import Run
     from bench.front_parts import TAKEN, steps, table
     from bench.servers.web_without import PARTS
 
@@ -344,7 +345,10 @@ def test_front_parts_prices_each_behaviour_against_the_line_above() -> None:
     assert [r.name for r in rows] == ["shipped", *PARTS, "minimal"]
     assert rows[3].removed == PARTS[:3]  # cumulative: each step takes one more away
     for step, us in zip(rows, (62, 61, 60, 60, 50, 43, 41, 40), strict=True):
-        step.us["healthz"] = [us + 1, us, us - 1]  # the median is kept
+        # the median is kept (seconds of CPU for 1000 requests: µs per request)
+        step.row("healthz").runs = [
+            Run(1000, 1.0, {step.name: u / 1000}) for u in (us + 1, us, us - 1)
+        ]
 
     def cells() -> dict[str, list[str]]:
         lines = [line.split("|")[1:-1] for line in table("healthz", rows)[4:-1]]
@@ -353,7 +357,7 @@ def test_front_parts_prices_each_behaviour_against_the_line_above() -> None:
     assert cells()["the front as shipped"] == ["62.0", "", "1.55x"]
     assert cells()[f"- {TAKEN['work']}"] == ["50.0", "-10.0", "1.25x"]
     assert cells()[f"route's own work → {rows[-1].label}"] == ["40.0", "-1.0", "1.00x"]
-    rows[2].us.clear()  # a step that measured nothing says so; the next compares with the last
+    rows[2].rows.clear()  # a step that measured nothing says so; the next compares with the last
     assert cells()[f"- {TAKEN['watch']}"] == ["—", "", ""]
     assert cells()[f"- {TAKEN['guard']}"] == ["60.0", "-1.0", "1.50x"]
 
