@@ -86,7 +86,8 @@ def test_the_blocked_hub_shows_while_it_lasts(resolver_with_metrics: tuple[str, 
     _, url = resolver_with_metrics
     gevent.sleep(0.2)  # a few ticks of the lag greenlet
     before = scrape_from_a_real_thread(url)
-    assert value(before, "polyloop_event_loop_blocked_seconds") < 0.1  # idle: a few ms late at most
+    # idle: below what the block must show (a few ms late as a rule, a loaded runner more)
+    assert value(before, "polyloop_event_loop_blocked_seconds") < 0.2
     # the whole hub stops here: only the metrics thread (and the test's) still run
     started = time.monotonic()
     box: list[float] = []

@@ -47,8 +47,9 @@ def watch_a_block(metrics_url: str, block: Callable[[], None]) -> tuple[float, S
 
     Returns (the blocked seconds read during the block, the scrape after it)."""
     before = scrape(metrics_url)
-    # idle: not blocked (a few ms late at most on a loaded host; the block must show >= 0.2 s)
-    assert value(before, "polyloop_event_loop_blocked_seconds") < 0.1
+    # idle: not blocked as far as the block's own reading goes (a few ms late as a rule; a
+    # loaded CI runner stalls a process 100-250 ms at times): the block must show >= 0.2 s
+    assert value(before, "polyloop_event_loop_blocked_seconds") < 0.2
     started = time.monotonic()
     block()
     seen = 0.0
