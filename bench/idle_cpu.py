@@ -9,6 +9,12 @@ healthchecks Docker starts there included. Local processes (``make up`` without 
 each service's process CPU from ``/proc/<pid>/stat`` (its healthchecks run outside it, and
 are not counted). Prints the share of one core per service and in all; nothing may load
 the stack meanwhile (the dashboard closed: its feed makes the front work every second).
+
+Beside it, over the same window, the yardstick: ``bench/servers/bare_timer.py``, an asyncio
+loop doing nothing but the lag timer every service's loop runs (``POLYLOOP_LAG_INTERVAL``,
+default 0.05 s), and what one of its wake-ups costs. Waking a loop is not free (about 130 µs
+of CPU on a 2-core VM here, on this kind of machine): the five loops' timers alone are a
+good part of the stack's idle figure, and the figure follows the machine.
 """
 
 from __future__ import annotations
@@ -23,8 +29,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.cpu import cpu_seconds
+from bench.cpu import PY, SERVERS, cpu_seconds
 from devstack import ROOT, SERVICES
+from services.common.control import DEFAULT_LAG_INTERVAL
 
 CGROUP = Path("/sys/fs/cgroup")
 
@@ -98,6 +105,22 @@ def measure(readers: dict[str, Callable[[], float]], seconds: float) -> dict[str
     return {name: (read() - before[name]) / elapsed for name, read in readers.items()}
 
 
+def with_yardstick(
+    readers: dict[str, Callable[[], float]], seconds: float, interval: float
+) -> tuple[dict[str, float], float]:
+    """``measure`` of ``readers`` with the bare timer loop running beside them: their
+    shares, and the bare loop's share of one core (its own process, bounded in time)."""
+    argv = [PY, str(ROOT / SERVERS / "bare_timer.py"), str(interval), str(seconds + 30)]
+    bare = subprocess.Popen(argv, stdin=subprocess.DEVNULL)  # noqa: S603 - fixed argv
+    try:
+        time.sleep(0.5)  # its interpreter's start is not part of the window: just time passing
+        shares = measure({**readers, "": lambda: cpu_seconds(bare.pid)}, seconds)
+    finally:
+        bare.kill()
+        bare.wait(timeout=10)
+    return shares, shares.pop("")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.idle_cpu", description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -111,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     if not readers:
         sys.stderr.write("nothing running to measure (make up first)\n")
         return 1
-    shares = measure(readers, args.seconds)
+    interval = float(os.environ.get("POLYLOOP_LAG_INTERVAL") or DEFAULT_LAG_INTERVAL)
+    shares, bare = with_yardstick(readers, args.seconds, interval)
     if args.json:
         sys.stdout.write(json.dumps(shares) + "\n")
         return 0
@@ -121,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"  {name:10} {share:7.2%} of one core\n")
     load = " / ".join(f"{value:.2f}" for value in os.getloadavg())
     sys.stdout.write(f"  {'all':10} {sum(shares.values()):7.2%}   (load average {load})\n")
+    wakeup_us = bare * interval * 1e6
+    sys.stdout.write(
+        f"yardstick: a bare asyncio loop, one timer every {interval:g} s: {bare:.2%} of one "
+        f"core ({wakeup_us:.0f} µs a wake-up on this machine); each of the {len(shares)} "
+        "services' loops runs such a timer (POLYLOOP_LAG_INTERVAL), before any work\n"
+    )
     return 0
 
 

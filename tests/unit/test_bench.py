@@ -410,3 +410,32 @@ def test_web_without_takes_the_named_behaviours_away(tmp_path: Path) -> None:
     assert secured == {"": True, "watch": True, "work": False, "server": True}
     assert problems == {"": True, "watch": True, "work": True, "server": False}
     assert controlled == {"": True, "watch": False, "work": True, "server": True}
+
+
+def test_idle_cpu_measures_its_yardstick_beside_the_stack_and_leaves_nothing_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bare timer loop runs for the window (its CPU is counted apart from the readers')
+    and is gone after it."""
+    import os
+    import subprocess
+    import time
+
+    from bench import idle_cpu
+
+    started: list[int] = []
+    real_popen = subprocess.Popen  # idle_cpu's subprocess is this module: patched below
+
+    def popen(*args: object, **kwargs: object) -> subprocess.Popen:
+        process = real_popen(*args, **kwargs)
+        started.append(process.pid)
+        return process
+
+    monkeypatch.setattr(idle_cpu.subprocess, "Popen", popen)
+    shares, bare = idle_cpu.with_yardstick({"me": time.process_time}, 1.0, 0.001)
+    monkeypatch.undo()
+    assert set(shares) == {"me"}
+    assert bare > 0  # woken a thousand times a second: CPU in whole clock ticks
+    [pid] = started
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # killed and reaped
