@@ -79,8 +79,7 @@ async def echo_tcp(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     body = await validation.json_object(request, config)
     data = validation.message(body, config.max_message)
-    start = time.perf_counter()
-    return web.json_response(_echoed(await request.app[CLIENTS].echo_tcp(data), start))
+    return web.json_response(await _timed_echo(request.app[CLIENTS].echo_tcp, data))
 
 
 @routes.post("/api/echo/udp", name="echo_udp")
@@ -89,8 +88,7 @@ async def echo_udp(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     body = await validation.json_object(request, config)
     data = validation.message(body, config.udp_max_message, datagram=config.udp_max_datagram)
-    start = time.perf_counter()
-    return web.json_response(_echoed(await request.app[CLIENTS].echo_udp(data), start))
+    return web.json_response(await _timed_echo(request.app[CLIENTS].echo_udp, data))
 
 
 @routes.post("/api/resolve", name="resolve")
@@ -235,12 +233,9 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def _timed_echo(echo: Callable[[bytes], Awaitable[bytes]], data: bytes) -> dict[str, Any]:
+    """An echo route's answer (and a fan-out's part): the echo of `data` and its time."""
     start = time.perf_counter()
-    return _echoed(await echo(data), start)
-
-
-def _echoed(reply: bytes, start: float) -> dict[str, Any]:
-    """An echo route's answer (and a fan-out's part) for `reply`, received since `start`."""
+    reply = await echo(data)
     return {"echo": reply.decode(), "bytes": len(reply), "latency_ms": _ms_since(start)}
 
 

@@ -97,9 +97,9 @@ class BackendClients:
             watcher=watcher,
         )
 
-    # the echoes return the guarded call itself, no coroutine of their own: each layer of
-    # awaits is resumed at every wake-up of the call. The pools check the echo (TCP: the
-    # bytes read back; UDP: only an identical datagram is taken for the echo)
+    # the echoes return the guarded call itself (a coroutine layer fewer measured no
+    # difference: it is for reading). The pools check the echo (TCP: the bytes read back,
+    # a differing one closes its connection; UDP: only an identical datagram is the echo)
 
     def echo_tcp(self, data: bytes) -> Awaitable[bytes]:
         return self.calls[Backend.TCP_ECHO].run(partial(self.tcp.echo, data))

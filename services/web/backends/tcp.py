@@ -59,6 +59,8 @@ class TcpEchoPool:
         conn = self._take_idle(address)
         if conn is not None:
             try:
+                # no drain(): one message in flight per connection, at most WEB_MAX_MESSAGE
+                # bytes buffered, and its echo is awaited right after
                 conn[1].write(data)
                 reply = await conn[0].readexactly(len(data))
             except (OSError, asyncio.IncompleteReadError):
